@@ -1,0 +1,174 @@
+//! The records the agent reports: identities (a certificate, and its key
+//! when one is present) and the tokens they live on.
+
+use serde::{Deserialize, Serialize};
+
+/// A certificate found on a token, with its private key when one is present.
+///
+/// The field names are a public contract: `p11agent list --json` prints
+/// these records, and scripts rely on them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// Lower-case hex SHA-256 of the certificate's DER encoding.
+    pub id: String,
+    /// Subject distinguished name, RFC 4514.
+    pub subject: String,
+    /// Issuer distinguished name, RFC 4514.
+    pub issuer: String,
+    /// Serial number, lower-case hex of its big-endian bytes.
+    pub serial: String,
+    /// Start of validity, RFC 3339.
+    pub not_before: String,
+    /// End of validity, RFC 3339.
+    pub not_after: String,
+    /// The algorithm family of the certified key.
+    pub key_type: KeyType,
+    /// Key size in bits: the modulus for RSA, the field size for curves.
+    pub key_bits: u32,
+    /// The named curve of an EC key; `None` for RSA and Ed25519.
+    pub curve: Option<Curve>,
+    /// Key Usage bit names (`digitalSignature`, `keyEncipherment`, ...);
+    /// `None` when the extension is absent.
+    pub key_usage: Option<Vec<String>>,
+    /// Extended Key Usage purposes as dotted OIDs; `None` when absent.
+    pub extended_key_usage: Option<Vec<String>>,
+    /// Whether the token holds the private key for this certificate.
+    pub has_private_key: bool,
+    /// The token the certificate was found on.
+    pub token: Token,
+    /// RFC 7512 PKCS#11 URI of the certificate object.
+    pub cert_uri: String,
+    /// RFC 7512 PKCS#11 URI of the private key; `None` without a key.
+    pub key_uri: Option<String>,
+    /// Whether this identity may be offered for TLS client authentication.
+    pub client_auth: ClientAuth,
+}
+
+/// The algorithm family of a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyType {
+    /// RSA.
+    Rsa,
+    /// ECDSA over a NIST prime curve.
+    Ec,
+    /// EdDSA over Curve25519.
+    Ed25519,
+}
+
+impl KeyType {
+    /// The name used on the wire and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::Rsa => "rsa",
+            KeyType::Ec => "ec",
+            KeyType::Ed25519 => "ed25519",
+        }
+    }
+}
+
+/// A named elliptic curve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Curve {
+    /// NIST P-256 (secp256r1).
+    #[serde(rename = "P-256")]
+    P256,
+    /// NIST P-384 (secp384r1).
+    #[serde(rename = "P-384")]
+    P384,
+    /// NIST P-521 (secp521r1).
+    #[serde(rename = "P-521")]
+    P521,
+}
+
+impl Curve {
+    /// The curve's name as printed (`P-256`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Curve::P256 => "P-256",
+            Curve::P384 => "P-384",
+            Curve::P521 => "P-521",
+        }
+    }
+}
+
+/// Where a token sits: its identifying fields and the slot and module
+/// through which the agent reaches it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Token {
+    /// The token label (`CK_TOKEN_INFO.label`, trailing blanks removed).
+    pub label: String,
+    /// The token serial number.
+    pub serial: String,
+    /// The token manufacturer.
+    pub manufacturer: String,
+    /// The token model.
+    pub model: String,
+    /// The slot id within its module.
+    pub slot: u64,
+    /// Path of the PKCS#11 module that provides the token.
+    pub module: String,
+}
+
+/// A token with the number of objects the agent found on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenSummary {
+    /// The token.
+    #[serde(flatten)]
+    pub token: Token,
+    /// Number of X.509 certificate objects.
+    pub certificates: usize,
+    /// Number of private keys found (or inferred from public keys before
+    /// login; see the store documentation).
+    pub keys: usize,
+}
+
+/// Whether an identity may be used for TLS client authentication, and
+/// why not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientAuth {
+    /// True when no reason excludes the identity.
+    pub usable: bool,
+    /// Every reason that excludes the identity; empty when usable.
+    pub reasons: Vec<Reason>,
+}
+
+impl ClientAuth {
+    /// Builds the verdict from the reasons that apply.
+    pub fn from_reasons(reasons: Vec<Reason>) -> Self {
+        ClientAuth {
+            usable: reasons.is_empty(),
+            reasons,
+        }
+    }
+}
+
+/// Why an identity cannot be used for client authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// No private key for the certificate was found on its token.
+    NoPrivateKey,
+    /// The certificate's validity ended.
+    Expired,
+    /// The certificate's validity has not begun.
+    NotYetValid,
+    /// Key Usage is present and lacks digitalSignature.
+    KeyUsage,
+    /// Extended Key Usage is present and lacks clientAuth and
+    /// anyExtendedKeyUsage.
+    ExtendedKeyUsage,
+}
+
+impl Reason {
+    /// The reason code as on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::NoPrivateKey => "no_private_key",
+            Reason::Expired => "expired",
+            Reason::NotYetValid => "not_yet_valid",
+            Reason::KeyUsage => "key_usage",
+            Reason::ExtendedKeyUsage => "extended_key_usage",
+        }
+    }
+}

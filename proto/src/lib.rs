@@ -1,0 +1,15 @@
+//! The p11agent wire protocol.
+//!
+//! Everything a client needs to talk to the agent: the message types
+//! ([`Request`], [`Response`]), the records they carry ([`Identity`],
+//! [`Token`]), the error codes ([`ErrorCode`]) and the framing
+//! ([`frame`]). The protocol itself is specified in this crate's README,
+//! which is the reference for clients written in other languages.
+
+pub mod frame;
+pub mod identity;
+pub mod message;
+
+pub use frame::{FrameError, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
+pub use identity::{ClientAuth, Curve, Identity, KeyType, Reason, Token, TokenSummary};
+pub use message::{ErrorCode, Filter, ModuleError, Request, Response, Status, PROTOCOL_VERSION};

@@ -1,0 +1,228 @@
+//! Requests, responses and error codes.
+//!
+//! Each frame carries one JSON object. Requests name their operation in
+//! an `"op"` member, responses their kind in a `"type"` member; both use
+//! snake_case names. See the crate README for the full exchange.
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{Identity, KeyType, TokenSummary};
+
+/// The protocol version this crate speaks. A client announces it in its
+/// [`Request::Hello`]; the agent refuses versions it does not speak.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A message from a client to the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// The version handshake; must be the first request on a connection.
+    Hello {
+        /// The protocol version the client speaks.
+        version: u32,
+        /// A free-form client name for the agent's logs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<String>,
+    },
+    /// The agent's state: version, modules, counts.
+    Status,
+    /// Every token the agent sees.
+    Tokens,
+    /// The identities that match a filter.
+    List {
+        /// Conditions an identity must all meet; the default matches all.
+        #[serde(default)]
+        filter: Filter,
+    },
+    /// One identity, with its certificate.
+    Show {
+        /// The identity id (full SHA-256 hex, or a unique prefix of at
+        /// least 8 hex digits).
+        id: String,
+    },
+}
+
+impl Request {
+    /// The operation name as on the wire, for logs.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Request::Hello { .. } => "hello",
+            Request::Status => "status",
+            Request::Tokens => "tokens",
+            Request::List { .. } => "list",
+            Request::Show { .. } => "show",
+        }
+    }
+}
+
+/// Conditions on identities. Every field that is set must hold; text
+/// matches are case-insensitive substrings unless the `_exact` variant is
+/// used, which compares the RFC 4514 string as is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Filter {
+    /// Substring of the subject DN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The exact subject DN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_exact: Option<String>,
+    /// Substring of the issuer DN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The exact issuer DN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer_exact: Option<String>,
+    /// Prefix of the SHA-256 fingerprint (hex; colons allowed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// The key type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_type: Option<KeyType>,
+    /// Token label (exact) or token serial (exact).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Whether a private key is present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub has_key: Option<bool>,
+    /// Whether the identity is usable for client authentication.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<bool>,
+}
+
+/// The agent's description of itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// The agent's name and version, e.g. `p11agent 0.1.0`.
+    pub agent: String,
+    /// The protocol version it speaks.
+    pub protocol_version: u32,
+    /// The socket it listens on.
+    pub socket: String,
+    /// The PKCS#11 modules it loaded, by path.
+    pub modules: Vec<String>,
+    /// Modules that failed to load, with the reason.
+    pub module_errors: Vec<ModuleError>,
+    /// Number of tokens present.
+    pub tokens: usize,
+    /// Number of identities in the store.
+    pub identities: usize,
+    /// Seconds since the agent started.
+    pub uptime_seconds: u64,
+}
+
+/// A module the agent could not use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleError {
+    /// Path of the module.
+    pub module: String,
+    /// What went wrong.
+    pub error: String,
+}
+
+/// A message from the agent to a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    /// Answer to [`Request::Hello`].
+    Hello {
+        /// The protocol version the agent will speak on this connection.
+        version: u32,
+        /// The agent's name and version.
+        agent: String,
+    },
+    /// Answer to [`Request::Status`].
+    Status(Status),
+    /// Answer to [`Request::Tokens`].
+    Tokens {
+        /// The tokens present.
+        tokens: Vec<TokenSummary>,
+    },
+    /// Answer to [`Request::List`].
+    Identities {
+        /// The identities that matched, ordered by token then subject.
+        identities: Vec<Identity>,
+    },
+    /// Answer to [`Request::Show`].
+    Identity {
+        /// The identity.
+        identity: Box<Identity>,
+        /// The certificate's DER encoding, standard base64 with padding.
+        certificate: String,
+    },
+    /// The request failed; the connection stays usable unless the code
+    /// says otherwise (see [`ErrorCode::closes_connection`]).
+    Error {
+        /// What kind of failure.
+        code: ErrorCode,
+        /// A human-readable explanation.
+        message: String,
+    },
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame was not a JSON object of a known shape.
+    Malformed,
+    /// The JSON named an operation the agent does not know.
+    UnknownRequest,
+    /// The frame's length exceeded the maximum; the agent closes the
+    /// connection after this error because it cannot find the next frame.
+    FrameTooLarge,
+    /// A request came before the `hello` handshake.
+    HandshakeRequired,
+    /// The client's protocol version is not spoken; the connection closes.
+    UnsupportedVersion,
+    /// No identity has the given id.
+    NotFound,
+    /// The id prefix matches more than one identity.
+    Ambiguous,
+    /// The agent failed internally.
+    Internal,
+    /// A code this version of the crate does not know (from a newer agent).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// Whether the agent closes the connection after sending this error.
+    pub fn closes_connection(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::FrameTooLarge | ErrorCode::UnsupportedVersion
+        )
+    }
+
+    /// The code as on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Malformed => "malformed",
+            ErrorCode::UnknownRequest => "unknown_request",
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::HandshakeRequired => "handshake_required",
+            ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Ambiguous => "ambiguous",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Response {
+    /// Builds an error response.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Response::Error {
+            code,
+            message: message.into(),
+        }
+    }
+}
