@@ -1,1 +1,98 @@
-//! placeholder
+//! Client library for the p11agent signing agent.
+//!
+//! [`Client`] is a blocking connection, [`AsyncClient`] the same over
+//! tokio. Both perform the version handshake on connect and offer one
+//! typed call per request the agent answers.
+//!
+//! ```no_run
+//! let mut agent = p11agent_client::Client::connect_default()?;
+//! for identity in agent.list(&Default::default())? {
+//!     println!("{} {}", identity.id, identity.subject);
+//! }
+//! # Ok::<(), p11agent_client::ClientError>(())
+//! ```
+
+mod asynchronous;
+mod blocking;
+mod error;
+
+pub use asynchronous::AsyncClient;
+pub use blocking::Client;
+pub use error::ClientError;
+pub use p11agent_proto as proto;
+
+use p11agent_proto::{Identity, Request, Response, Status, TokenSummary, PROTOCOL_VERSION};
+
+/// The first request on every connection.
+fn hello() -> Request {
+    Request::Hello {
+        version: PROTOCOL_VERSION,
+        client: Some(format!("p11agent-client {}", env!("CARGO_PKG_VERSION"))),
+    }
+}
+
+/// Checks the agent's answer to the handshake and returns its name.
+fn expect_hello(resp: Response) -> Result<String, ClientError> {
+    match resp {
+        Response::Hello { version, agent } if version == PROTOCOL_VERSION => Ok(agent),
+        Response::Hello { version, .. } => Err(ClientError::Version { agent: version }),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Turns an error response, or a response of the wrong kind, into an error.
+fn unexpected(resp: Response) -> ClientError {
+    match resp {
+        Response::Error { code, message } => ClientError::Agent { code, message },
+        other => ClientError::Protocol(format!("unexpected response: {other:?}")),
+    }
+}
+
+fn into_status(resp: Response) -> Result<Status, ClientError> {
+    match resp {
+        Response::Status(status) => Ok(status),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn into_tokens(resp: Response) -> Result<Vec<TokenSummary>, ClientError> {
+    match resp {
+        Response::Tokens { tokens } => Ok(tokens),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn into_identities(resp: Response) -> Result<Vec<Identity>, ClientError> {
+    match resp {
+        Response::Identities { identities } => Ok(identities),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// An identity with its certificate, as [`Client::show`] returns it.
+#[derive(Debug, Clone)]
+pub struct ShownIdentity {
+    /// The identity record.
+    pub identity: Identity,
+    /// The certificate's DER encoding.
+    pub certificate: Vec<u8>,
+}
+
+fn into_shown(resp: Response) -> Result<ShownIdentity, ClientError> {
+    use base64::Engine as _;
+    match resp {
+        Response::Identity {
+            identity,
+            certificate,
+        } => {
+            let certificate = base64::engine::general_purpose::STANDARD
+                .decode(certificate)
+                .map_err(|e| ClientError::Protocol(format!("certificate is not base64: {e}")))?;
+            Ok(ShownIdentity {
+                identity: *identity,
+                certificate,
+            })
+        }
+        other => Err(unexpected(other)),
+    }
+}

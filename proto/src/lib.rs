@@ -9,6 +9,7 @@
 pub mod frame;
 pub mod identity;
 pub mod message;
+pub mod paths;
 
 pub use frame::{FrameError, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
 pub use identity::{ClientAuth, Curve, Identity, KeyType, Reason, Token, TokenSummary};

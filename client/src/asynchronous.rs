@@ -1,0 +1,73 @@
+use std::path::{Path, PathBuf};
+
+use p11agent_proto::frame::{tokio_io, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
+use p11agent_proto::{paths, Filter, Identity, Request, Response, Status, TokenSummary};
+use tokio::net::UnixStream;
+
+use crate::{ClientError, ShownIdentity};
+
+/// A connection to the agent for tokio programs.
+#[derive(Debug)]
+pub struct AsyncClient {
+    stream: UnixStream,
+    agent: String,
+}
+
+impl AsyncClient {
+    /// Connects to the socket named by `P11AGENT_SOCK`, or the default
+    /// socket when that is unset.
+    pub async fn connect_default() -> Result<Self, ClientError> {
+        Self::connect(paths::client_socket()).await
+    }
+
+    /// Connects to the agent listening at `path` and performs the
+    /// version handshake.
+    pub async fn connect(path: impl AsRef<Path>) -> Result<Self, ClientError> {
+        let path: PathBuf = path.as_ref().to_path_buf();
+        let stream = UnixStream::connect(&path)
+            .await
+            .map_err(|e| ClientError::connect(path, e))?;
+        let mut client = AsyncClient {
+            stream,
+            agent: String::new(),
+        };
+        client.agent = crate::expect_hello(client.call(&crate::hello()).await?)?;
+        Ok(client)
+    }
+
+    /// The agent's name and version, from the handshake.
+    pub fn agent(&self) -> &str {
+        &self.agent
+    }
+
+    /// Sends one request and reads its response.
+    pub async fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
+        tokio_io::write(&mut self.stream, req, MAX_REQUEST_FRAME).await?;
+        Ok(tokio_io::read(&mut self.stream, MAX_RESPONSE_FRAME).await?)
+    }
+
+    /// The agent's status.
+    pub async fn status(&mut self) -> Result<Status, ClientError> {
+        crate::into_status(self.call(&Request::Status).await?)
+    }
+
+    /// Every token the agent sees.
+    pub async fn tokens(&mut self) -> Result<Vec<TokenSummary>, ClientError> {
+        crate::into_tokens(self.call(&Request::Tokens).await?)
+    }
+
+    /// The identities matching `filter`.
+    pub async fn list(&mut self, filter: &Filter) -> Result<Vec<Identity>, ClientError> {
+        crate::into_identities(
+            self.call(&Request::List {
+                filter: filter.clone(),
+            })
+            .await?,
+        )
+    }
+
+    /// One identity by id or unique id prefix, with its certificate.
+    pub async fn show(&mut self, id: &str) -> Result<ShownIdentity, ClientError> {
+        crate::into_shown(self.call(&Request::Show { id: id.to_owned() }).await?)
+    }
+}

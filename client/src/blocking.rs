@@ -1,0 +1,76 @@
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use p11agent_proto::frame::{self, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
+use p11agent_proto::{paths, Filter, Identity, Request, Response, Status, TokenSummary};
+
+use crate::{ClientError, ShownIdentity};
+
+/// A blocking connection to the agent.
+#[derive(Debug)]
+pub struct Client {
+    stream: UnixStream,
+    agent: String,
+    path: PathBuf,
+}
+
+impl Client {
+    /// Connects to the socket named by `P11AGENT_SOCK`, or the default
+    /// socket when that is unset.
+    pub fn connect_default() -> Result<Self, ClientError> {
+        Self::connect(paths::client_socket())
+    }
+
+    /// Connects to the agent listening at `path` and performs the
+    /// version handshake.
+    pub fn connect(path: impl AsRef<Path>) -> Result<Self, ClientError> {
+        let path = path.as_ref().to_path_buf();
+        let stream =
+            UnixStream::connect(&path).map_err(|e| ClientError::connect(path.clone(), e))?;
+        let mut client = Client {
+            stream,
+            agent: String::new(),
+            path,
+        };
+        client.agent = crate::expect_hello(client.call(&crate::hello())?)?;
+        Ok(client)
+    }
+
+    /// The agent's name and version, from the handshake.
+    pub fn agent(&self) -> &str {
+        &self.agent
+    }
+
+    /// The socket this client is connected to.
+    pub fn socket(&self) -> &Path {
+        &self.path
+    }
+
+    /// Sends one request and reads its response.
+    pub fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
+        frame::write(&mut self.stream, req, MAX_REQUEST_FRAME)?;
+        Ok(frame::read(&mut self.stream, MAX_RESPONSE_FRAME)?)
+    }
+
+    /// The agent's status.
+    pub fn status(&mut self) -> Result<Status, ClientError> {
+        crate::into_status(self.call(&Request::Status)?)
+    }
+
+    /// Every token the agent sees.
+    pub fn tokens(&mut self) -> Result<Vec<TokenSummary>, ClientError> {
+        crate::into_tokens(self.call(&Request::Tokens)?)
+    }
+
+    /// The identities matching `filter`.
+    pub fn list(&mut self, filter: &Filter) -> Result<Vec<Identity>, ClientError> {
+        crate::into_identities(self.call(&Request::List {
+            filter: filter.clone(),
+        })?)
+    }
+
+    /// One identity by id or unique id prefix, with its certificate.
+    pub fn show(&mut self, id: &str) -> Result<ShownIdentity, ClientError> {
+        crate::into_shown(self.call(&Request::Show { id: id.to_owned() })?)
+    }
+}

@@ -1,0 +1,57 @@
+use std::path::PathBuf;
+
+use p11agent_proto::{ErrorCode, FrameError};
+
+/// Why a call to the agent failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing listens on the socket.
+    #[error(
+        "the agent is not running (no socket at {path}); start it with `p11agent daemon` \
+         or point P11AGENT_SOCK or --socket at a running agent's socket"
+    )]
+    NotRunning {
+        /// The socket path tried.
+        path: PathBuf,
+    },
+    /// The socket exists but could not be connected to.
+    #[error("cannot connect to the agent at {path}: {source}")]
+    Connect {
+        /// The socket path tried.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The agent speaks another protocol version.
+    #[error("the agent speaks protocol version {agent}; this client speaks {ours}", ours = p11agent_proto::PROTOCOL_VERSION)]
+    Version {
+        /// The agent's version.
+        agent: u32,
+    },
+    /// The agent answered with an error.
+    #[error("the agent refused the request ({code}): {message}")]
+    Agent {
+        /// The error code.
+        code: ErrorCode,
+        /// The agent's explanation.
+        message: String,
+    },
+    /// The agent's answer made no sense.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// Reading or writing a frame failed.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+}
+
+impl ClientError {
+    /// Classifies a failed connect: a missing socket or a refused
+    /// connection means no agent is listening.
+    pub(crate) fn connect(path: PathBuf, source: std::io::Error) -> Self {
+        use std::io::ErrorKind::{ConnectionRefused, NotFound};
+        match source.kind() {
+            NotFound | ConnectionRefused => ClientError::NotRunning { path },
+            _ => ClientError::Connect { path, source },
+        }
+    }
+}
