@@ -1,0 +1,181 @@
+//! Small helpers: PEM, hex, random bytes, fingerprints, RFC 4514 names.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use x509_parser::x509::X509Name;
+
+use crate::error::{Error, Result};
+
+/// Encodes DER as PEM with the given label (`CERTIFICATE`, `PRIVATE KEY`).
+pub fn pem_encode(label: &str, der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// Decodes every PEM block with the given label, in order.
+pub fn pem_decode_all(label: &str, pem: &str) -> Result<Vec<Vec<u8>>> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let mut out = Vec::new();
+    let mut rest = pem;
+    while let Some(start) = rest.find(&begin) {
+        let after = &rest[start + begin.len()..];
+        let stop = after
+            .find(&end)
+            .ok_or_else(|| Error::X509(format!("PEM block {label} without END line")))?;
+        let body: String = after[..stop]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map_err(|e| Error::X509(format!("PEM base64: {e}")))?;
+        out.push(der);
+        rest = &after[stop + end.len()..];
+    }
+    Ok(out)
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+/// `n` unpredictable-enough bytes for serial numbers and ids (not for keys).
+pub(crate) fn random_bytes(n: usize) -> Vec<u8> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        // RandomState is seeded from the OS once per thread and then varied.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default(),
+        );
+        out.extend_from_slice(&hasher.finish().to_be_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+/// A positive serial number of `n` random bytes (top bit clear, not zero).
+pub(crate) fn random_serial(n: usize) -> Vec<u8> {
+    let mut serial = random_bytes(n.max(1));
+    serial[0] = (serial[0] & 0x7f) | 0x01;
+    serial
+}
+
+/// Formats a distinguished name as an RFC 4514 string: RDNs in reverse
+/// order separated by `,`, multi-valued RDNs joined by `+`, short names for
+/// the common attribute types, UTF-8 values escaped as RFC 4514 asks, and
+/// `OID=#hex` for values that are not strings.
+pub fn rfc4514(name: &X509Name<'_>) -> String {
+    let rdns: Vec<String> = name
+        .iter()
+        .map(|rdn| {
+            rdn.iter()
+                .map(|atv| {
+                    let oid = atv.attr_type().to_id_string();
+                    let key = short_name(&oid).map(str::to_string).unwrap_or(oid);
+                    let value = match atv.as_str() {
+                        Ok(s) => escape_rfc4514(s),
+                        Err(_) => {
+                            // BMPString etc.: fall back to the DER of the value.
+                            let any = atv.attr_value();
+                            let der = crate::der::tlv(any.header.tag().0 as u8, any.as_bytes());
+                            format!("#{}", hex(&der))
+                        }
+                    };
+                    format!("{key}={value}")
+                })
+                .collect::<Vec<_>>()
+                .join("+")
+        })
+        .collect();
+    rdns.into_iter().rev().collect::<Vec<_>>().join(",")
+}
+
+fn short_name(oid: &str) -> Option<&'static str> {
+    Some(match oid {
+        "2.5.4.3" => "CN",
+        "2.5.4.7" => "L",
+        "2.5.4.8" => "ST",
+        "2.5.4.10" => "O",
+        "2.5.4.11" => "OU",
+        "2.5.4.6" => "C",
+        "2.5.4.9" => "STREET",
+        "0.9.2342.19200300.100.1.25" => "DC",
+        "0.9.2342.19200300.100.1.1" => "UID",
+        _ => return None,
+    })
+}
+
+fn escape_rfc4514(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        match c {
+            '"' | '+' | ',' | ';' | '<' | '>' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '#' if i == 0 => out.push_str("\\#"),
+            ' ' if i == 0 || i == last => out.push_str("\\ "),
+            '\0' => out.push_str("\\00"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_round_trip() {
+        let der: Vec<u8> = (0..=255u8).collect();
+        let pem = pem_encode("CERTIFICATE", &der);
+        assert!(pem.lines().all(|l| l.len() <= 64));
+        let back = pem_decode_all("CERTIFICATE", &format!("{pem}{pem}")).expect("decode");
+        assert_eq!(back, vec![der.clone(), der]);
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(escape_rfc4514(" a,b+c "), "\\ a\\,b\\+c\\ ");
+        assert_eq!(escape_rfc4514("#x"), "\\#x");
+        assert_eq!(escape_rfc4514("Zoë 測試"), "Zoë 測試");
+    }
+
+    #[test]
+    fn serials_are_positive_and_distinct() {
+        let a = random_serial(16);
+        let b = random_serial(16);
+        assert_ne!(a, b);
+        assert!(a[0] & 0x80 == 0 && a[0] != 0);
+    }
+}
