@@ -1,0 +1,138 @@
+//! Errors of the token layer.
+
+use std::path::PathBuf;
+
+/// What went wrong while talking to a PKCS#11 module or one of its tokens.
+///
+/// Each PKCS#11 failure keeps the module's own answer as its
+/// [`source`](std::error::Error::source) (a `cryptoki` error carrying the
+/// `CKR_*` return value).
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The shared library could not be loaded, or it is not a PKCS#11
+    /// module (no `C_GetFunctionList`).
+    #[error("cannot load PKCS#11 module {}", path.display())]
+    Load {
+        /// The module path as given.
+        path: PathBuf,
+        /// The loader's or module's error.
+        #[source]
+        source: cryptoki::error::Error,
+    },
+
+    /// `C_Initialize` failed.
+    #[error("cannot initialise PKCS#11 module {}", path.display())]
+    Initialize {
+        /// The module path as given.
+        path: PathBuf,
+        /// The module's answer.
+        #[source]
+        source: cryptoki::error::Error,
+    },
+
+    /// `C_Finalize` failed.
+    #[error("cannot finalise PKCS#11 module {}", path.display())]
+    Finalize {
+        /// The module path as given.
+        path: PathBuf,
+        /// The module's answer.
+        #[source]
+        source: cryptoki::error::Error,
+    },
+
+    /// `C_GetSlotList` failed: the module's slots cannot be enumerated.
+    #[error("cannot list the slots of PKCS#11 module {}", path.display())]
+    SlotList {
+        /// The module path as given.
+        path: PathBuf,
+        /// The module's answer.
+        #[source]
+        source: cryptoki::error::Error,
+    },
+
+    /// A slot id does not fit the platform's `CK_SLOT_ID`.
+    #[error("slot id {slot} is not valid for PKCS#11 module {}", path.display())]
+    InvalidSlot {
+        /// The module path as given.
+        path: PathBuf,
+        /// The slot id asked for.
+        slot: u64,
+    },
+
+    /// `C_GetTokenInfo` failed (often: no token in the slot).
+    #[error("cannot read the token in slot {slot} of {}", path.display())]
+    TokenInfo {
+        /// The module path as given.
+        path: PathBuf,
+        /// The slot.
+        slot: u64,
+        /// The module's answer.
+        #[source]
+        source: cryptoki::error::Error,
+    },
+
+    /// The token in the slot has not been initialised (no label, no
+    /// objects): there is nothing to scan.
+    #[error("the token in slot {slot} of {} is not initialised", path.display())]
+    TokenNotInitialized {
+        /// The module path as given.
+        path: PathBuf,
+        /// The slot.
+        slot: u64,
+    },
+
+    /// `C_OpenSession` failed.
+    #[error("cannot open a session on token {label:?} (slot {slot} of {})", path.display())]
+    OpenSession {
+        /// The module path as given.
+        path: PathBuf,
+        /// The slot.
+        slot: u64,
+        /// The token label.
+        label: String,
+        /// The module's answer.
+        #[source]
+        source: cryptoki::error::Error,
+    },
+
+    /// `C_FindObjectsInit` or `C_FindObjects` failed while listing one
+    /// class of objects.
+    #[error(
+        "cannot list the {what} objects on token {label:?} (slot {slot} of {})",
+        path.display()
+    )]
+    FindObjects {
+        /// The module path as given.
+        path: PathBuf,
+        /// The slot.
+        slot: u64,
+        /// The token label.
+        label: String,
+        /// Which objects were being listed ("certificate", "private key",
+        /// "public key").
+        what: &'static str,
+        /// The module's answer.
+        #[source]
+        source: cryptoki::error::Error,
+    },
+
+    /// The token stopped answering while its objects were read (removed,
+    /// or its session or module went away).
+    #[error(
+        "token {label:?} (slot {slot} of {}) went away while its {what} objects were read",
+        path.display()
+    )]
+    ReadObjects {
+        /// The module path as given.
+        path: PathBuf,
+        /// The slot.
+        slot: u64,
+        /// The token label.
+        label: String,
+        /// Which objects were being read.
+        what: &'static str,
+        /// The module's answer.
+        #[source]
+        source: cryptoki::error::Error,
+    },
+}

@@ -1,0 +1,30 @@
+//! The token layer: PKCS#11 modules, their slots and tokens, and the
+//! certificates and keys found on them.
+//!
+//! - [`Module`] loads and initialises one PKCS#11 module;
+//!   [`default_modules`] lists the modules registered with p11-kit.
+//! - [`Module::scan`] reads every token's certificates and pairs them with
+//!   their private keys (by `CKA_ID`, then by public key), yielding
+//!   [`FoundToken`]s.
+//! - [`uri`] writes the RFC 7512 PKCS#11 URIs that name the objects.
+//!
+//! Everything here blocks; the daemon calls it from `spawn_blocking`.
+
+mod error;
+pub mod found;
+mod module;
+pub mod p11kit;
+mod pairing;
+mod public_key;
+mod scan;
+pub mod uri;
+
+#[cfg(test)]
+mod softhsm_tests;
+#[cfg(test)]
+mod testing;
+
+pub use error::TokenError;
+pub use found::{FoundCertificate, FoundToken};
+pub use module::Module;
+pub use p11kit::default_modules;

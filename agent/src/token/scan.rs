@@ -1,0 +1,424 @@
+//! Scanning tokens: their certificates and keys, paired.
+
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::time::Instant;
+
+use cryptoki::error::{Error as CryptokiError, RvError};
+use cryptoki::object::{
+    Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle,
+};
+use cryptoki::session::{Session, SessionState};
+use cryptoki::slot::Slot;
+use p11agent_proto::Token;
+
+use super::error::TokenError;
+use super::found::{FoundCertificate, FoundToken};
+use super::module::Module;
+use super::pairing::{pair, CertRecord, KeyMatch, KeyRecord};
+use super::public_key::{certificate_public_key, key_public_keys, KeyAttributes, KeyKind};
+use super::uri::{object_uri, ObjectKind};
+
+/// Object handles fetched per `C_FindObjects` call.
+const FIND_BATCH: NonZeroUsize = match NonZeroUsize::new(256) {
+    Some(n) => n,
+    None => NonZeroUsize::MIN,
+};
+
+const CERT_ATTRIBUTES: [AttributeType; 3] = [
+    AttributeType::Value,
+    AttributeType::Id,
+    AttributeType::Label,
+];
+
+const KEY_ATTRIBUTES: [AttributeType; 7] = [
+    AttributeType::Id,
+    AttributeType::Label,
+    AttributeType::KeyType,
+    AttributeType::Modulus,
+    AttributeType::PublicExponent,
+    AttributeType::EcParams,
+    AttributeType::EcPoint,
+];
+
+impl Module {
+    /// Scans every slot with a token present: each initialised token's
+    /// certificates, paired with their keys.
+    ///
+    /// Only `C_GetSlotList` failing is an error; a token that cannot be
+    /// read is logged and left out, an object that cannot be read is
+    /// logged and skipped. Uninitialised tokens (such as SoftHSM's free
+    /// slot) are left out silently. Blocking.
+    pub fn scan(&self) -> Result<Vec<FoundToken>, TokenError> {
+        let slots =
+            self.pkcs11()
+                .get_slots_with_token()
+                .map_err(|source| TokenError::SlotList {
+                    path: self.path().to_path_buf(),
+                    source,
+                })?;
+        let mut tokens = Vec::with_capacity(slots.len());
+        for slot in slots {
+            match self.scan_slot(slot.id()) {
+                Ok(token) => tokens.push(token),
+                Err(err @ TokenError::TokenNotInitialized { .. }) => {
+                    tracing::debug!("{err}");
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, source = ?std::error::Error::source(&err), "token left out of the scan");
+                }
+            }
+        }
+        Ok(tokens)
+    }
+
+    /// Scans the token in one slot (by its slot id), in a new read-only
+    /// session. Private keys are only visible when the process is logged
+    /// in to the token; before that, public keys stand in for them.
+    pub fn scan_slot(&self, slot_id: u64) -> Result<FoundToken, TokenError> {
+        let path = || self.path().to_path_buf();
+        let slot = Slot::try_from(slot_id).map_err(|_| TokenError::InvalidSlot {
+            path: path(),
+            slot: slot_id,
+        })?;
+        let info = self
+            .pkcs11()
+            .get_token_info(slot)
+            .map_err(|source| TokenError::TokenInfo {
+                path: path(),
+                slot: slot_id,
+                source,
+            })?;
+        if !info.token_initialized() {
+            return Err(TokenError::TokenNotInitialized {
+                path: path(),
+                slot: slot_id,
+            });
+        }
+        let token = Token {
+            label: trim_padding(info.label()),
+            serial: trim_padding(info.serial_number()),
+            manufacturer: trim_padding(info.manufacturer_id()),
+            model: trim_padding(info.model()),
+            slot: slot_id,
+            module: self.path().display().to_string(),
+        };
+        let session =
+            self.pkcs11()
+                .open_ro_session(slot)
+                .map_err(|source| TokenError::OpenSession {
+                    path: path(),
+                    slot: slot_id,
+                    label: token.label.clone(),
+                    source,
+                })?;
+        scan_session(&session, token, self.path())
+    }
+}
+
+/// Scans the token behind an open session; `token` describes it. A
+/// session of a logged-in user sees the private keys.
+pub(crate) fn scan_session(
+    session: &Session,
+    token: Token,
+    module_path: &Path,
+) -> Result<FoundToken, TokenError> {
+    let started = Instant::now();
+    let find_error = |what: &'static str| {
+        let token = &token;
+        move |source| TokenError::FindObjects {
+            path: module_path.to_path_buf(),
+            slot: token.slot,
+            label: token.label.clone(),
+            what,
+            source,
+        }
+    };
+    let private_keys_visible = match session.get_session_info() {
+        Ok(info) => matches!(
+            info.session_state(),
+            SessionState::RoUser | SessionState::RwUser
+        ),
+        Err(err) => {
+            tracing::warn!(token = %token.label, error = %err, "C_GetSessionInfo failed; assuming no login");
+            false
+        }
+    };
+
+    let cert_handles = find(
+        session,
+        &[
+            Attribute::Class(ObjectClass::CERTIFICATE),
+            Attribute::CertificateType(CertificateType::X_509),
+        ],
+    )
+    .map_err(find_error("certificate"))?;
+    let private_handles = find(session, &[Attribute::Class(ObjectClass::PRIVATE_KEY)])
+        .map_err(find_error("private key"))?;
+    let public_handles = find(session, &[Attribute::Class(ObjectClass::PUBLIC_KEY)])
+        .map_err(find_error("public key"))?;
+
+    let read_error = |what: &'static str| {
+        let token = &token;
+        move |source| TokenError::ReadObjects {
+            path: module_path.to_path_buf(),
+            slot: token.slot,
+            label: token.label.clone(),
+            what,
+            source,
+        }
+    };
+    let mut certs = Vec::with_capacity(cert_handles.len());
+    for handle in cert_handles {
+        if let Some(attributes) =
+            read_object(session, handle, &CERT_ATTRIBUTES, &token, "certificate")
+                .map_err(read_error("certificate"))?
+        {
+            certs.extend(certificate_record(attributes, handle, &token));
+        }
+    }
+    let mut private_keys = Vec::with_capacity(private_handles.len());
+    for handle in private_handles {
+        if let Some(attributes) =
+            read_object(session, handle, &KEY_ATTRIBUTES, &token, "private key")
+                .map_err(read_error("private key"))?
+        {
+            private_keys.push(key_record(attributes));
+        }
+    }
+    let mut public_keys = Vec::with_capacity(public_handles.len());
+    for handle in public_handles {
+        if let Some(attributes) =
+            read_object(session, handle, &KEY_ATTRIBUTES, &token, "public key")
+                .map_err(read_error("public key"))?
+        {
+            public_keys.push(key_record(attributes));
+        }
+    }
+
+    let pairing = pair(&certs, &private_keys, &public_keys, private_keys_visible);
+    let certificates = certs
+        .into_iter()
+        .zip(pairing.keys)
+        .map(|(cert, key)| {
+            let key_uri = key.map(|key| {
+                let key = match key {
+                    KeyMatch::Private(i) => &private_keys[i],
+                    KeyMatch::StandIn(i) => &public_keys[i],
+                };
+                object_uri(&token, &key.id, &key.label, ObjectKind::PrivateKey)
+            });
+            FoundCertificate {
+                cert_uri: object_uri(&token, &cert.id, &cert.label, ObjectKind::Certificate),
+                der: cert.der,
+                key_uri,
+            }
+        })
+        .collect::<Vec<_>>();
+
+    tracing::debug!(
+        token = %token.label,
+        slot = token.slot,
+        certificates = certificates.len(),
+        private_keys = private_keys.len(),
+        public_keys = public_keys.len(),
+        private_keys_visible,
+        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+        "token scanned"
+    );
+    Ok(FoundToken {
+        token,
+        certificates,
+        key_count: pairing.key_count,
+    })
+}
+
+/// All objects matching `template`, fetched [`FIND_BATCH`] at a time.
+fn find(session: &Session, template: &[Attribute]) -> Result<Vec<ObjectHandle>, CryptokiError> {
+    session
+        .iter_objects_with_cache_size(template, FIND_BATCH)?
+        .collect()
+}
+
+/// Whether an error means the token or session is gone (removed card,
+/// closed session, finalised module): reading further objects is futile.
+fn token_gone(err: &CryptokiError) -> bool {
+    matches!(
+        err,
+        CryptokiError::Pkcs11(
+            RvError::DeviceRemoved
+                | RvError::TokenNotPresent
+                | RvError::TokenNotRecognized
+                | RvError::SessionClosed
+                | RvError::SessionHandleInvalid
+                | RvError::CryptokiNotInitialized,
+            _
+        )
+    )
+}
+
+/// Reads `types` of one object. `Ok(None)` when the object cannot be read
+/// (logged; the scan goes on without it); `Err` when the token is gone.
+fn read_object(
+    session: &Session,
+    handle: ObjectHandle,
+    types: &[AttributeType],
+    token: &Token,
+    what: &str,
+) -> Result<Option<Vec<Attribute>>, CryptokiError> {
+    match read_attributes(session, handle, types) {
+        Ok(attributes) => Ok(Some(attributes)),
+        Err(err) if token_gone(&err) => Err(err),
+        Err(err) => {
+            tracing::warn!(token = %token.label, object = %handle, error = %err, "{what} object skipped: cannot read it");
+            Ok(None)
+        }
+    }
+}
+
+/// Reads `types` of one object in one bulk request (attributes the
+/// object lacks or the token refuses are left out). When the bulk request
+/// fails as a whole, reads the attributes one by one, so one unreadable
+/// attribute does not cost the others.
+fn read_attributes(
+    session: &Session,
+    handle: ObjectHandle,
+    types: &[AttributeType],
+) -> Result<Vec<Attribute>, CryptokiError> {
+    match session.get_attributes(handle, types) {
+        Ok(attributes) => Ok(attributes),
+        Err(err) if token_gone(&err) => Err(err),
+        Err(bulk_error) => {
+            tracing::debug!(object = %handle, error = %bulk_error, "bulk attribute read failed; reading one by one");
+            let attributes: Vec<Attribute> = types
+                .iter()
+                .filter_map(|t| session.get_attributes(handle, &[*t]).ok())
+                .flatten()
+                .collect();
+            if attributes.is_empty() {
+                Err(bulk_error)
+            } else {
+                Ok(attributes)
+            }
+        }
+    }
+}
+
+/// A certificate record from its attributes; `None` (logged) without a
+/// `CKA_VALUE`.
+fn certificate_record(
+    attributes: Vec<Attribute>,
+    handle: ObjectHandle,
+    token: &Token,
+) -> Option<CertRecord> {
+    let mut der = None;
+    let mut id = Vec::new();
+    let mut label = Vec::new();
+    for attribute in attributes {
+        match attribute {
+            Attribute::Value(value) => der = Some(value),
+            Attribute::Id(value) => id = value,
+            Attribute::Label(value) => label = value,
+            _ => {}
+        }
+    }
+    let Some(der) = der.filter(|der| !der.is_empty()) else {
+        tracing::warn!(token = %token.label, object = %handle, "certificate object skipped: it has no CKA_VALUE");
+        return None;
+    };
+    let public_key = match certificate_public_key(&der) {
+        Ok(key) => key,
+        Err(err) => {
+            tracing::warn!(token = %token.label, object = %handle, label = %String::from_utf8_lossy(&label), error = %err, "certificate cannot be paired by public key");
+            None
+        }
+    };
+    Some(CertRecord {
+        id,
+        label,
+        der,
+        public_key,
+    })
+}
+
+/// A key record (private or public key) from its attributes.
+fn key_record(attributes: Vec<Attribute>) -> KeyRecord {
+    let mut record = KeyRecord::default();
+    let mut key = KeyAttributes::default();
+    for attribute in attributes {
+        match attribute {
+            Attribute::Id(value) => record.id = value,
+            Attribute::Label(value) => record.label = value,
+            Attribute::KeyType(kind) => key.kind = Some(key_kind(kind)),
+            Attribute::Modulus(value) => key.modulus = Some(value),
+            Attribute::PublicExponent(value) => key.public_exponent = Some(value),
+            Attribute::EcParams(value) => key.ec_params = Some(value),
+            Attribute::EcPoint(value) => key.ec_point = Some(value),
+            _ => {}
+        }
+    }
+    record.public_keys = key_public_keys(&key);
+    record
+}
+
+fn key_kind(kind: KeyType) -> KeyKind {
+    if kind == KeyType::RSA {
+        KeyKind::Rsa
+    } else if kind == KeyType::EC {
+        KeyKind::Ec
+    } else if kind == KeyType::EC_EDWARDS {
+        KeyKind::Edwards
+    } else {
+        KeyKind::Other
+    }
+}
+
+/// A `CK_TOKEN_INFO` text field without its blank (or NUL) padding.
+fn trim_padding(field: &str) -> String {
+    field.trim_end_matches([' ', '\0']).to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_info_padding_is_trimmed() {
+        assert_eq!(trim_padding("SoftHSM project      "), "SoftHSM project");
+        assert_eq!(trim_padding("t1\0\0\0"), "t1");
+        assert_eq!(trim_padding("  lead kept "), "  lead kept");
+        assert_eq!(trim_padding("    "), "");
+    }
+
+    #[test]
+    fn errors_that_end_a_token_scan() {
+        use cryptoki::context::Function;
+        for rv in [
+            RvError::DeviceRemoved,
+            RvError::TokenNotPresent,
+            RvError::SessionHandleInvalid,
+            RvError::CryptokiNotInitialized,
+        ] {
+            assert!(token_gone(&CryptokiError::Pkcs11(
+                rv,
+                Function::GetAttributeValue
+            )));
+        }
+        for rv in [
+            RvError::AttributeSensitive,
+            RvError::ObjectHandleInvalid,
+            RvError::GeneralError,
+        ] {
+            assert!(!token_gone(&CryptokiError::Pkcs11(
+                rv,
+                Function::GetAttributeValue
+            )));
+        }
+        assert!(!token_gone(&CryptokiError::NotSupported));
+    }
+
+    #[test]
+    fn find_batch_is_large() {
+        assert_eq!(FIND_BATCH.get(), 256);
+    }
+}
