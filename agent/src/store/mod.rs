@@ -1,0 +1,392 @@
+//! The identity store: every certificate found on the tokens, ready to be
+//! listed, filtered and looked up.
+//!
+//! All parsing happens in [`Store::insert_token`]; a query only checks the
+//! validity period against the time it is given and copies records out,
+//! so listing thousands of identities stays well under a millisecond per
+//! hundred.
+//!
+//! Rules:
+//!
+//! * A token is known by its module path, slot and token serial. Inserting
+//!   a token replaces whatever was stored for that same triple; a
+//!   different token in the same slot (a swapped card) is a different
+//!   token, so callers that see a slot change drop the old one with
+//!   [`Store::remove_slot`] or [`Store::remove_token`].
+//! * Every certificate object becomes one identity. A certificate that
+//!   cannot be read, or whose key type the protocol cannot express (see
+//!   [`cert`]), is logged with a warning and skipped; the token's
+//!   certificate count still includes it.
+//! * The same certificate on two tokens (or twice on one) gives two
+//!   identities with the same id. Listing shows both. [`Store::get`]
+//!   treats an id as naming a certificate, so such duplicates are not
+//!   ambiguous: it returns the copy that is usable for client
+//!   authentication, else one with a private key, else the first in
+//!   listing order.
+//! * Listing order: by token (label, serial, slot, then module path),
+//!   then by subject, then by id (then by certificate URI).
+
+pub mod cert;
+pub mod dn;
+pub mod usability;
+
+#[cfg(test)]
+mod test_certs;
+
+use std::cmp::Ordering;
+
+use p11agent_proto::{ClientAuth, Filter, Identity, Token, TokenSummary};
+use time::OffsetDateTime;
+
+use crate::token::found::FoundToken;
+
+pub use cert::{CertError, ParsedCertificate};
+pub use usability::Usability;
+
+/// The fewest hex digits [`Store::get`] accepts as an id prefix.
+pub const MIN_ID_PREFIX: usize = 8;
+
+/// Why [`Store::get`] found no single identity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    /// No identity's id starts with the digits given.
+    #[error("no identity matches {0}")]
+    NotFound(String),
+    /// The prefix matches more than one certificate.
+    #[error("{prefix} matches {} certificates; give more digits", ids.len())]
+    Ambiguous {
+        /// The prefix as normalised (lower case, colons removed).
+        prefix: String,
+        /// The distinct ids that match, in ascending order.
+        ids: Vec<String>,
+    },
+    /// Fewer than [`MIN_ID_PREFIX`] hex digits were given.
+    #[error("an id prefix needs at least {MIN_ID_PREFIX} hex digits, got {0}")]
+    TooShort(usize),
+}
+
+/// Every identity on every token, parsed.
+#[derive(Debug, Default)]
+pub struct Store {
+    /// Tokens in listing order.
+    tokens: Vec<TokenEntry>,
+}
+
+/// One token and what was found on it.
+#[derive(Debug)]
+struct TokenEntry {
+    token: Token,
+    /// Certificate objects found, readable or not.
+    certificates: usize,
+    keys: usize,
+    /// Identities in listing order (subject, id, certificate URI).
+    entries: Vec<Entry>,
+}
+
+/// One identity with everything a query needs precomputed.
+#[derive(Debug)]
+struct Entry {
+    /// The record, with a placeholder `client_auth` that queries replace.
+    identity: Identity,
+    der: Vec<u8>,
+    usability: Usability,
+    subject_lower: String,
+    issuer_lower: String,
+}
+
+impl Entry {
+    /// The record with its verdict at `now`.
+    fn identity_at(&self, now: OffsetDateTime) -> Identity {
+        let mut identity = self.identity.clone();
+        identity.client_auth = self.usability.client_auth(now);
+        identity
+    }
+}
+
+/// A filter with its text fields normalised once per query.
+struct Matcher<'a> {
+    filter: &'a Filter,
+    subject: Option<String>,
+    issuer: Option<String>,
+    fingerprint: Option<String>,
+}
+
+impl<'a> Matcher<'a> {
+    fn new(filter: &'a Filter) -> Self {
+        Matcher {
+            filter,
+            subject: filter.subject.as_deref().map(str::to_lowercase),
+            issuer: filter.issuer.as_deref().map(str::to_lowercase),
+            fingerprint: filter.fingerprint.as_deref().map(normalise_id),
+        }
+    }
+
+    fn token_matches(&self, token: &Token) -> bool {
+        self.filter
+            .token
+            .as_deref()
+            .is_none_or(|t| token.label == t || token.serial == t)
+    }
+
+    fn entry_matches(&self, entry: &Entry, now: OffsetDateTime) -> bool {
+        let f = self.filter;
+        let id = &entry.identity;
+        self.subject
+            .as_deref()
+            .is_none_or(|s| entry.subject_lower.contains(s))
+            && self
+                .issuer
+                .as_deref()
+                .is_none_or(|s| entry.issuer_lower.contains(s))
+            && f.subject_exact.as_deref().is_none_or(|s| id.subject == s)
+            && f.issuer_exact.as_deref().is_none_or(|s| id.issuer == s)
+            && self
+                .fingerprint
+                .as_deref()
+                .is_none_or(|p| id.id.starts_with(p))
+            && f.key_type.is_none_or(|k| id.key_type == k)
+            && f.has_key.is_none_or(|h| id.has_private_key == h)
+            && f.client_auth
+                .is_none_or(|u| entry.usability.is_usable(now) == u)
+    }
+}
+
+/// Lower case, colons and surrounding white space removed.
+fn normalise_id(text: &str) -> String {
+    text.trim()
+        .chars()
+        .filter(|&c| c != ':')
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// Whether two records describe the same token: module, slot and serial.
+fn same_token(a: &Token, b: &Token) -> bool {
+    a.slot == b.slot && a.serial == b.serial && a.module == b.module
+}
+
+/// Listing order of tokens.
+fn token_order(a: &Token, b: &Token) -> Ordering {
+    (&a.label, &a.serial, a.slot, &a.module).cmp(&(&b.label, &b.serial, b.slot, &b.module))
+}
+
+/// Listing order of identities within a token.
+fn entry_order(a: &Entry, b: &Entry) -> Ordering {
+    let (a, b) = (&a.identity, &b.identity);
+    (&a.subject, &a.id, &a.cert_uri).cmp(&(&b.subject, &b.id, &b.cert_uri))
+}
+
+impl Store {
+    /// An empty store.
+    pub fn new() -> Self {
+        Store::default()
+    }
+
+    /// Stores what a scan found on one token, replacing everything stored
+    /// before for the same token (same module, slot and serial).
+    ///
+    /// Each certificate is parsed here; one that cannot be read is logged
+    /// with a warning and skipped, and the others are stored regardless.
+    pub fn insert_token(&mut self, found: FoundToken) {
+        let FoundToken {
+            token,
+            certificates,
+            key_count,
+        } = found;
+        self.tokens.retain(|t| !same_token(&t.token, &token));
+
+        let certificate_count = certificates.len();
+        let mut entries = Vec::with_capacity(certificate_count);
+        for found_cert in certificates {
+            let parsed = match ParsedCertificate::from_der(found_cert.der) {
+                Ok(parsed) => parsed,
+                Err(error) => {
+                    tracing::warn!(
+                        token = %token.label,
+                        slot = token.slot,
+                        cert_uri = %found_cert.cert_uri,
+                        %error,
+                        "skipping certificate"
+                    );
+                    continue;
+                }
+            };
+            let usability = Usability::new(
+                found_cert.key_uri.is_some(),
+                parsed.key_usage.as_deref(),
+                parsed.extended_key_usage.as_deref(),
+                parsed.not_before,
+                parsed.not_after,
+            );
+            let identity = parsed.identity(
+                token.clone(),
+                found_cert.cert_uri,
+                found_cert.key_uri,
+                ClientAuth::from_reasons(Vec::new()),
+            );
+            entries.push(Entry {
+                subject_lower: identity.subject.to_lowercase(),
+                issuer_lower: identity.issuer.to_lowercase(),
+                identity,
+                der: parsed.der,
+                usability,
+            });
+        }
+        entries.sort_by(entry_order);
+
+        let position = self
+            .tokens
+            .partition_point(|t| token_order(&t.token, &token) == Ordering::Less);
+        self.tokens.insert(
+            position,
+            TokenEntry {
+                token,
+                certificates: certificate_count,
+                keys: key_count,
+                entries,
+            },
+        );
+    }
+
+    /// Forgets the token with the same module, slot and serial as `token`.
+    /// Returns whether one was stored.
+    pub fn remove_token(&mut self, token: &Token) -> bool {
+        let before = self.tokens.len();
+        self.tokens.retain(|t| !same_token(&t.token, token));
+        self.tokens.len() != before
+    }
+
+    /// Forgets every token in `slot` of the module at `module`. Returns how
+    /// many were stored.
+    pub fn remove_slot(&mut self, module: &str, slot: u64) -> usize {
+        let before = self.tokens.len();
+        self.tokens
+            .retain(|t| !(t.token.slot == slot && t.token.module == module));
+        before - self.tokens.len()
+    }
+
+    /// Forgets every token of the module at `module` (for instance when it
+    /// is finalised and initialised again). Returns how many were stored.
+    pub fn remove_module(&mut self, module: &str) -> usize {
+        let before = self.tokens.len();
+        self.tokens.retain(|t| t.token.module != module);
+        before - self.tokens.len()
+    }
+
+    /// The stored tokens in listing order, with the number of certificate
+    /// objects found on each (readable or not) and the key count the scan
+    /// reported.
+    pub fn tokens(&self) -> Vec<TokenSummary> {
+        self.tokens
+            .iter()
+            .map(|t| TokenSummary {
+                token: t.token.clone(),
+                certificates: t.certificates,
+                keys: t.keys,
+            })
+            .collect()
+    }
+
+    /// The identities that satisfy every condition of `filter`, with
+    /// client-auth verdicts as of `now`, in listing order.
+    ///
+    /// `subject` and `issuer` are case-insensitive substrings;
+    /// `subject_exact` and `issuer_exact` compare the RFC 4514 string as
+    /// is; `fingerprint` is a prefix of the id, colons and case ignored;
+    /// `token` equals the token label or the token serial.
+    pub fn query(&self, filter: &Filter, now: OffsetDateTime) -> Vec<Identity> {
+        let matcher = Matcher::new(filter);
+        self.tokens
+            .iter()
+            .filter(|t| matcher.token_matches(&t.token))
+            .flat_map(|t| t.entries.iter())
+            .filter(|e| matcher.entry_matches(e, now))
+            .map(|e| e.identity_at(now))
+            .collect()
+    }
+
+    /// One identity and its certificate's DER, by full id or by a unique
+    /// prefix of at least [`MIN_ID_PREFIX`] hex digits (colons and case
+    /// ignored).
+    ///
+    /// The prefix must match exactly one certificate. When that
+    /// certificate is stored more than once (on several tokens), the copy
+    /// returned is the one usable for client authentication at `now`, else
+    /// one with a private key, else the first in listing order.
+    pub fn get(
+        &self,
+        id_or_prefix: &str,
+        now: OffsetDateTime,
+    ) -> Result<(Identity, &[u8]), LookupError> {
+        let prefix = normalise_id(id_or_prefix);
+        if prefix.len() < MIN_ID_PREFIX {
+            return Err(LookupError::TooShort(prefix.len()));
+        }
+        let mut best: Option<(&Entry, (bool, bool))> = None;
+        let mut ids: Vec<&str> = Vec::new();
+        for entry in self
+            .entries()
+            .filter(|e| e.identity.id.starts_with(&prefix))
+        {
+            if !ids.contains(&entry.identity.id.as_str()) {
+                ids.push(&entry.identity.id);
+            }
+            let rank = (
+                entry.usability.is_usable(now),
+                entry.identity.has_private_key,
+            );
+            if best.is_none_or(|(_, best_rank)| rank > best_rank) {
+                best = Some((entry, rank));
+            }
+        }
+        match (ids.len(), best) {
+            (1, Some((entry, _))) => Ok((entry.identity_at(now), entry.der.as_slice())),
+            (0, _) | (_, None) => Err(LookupError::NotFound(prefix)),
+            _ => {
+                let mut ids: Vec<String> = ids.into_iter().map(str::to_owned).collect();
+                ids.sort();
+                Err(LookupError::Ambiguous { prefix, ids })
+            }
+        }
+    }
+
+    /// The DER of every stored certificate whose subject is `subject`
+    /// (RFC 4514, compared exactly), one per distinct certificate, in
+    /// listing order: the candidates for issuer of a certificate whose
+    /// issuer is `subject`, for chain building.
+    pub fn certificates_by_subject(&self, subject: &str) -> Vec<&[u8]> {
+        let mut seen: Vec<&str> = Vec::new();
+        let mut out = Vec::new();
+        for entry in self.entries().filter(|e| e.identity.subject == subject) {
+            if !seen.contains(&entry.identity.id.as_str()) {
+                seen.push(&entry.identity.id);
+                out.push(entry.der.as_slice());
+            }
+        }
+        out
+    }
+
+    /// Number of stored identities (on all tokens, duplicates included).
+    pub fn len(&self) -> usize {
+        self.tokens.iter().map(|t| t.entries.len()).sum()
+    }
+
+    /// Whether no identity is stored (tokens without certificates may
+    /// still be).
+    pub fn is_empty(&self) -> bool {
+        self.tokens.iter().all(|t| t.entries.is_empty())
+    }
+
+    /// Number of stored tokens.
+    pub fn token_count(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Every entry in listing order.
+    fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.tokens.iter().flat_map(|t| t.entries.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,191 @@
+//! Whether an identity may be offered for TLS client authentication.
+//!
+//! The reasons, checked in this order and all reported when several apply:
+//!
+//! 1. [`Reason::NoPrivateKey`]: the token holds no key for the
+//!    certificate (CA certificates on a token always get this one);
+//! 2. [`Reason::Expired`]: `now` is after `notAfter`;
+//! 3. [`Reason::NotYetValid`]: `now` is before `notBefore`;
+//! 4. [`Reason::KeyUsage`]: Key Usage is present without
+//!    `digitalSignature`;
+//! 5. [`Reason::ExtendedKeyUsage`]: Extended Key Usage is present without
+//!    clientAuth (1.3.6.1.5.5.7.3.2) and without anyExtendedKeyUsage
+//!    (2.5.29.37.0).
+//!
+//! Only the validity checks depend on the time, so [`Usability`] settles
+//! the others once, when a certificate is stored, and a query only
+//! compares two timestamps.
+
+use p11agent_proto::{ClientAuth, Reason};
+use time::OffsetDateTime;
+
+/// Dotted OID of the clientAuth extended key usage.
+pub const EKU_CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
+/// Dotted OID of anyExtendedKeyUsage.
+pub const EKU_ANY: &str = "2.5.29.37.0";
+/// Key Usage name that client authentication needs.
+pub const KU_DIGITAL_SIGNATURE: &str = "digitalSignature";
+
+/// The facts that decide client-auth usability, with the time-independent
+/// checks already made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usability {
+    has_private_key: bool,
+    key_usage_ok: bool,
+    extended_key_usage_ok: bool,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+}
+
+impl Usability {
+    /// Settles the time-independent checks.
+    ///
+    /// `key_usage` holds Key Usage bit names and `extended_key_usage`
+    /// dotted OIDs, each `None` when the extension is absent.
+    pub fn new(
+        has_private_key: bool,
+        key_usage: Option<&[String]>,
+        extended_key_usage: Option<&[String]>,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Self {
+        let key_usage_ok =
+            key_usage.is_none_or(|names| names.iter().any(|n| n == KU_DIGITAL_SIGNATURE));
+        let extended_key_usage_ok = extended_key_usage
+            .is_none_or(|oids| oids.iter().any(|o| o == EKU_CLIENT_AUTH || o == EKU_ANY));
+        Usability {
+            has_private_key,
+            key_usage_ok,
+            extended_key_usage_ok,
+            not_before,
+            not_after,
+        }
+    }
+
+    /// Every reason that excludes the identity at `now`, in the order of
+    /// the module documentation; empty when it is usable.
+    pub fn reasons(&self, now: OffsetDateTime) -> Vec<Reason> {
+        let mut reasons = Vec::new();
+        if !self.has_private_key {
+            reasons.push(Reason::NoPrivateKey);
+        }
+        if now > self.not_after {
+            reasons.push(Reason::Expired);
+        }
+        if now < self.not_before {
+            reasons.push(Reason::NotYetValid);
+        }
+        if !self.key_usage_ok {
+            reasons.push(Reason::KeyUsage);
+        }
+        if !self.extended_key_usage_ok {
+            reasons.push(Reason::ExtendedKeyUsage);
+        }
+        reasons
+    }
+
+    /// Whether any reason applies at `now`, without building the list.
+    pub fn is_usable(&self, now: OffsetDateTime) -> bool {
+        self.has_private_key
+            && self.key_usage_ok
+            && self.extended_key_usage_ok
+            && now <= self.not_after
+            && now >= self.not_before
+    }
+
+    /// The verdict at `now`.
+    pub fn client_auth(&self, now: OffsetDateTime) -> ClientAuth {
+        ClientAuth::from_reasons(self.reasons(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const NOT_BEFORE: OffsetDateTime = datetime!(2024-01-01 00:00 UTC);
+    const NOT_AFTER: OffsetDateTime = datetime!(2026-01-01 00:00 UTC);
+    const INSIDE: OffsetDateTime = datetime!(2025-01-01 00:00 UTC);
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn check(
+        has_key: bool,
+        ku: Option<&[&str]>,
+        eku: Option<&[&str]>,
+        now: OffsetDateTime,
+    ) -> Vec<Reason> {
+        let ku = ku.map(strings);
+        let eku = eku.map(strings);
+        let u = Usability::new(
+            has_key,
+            ku.as_deref(),
+            eku.as_deref(),
+            NOT_BEFORE,
+            NOT_AFTER,
+        );
+        let reasons = u.reasons(now);
+        assert_eq!(u.is_usable(now), reasons.is_empty());
+        assert_eq!(u.client_auth(now).usable, reasons.is_empty());
+        reasons
+    }
+
+    #[test]
+    fn usable_when_nothing_applies() {
+        assert!(check(true, None, None, INSIDE).is_empty());
+        assert!(check(
+            true,
+            Some(&["digitalSignature"]),
+            Some(&[EKU_CLIENT_AUTH]),
+            INSIDE
+        )
+        .is_empty());
+        assert!(check(true, None, Some(&[EKU_ANY]), INSIDE).is_empty());
+        // The bounds themselves are inside the validity.
+        assert!(check(true, None, None, NOT_BEFORE).is_empty());
+        assert!(check(true, None, None, NOT_AFTER).is_empty());
+    }
+
+    #[test]
+    fn each_reason_alone() {
+        assert_eq!(check(false, None, None, INSIDE), [Reason::NoPrivateKey]);
+        assert_eq!(
+            check(true, None, None, datetime!(2026-01-01 00:00:01 UTC)),
+            [Reason::Expired]
+        );
+        assert_eq!(
+            check(true, None, None, datetime!(2023-12-31 23:59:59 UTC)),
+            [Reason::NotYetValid]
+        );
+        assert_eq!(
+            check(true, Some(&["keyEncipherment"]), None, INSIDE),
+            [Reason::KeyUsage]
+        );
+        assert_eq!(check(true, Some(&[]), None, INSIDE), [Reason::KeyUsage]);
+        assert_eq!(
+            check(true, None, Some(&["1.3.6.1.5.5.7.3.1"]), INSIDE),
+            [Reason::ExtendedKeyUsage]
+        );
+    }
+
+    #[test]
+    fn all_reasons_in_order() {
+        assert_eq!(
+            check(
+                false,
+                Some(&["keyCertSign"]),
+                Some(&["1.3.6.1.5.5.7.3.4"]),
+                datetime!(2030-01-01 00:00 UTC)
+            ),
+            [
+                Reason::NoPrivateKey,
+                Reason::Expired,
+                Reason::KeyUsage,
+                Reason::ExtendedKeyUsage
+            ]
+        );
+    }
+}
