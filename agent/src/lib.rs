@@ -1,1 +1,13 @@
-//! p11agent
+//! p11agent: a PKCS#11 smartcard signing agent.
+//!
+//! The library behind the `p11agent` binary: the token layer that talks
+//! PKCS#11 ([`token`]), the identity store ([`store`]), the socket server
+//! ([`server`]), the daemon that ties them together ([`daemon`]) and the
+//! command line ([`cli`]).
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod server;
+pub mod store;
+pub mod token;

@@ -1,1 +1,16 @@
-fn main() {}
+//! The `p11agent` command: a thin layer over the library.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    let args = p11agent::cli::Args::parse();
+    match p11agent::cli::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("p11agent: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

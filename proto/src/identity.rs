@@ -15,7 +15,8 @@ pub struct Identity {
     pub subject: String,
     /// Issuer distinguished name, RFC 4514.
     pub issuer: String,
-    /// Serial number, lower-case hex of its big-endian bytes.
+    /// Serial number: lower-case hex of its integer value, without the
+    /// DER sign byte (as `openssl x509 -serial` prints it, up to case).
     pub serial: String,
     /// Start of validity, RFC 3339.
     pub not_before: String,

@@ -1,1 +1,197 @@
-//! Shared helpers for the end-to-end tests.
+//! Shared helpers for the end-to-end tests: building and locating the
+//! `p11agent` binary, running a daemon against a SoftHSM environment, and
+//! running the command line against it.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use p11agent_client::{Client, ClientError};
+use tempfile::TempDir;
+
+/// The `p11agent` binary, built once per test process.
+///
+/// Test binaries of this crate do not get the agent's binary built for
+/// them (it belongs to another package), so the first call runs
+/// `cargo build` for it in the profile the tests were built with.
+pub fn p11agent_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        // target/<profile>/deps/<test> -> target/<profile>
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test executable lives in target/<profile>/deps")
+            .to_path_buf();
+        let mut build = Command::new(option_env!("CARGO").unwrap_or("cargo"));
+        build.args(["build", "--quiet", "-p", "p11agent", "--bin", "p11agent"]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        let status = build
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build of p11agent failed");
+        profile_dir.join("p11agent")
+    })
+}
+
+/// A running `p11agent daemon`, stopped (SIGTERM) and cleaned up on drop.
+pub struct Daemon {
+    child: Child,
+    dir: TempDir,
+    socket: PathBuf,
+    env: Vec<(String, OsString)>,
+}
+
+impl Daemon {
+    /// Starts a daemon that loads `module` with `env` (e.g. the SoftHSM
+    /// environment's `SOFTHSM2_CONF`) and waits until it answers.
+    pub fn start(module: &Path, env: Vec<(String, OsString)>) -> Daemon {
+        Self::start_with_args(&["--module".as_ref(), module.as_os_str()], env)
+    }
+
+    /// Starts a daemon with arbitrary `daemon` arguments, listening in a
+    /// fresh temporary directory.
+    pub fn start_with_args(args: &[&std::ffi::OsStr], env: Vec<(String, OsString)>) -> Daemon {
+        Self::start_at(None, args, env)
+    }
+
+    /// Starts a daemon listening on `socket`, or in a fresh temporary
+    /// directory when `None`.
+    pub fn start_at(
+        socket: Option<PathBuf>,
+        args: &[&std::ffi::OsStr],
+        env: Vec<(String, OsString)>,
+    ) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = socket.unwrap_or_else(|| dir.path().join("run").join("agent.sock"));
+        let log = File::create(dir.path().join("daemon.log")).expect("log file");
+        let child = Command::new(p11agent_bin())
+            .arg("daemon")
+            .arg("--socket")
+            .arg(&socket)
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env("RUST_LOG", "debug")
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn p11agent daemon");
+        let mut daemon = Daemon {
+            child,
+            dir,
+            socket,
+            env,
+        };
+        daemon.wait_ready();
+        daemon
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            match Client::connect(&self.socket) {
+                Ok(_) => return,
+                Err(ClientError::NotRunning { .. }) if Instant::now() < deadline => {}
+                Err(e) => panic!("daemon never answered: {e}\n{}", self.log()),
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("daemon exited with {status}\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The daemon's socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Everything the daemon logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// A new client connection.
+    pub fn client(&self) -> Client {
+        Client::connect(&self.socket).expect("connect to daemon")
+    }
+
+    /// Whether the daemon process is still alive.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Runs `p11agent ARGS` against this daemon.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        run_cli(args, &self.socket, &self.env)
+    }
+
+    /// Runs `p11agent ARGS` against this daemon and parses its stdout as
+    /// JSON, asserting success.
+    pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "p11agent {args:?} failed: {}",
+            describe(&out)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "p11agent {args:?} printed no JSON ({e}): {}",
+                describe(&out)
+            )
+        })
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SIGTERM lets the daemon remove its socket; kill if it lingers.
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `p11agent ARGS --socket SOCKET` with `env`.
+pub fn run_cli(args: &[&str], socket: &Path, env: &[(String, OsString)]) -> Output {
+    Command::new(p11agent_bin())
+        .args(args)
+        .arg("--socket")
+        .arg(socket)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env_remove("P11AGENT_SOCK")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run p11agent")
+}
+
+/// Exit status, stdout and stderr of a finished command, for messages.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "{}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

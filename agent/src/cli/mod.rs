@@ -1,0 +1,120 @@
+//! The `p11agent` command line: argument definitions, and one module per
+//! subcommand. Output formatting lives in `format`.
+
+mod daemon;
+mod format;
+mod list;
+mod show;
+mod status;
+mod tokens;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use p11agent_client::{Client, ClientError};
+
+pub use list::ListArgs;
+
+/// A PKCS#11 smartcard signing agent.
+///
+/// The daemon finds the certificates and keys on your PKCS#11 tokens
+/// (smartcards, USB keys, HSMs) and answers local clients over a Unix
+/// socket; the other commands ask it what it found.
+#[derive(Debug, Parser)]
+#[command(name = "p11agent", version, propagate_version = true)]
+pub struct Args {
+    /// The agent's socket [default: $XDG_RUNTIME_DIR/p11agent/agent.sock].
+    #[arg(long, global = true, env = "P11AGENT_SOCK", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent in the foreground, logging to stderr.
+    ///
+    /// Loads the PKCS#11 modules given with --module (or in the config
+    /// file); with none given, the modules registered with p11-kit. Log
+    /// detail follows RUST_LOG (default: info). Stop it with Ctrl-C or
+    /// SIGTERM.
+    Daemon(daemon::DaemonArgs),
+    /// Show whether the agent runs, its modules and counts.
+    Status(JsonArg),
+    /// List the tokens the agent sees.
+    Tokens(JsonArg),
+    /// List identities (certificates, with their keys when present).
+    List(ListArgs),
+    /// Show one identity in full.
+    Show(show::ShowArgs),
+}
+
+/// The `--json` switch shared by listings.
+#[derive(Debug, clap::Args)]
+pub struct JsonArg {
+    /// Print JSON for scripts instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Talking to the agent failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The daemon failed.
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon::DaemonError),
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Writing output failed.
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl CliError {
+    /// The process exit code: 3 when the agent is not running, so that
+    /// scripts can tell it from other failures; 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Client(ClientError::NotRunning { .. }) => 3,
+            _ => 1,
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(args: Args) -> Result<(), CliError> {
+    let socket = args.socket;
+    match args.command {
+        Command::Daemon(daemon_args) => daemon::run(socket, daemon_args),
+        Command::Status(a) => status::run(&mut connect(socket)?, a.json),
+        Command::Tokens(a) => tokens::run(&mut connect(socket)?, a.json),
+        Command::List(a) => list::run(&mut connect(socket)?, a),
+        Command::Show(a) => show::run(&mut connect(socket)?, a),
+    }
+}
+
+fn connect(socket: Option<PathBuf>) -> Result<Client, ClientError> {
+    match socket {
+        Some(path) => Client::connect(path),
+        None => Client::connect_default(),
+    }
+}
+
+/// Prints a value as pretty JSON on stdout.
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value).map_err(std::io::Error::from)?;
+    writeln!(out)?;
+    Ok(())
+}

@@ -1,0 +1,23 @@
+use p11agent_client::Client;
+
+use super::CliError;
+
+pub fn run(client: &mut Client, json: bool) -> Result<(), CliError> {
+    let status = client.status()?;
+    if json {
+        return super::print_json(&status);
+    }
+    println!("{} is running", status.agent);
+    println!("socket:     {}", status.socket);
+    println!("uptime:     {} s", status.uptime_seconds);
+    println!("tokens:     {}", status.tokens);
+    println!("identities: {}", status.identities);
+    println!("modules:");
+    for module in &status.modules {
+        println!("  {module}");
+    }
+    for failed in &status.module_errors {
+        println!("  {} (unusable: {})", failed.module, failed.error);
+    }
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! The running agent: its shared state and how it starts and stops.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use p11agent_proto::ModuleError;
+use tokio::sync::RwLock;
+
+use crate::server::{self, SocketError};
+use crate::store::Store;
+use crate::token::{self, Module};
+
+/// What every connection shares.
+#[derive(Debug)]
+pub struct State {
+    /// The identity store.
+    pub store: RwLock<Store>,
+    /// The modules loaded, by path.
+    pub modules: Vec<String>,
+    /// The modules that could not be loaded or scanned.
+    pub module_errors: Vec<ModuleError>,
+    /// The socket path.
+    pub socket: PathBuf,
+    /// When the agent started.
+    pub started: Instant,
+}
+
+/// How to run the daemon.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The socket to listen on.
+    pub socket: PathBuf,
+    /// The modules to load; empty means the ones registered with p11-kit.
+    pub modules: Vec<PathBuf>,
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The socket could not be set up.
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+    /// The signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// `p11agent x.y.z`, as the agent introduces itself.
+pub fn agent_name() -> String {
+    format!("p11agent {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Loads the modules, fills the store, then serves the socket until
+/// SIGINT or SIGTERM.
+///
+/// The socket appears only once every token has been scanned, so a
+/// client that can connect sees the complete store.
+pub async fn run(options: Options) -> Result<(), DaemonError> {
+    let modules = if options.modules.is_empty() {
+        let found = token::default_modules();
+        tracing::info!(
+            count = found.len(),
+            "using the modules registered with p11-kit"
+        );
+        found
+    } else {
+        options.modules.clone()
+    };
+
+    let started = Instant::now();
+    let (store, loaded, module_errors) = load_all(modules).await;
+    tracing::info!(
+        tokens = store.token_count(),
+        identities = store.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "store ready"
+    );
+
+    let socket = server::bind(&options.socket)?;
+    tracing::info!(socket = %socket.path().display(), "listening");
+    let state = Arc::new(State {
+        store: RwLock::new(store),
+        modules: loaded,
+        module_errors,
+        socket: options.socket.clone(),
+        started,
+    });
+    let shutdown = shutdown_signal().map_err(DaemonError::Signals)?;
+    server::serve(socket, state, shutdown).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Loads and scans every module, each on its own blocking thread so that
+/// a slow module does not hold up the others.
+async fn load_all(paths: Vec<PathBuf>) -> (Store, Vec<String>, Vec<ModuleError>) {
+    let scans = paths.into_iter().map(|path| {
+        tokio::task::spawn_blocking(move || {
+            let result = Module::load(&path).and_then(|module| module.scan().map(|t| (module, t)));
+            (path, result)
+        })
+    });
+    let mut store = Store::new();
+    let mut loaded = Vec::new();
+    let mut errors = Vec::new();
+    for scan in scans.collect::<Vec<_>>() {
+        let (path, result) = match scan.await {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::error!(error = %e, "module scan panicked");
+                continue;
+            }
+        };
+        let module = path.display().to_string();
+        match result {
+            Ok((_module, tokens)) => {
+                tracing::info!(module, tokens = tokens.len(), "module loaded");
+                for found in tokens {
+                    store.insert_token(found);
+                }
+                loaded.push(module);
+            }
+            Err(e) => {
+                tracing::warn!(module, error = %e, "module unusable");
+                errors.push(ModuleError {
+                    module,
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+    (store, loaded, errors)
+}
+
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+    })
+}

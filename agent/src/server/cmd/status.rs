@@ -1,0 +1,20 @@
+//! `status`: the agent's version, modules and counts.
+
+use p11agent_proto::{Response, Status, PROTOCOL_VERSION};
+
+use crate::daemon::State;
+
+/// Describes the running agent.
+pub async fn run(state: &State) -> Response {
+    let store = state.store.read().await;
+    Response::Status(Status {
+        agent: crate::daemon::agent_name(),
+        protocol_version: PROTOCOL_VERSION,
+        socket: state.socket.display().to_string(),
+        modules: state.modules.clone(),
+        module_errors: state.module_errors.clone(),
+        tokens: store.token_count(),
+        identities: store.len(),
+        uptime_seconds: state.started.elapsed().as_secs(),
+    })
+}

@@ -1,0 +1,16 @@
+//! The Unix-socket server: binding a private socket, refusing other
+//! users, reading frames and dispatching requests to one handler per
+//! command.
+//!
+//! Modelled on mini-redis: `listener.rs` accepts under a connection cap
+//! and stops on shutdown, `connection.rs` owns the framing of one
+//! client, `cmd/` holds what each request does.
+
+pub mod cmd;
+mod connection;
+mod listener;
+mod peer;
+mod socket;
+
+pub use listener::{serve, MAX_CONNECTIONS};
+pub use socket::{bind, BoundSocket, SocketError};
