@@ -24,9 +24,13 @@ pub struct Identity {
     pub not_after: String,
     /// The algorithm family of the certified key.
     pub key_type: KeyType,
-    /// Key size in bits: the modulus for RSA, the field size for curves.
+    /// Key size in bits: the modulus for RSA, the field size for curves
+    /// (for an EC key on another curve, as far as its public point tells);
+    /// 0 when unknown, as for [`KeyType::Other`].
     pub key_bits: u32,
-    /// The named curve of an EC key; `None` for RSA and Ed25519.
+    /// The named curve of an EC key; `None` for RSA, Ed25519 and
+    /// [`KeyType::Other`], and for EC keys on a curve other than P-256,
+    /// P-384 and P-521 (or without a named curve).
     pub curve: Option<Curve>,
     /// Key Usage bit names (`digitalSignature`, `keyEncipherment`, ...);
     /// `None` when the extension is absent.
@@ -51,10 +55,13 @@ pub struct Identity {
 pub enum KeyType {
     /// RSA.
     Rsa,
-    /// ECDSA over a NIST prime curve.
+    /// An elliptic-curve key (id-ecPublicKey): ECDSA over a NIST prime
+    /// curve, or over another curve when `curve` is `None`.
     Ec,
     /// EdDSA over Curve25519.
     Ed25519,
+    /// A key algorithm the agent cannot sign with.
+    Other,
 }
 
 impl KeyType {
@@ -64,6 +71,7 @@ impl KeyType {
             KeyType::Rsa => "rsa",
             KeyType::Ec => "ec",
             KeyType::Ed25519 => "ed25519",
+            KeyType::Other => "other",
         }
     }
 }
@@ -150,6 +158,9 @@ impl ClientAuth {
 pub enum Reason {
     /// No private key for the certificate was found on its token.
     NoPrivateKey,
+    /// The key's algorithm or curve is one the agent cannot sign with
+    /// (e.g. brainpool, Ed448).
+    UnsupportedKey,
     /// The certificate's validity ended.
     Expired,
     /// The certificate's validity has not begun.
@@ -166,6 +177,7 @@ impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::NoPrivateKey => "no_private_key",
+            Reason::UnsupportedKey => "unsupported_key",
             Reason::Expired => "expired",
             Reason::NotYetValid => "not_yet_valid",
             Reason::KeyUsage => "key_usage",

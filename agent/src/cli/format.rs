@@ -2,7 +2,7 @@
 
 use std::io::Write as _;
 
-use p11agent_proto::{ClientAuth, Identity};
+use p11agent_proto::{ClientAuth, Identity, KeyType};
 
 /// A table with left-aligned columns sized to their widest cell.
 pub struct Table {
@@ -51,12 +51,13 @@ pub fn short_id(id: &str) -> &str {
     id.get(..16).unwrap_or(id)
 }
 
-/// `rsa 2048`, `ec P-256`, `ed25519`.
+/// `rsa 2048`, `ec P-256`, `ec 256` (an EC key on another curve),
+/// `ed25519`, `other`.
 pub fn key_summary(i: &Identity) -> String {
-    match i.curve {
-        Some(curve) => format!("{} {}", i.key_type.as_str(), curve.as_str()),
-        None if i.key_type == p11agent_proto::KeyType::Ed25519 => "ed25519".to_owned(),
-        None => format!("{} {}", i.key_type.as_str(), i.key_bits),
+    match (i.key_type, i.curve) {
+        (_, Some(curve)) => format!("{} {}", i.key_type.as_str(), curve.as_str()),
+        (KeyType::Ed25519 | KeyType::Other, None) => i.key_type.as_str().to_owned(),
+        (_, None) => format!("{} {}", i.key_type.as_str(), i.key_bits),
     }
 }
 
@@ -84,4 +85,48 @@ pub fn eku_name(oid: &str) -> String {
         _ => return oid.to_owned(),
     };
     format!("{oid} ({name})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p11agent_proto::{Curve, Token};
+
+    fn identity(key_type: KeyType, key_bits: u32, curve: Option<Curve>) -> Identity {
+        Identity {
+            id: "00".repeat(32),
+            subject: "CN=x".into(),
+            issuer: "CN=x".into(),
+            serial: "01".into(),
+            not_before: "2024-01-01T00:00:00Z".into(),
+            not_after: "2034-01-01T00:00:00Z".into(),
+            key_type,
+            key_bits,
+            curve,
+            key_usage: None,
+            extended_key_usage: None,
+            has_private_key: true,
+            token: Token {
+                label: "t".into(),
+                serial: "1".into(),
+                manufacturer: "m".into(),
+                model: "mo".into(),
+                slot: 0,
+                module: "/lib/x.so".into(),
+            },
+            cert_uri: "pkcs11:object=c".into(),
+            key_uri: None,
+            client_auth: ClientAuth::from_reasons(Vec::new()),
+        }
+    }
+
+    #[test]
+    fn key_summaries() {
+        let summary = |t, b, c| key_summary(&identity(t, b, c));
+        assert_eq!(summary(KeyType::Rsa, 2048, None), "rsa 2048");
+        assert_eq!(summary(KeyType::Ec, 256, Some(Curve::P256)), "ec P-256");
+        assert_eq!(summary(KeyType::Ec, 256, None), "ec 256");
+        assert_eq!(summary(KeyType::Ed25519, 256, None), "ed25519");
+        assert_eq!(summary(KeyType::Other, 0, None), "other");
+    }
 }

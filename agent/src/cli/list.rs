@@ -51,6 +51,7 @@ enum KeyTypeArg {
     Rsa,
     Ec,
     Ed25519,
+    Other,
 }
 
 impl ListArgs {
@@ -70,6 +71,7 @@ impl ListArgs {
                 KeyTypeArg::Rsa => KeyType::Rsa,
                 KeyTypeArg::Ec => KeyType::Ec,
                 KeyTypeArg::Ed25519 => KeyType::Ed25519,
+                KeyTypeArg::Other => KeyType::Other,
             }),
             token: self.token.clone(),
             has_key: flag(self.has_key, self.no_key),

@@ -15,10 +15,14 @@
 //!   (`2024-01-01T00:00:00Z`); the parsed times are kept as
 //!   [`OffsetDateTime`] for usability checks.
 //! * **key**: RSA reports the modulus length in bits (leading zero bits
-//!   not counted); EC keys must name P-256, P-384 or P-521 and report
-//!   256/384/521 bits; Ed25519 (1.3.101.112) reports 256 bits and no
-//!   curve. Any other algorithm or curve is an error naming its OID:
-//!   the protocol's `key_type` has no value for it.
+//!   not counted); EC keys naming P-256, P-384 or P-521 report
+//!   256/384/521 bits and the curve; Ed25519 (1.3.101.112) reports 256
+//!   bits and no curve. An EC key on any other curve (brainpool, ...) or
+//!   without a named curve is `ec` with no curve and the field size read
+//!   from its public point (0 when the point is neither compressed nor
+//!   uncompressed). Any other algorithm (Ed448, DSA, ...) is `other`
+//!   with 0 bits. Such certificates are still listed; usability marks
+//!   them `unsupported_key`.
 //! * **Key Usage**: the set bits by their RFC 5280 names, in bit order;
 //!   `None` when the extension is absent. **Extended Key Usage**: every
 //!   purpose as a dotted OID, in encoded order with repeats removed,
@@ -80,22 +84,6 @@ pub enum CertError {
     /// once.
     #[error("unreadable Extended Key Usage extension: {0}")]
     ExtendedKeyUsage(#[source] X509Error),
-    /// The public key algorithm is neither RSA, EC nor Ed25519.
-    #[error("unsupported public key algorithm {oid}")]
-    UnsupportedKeyAlgorithm {
-        /// The algorithm's dotted OID.
-        oid: String,
-    },
-    /// An EC key on a curve other than P-256, P-384 and P-521.
-    #[error("unsupported elliptic curve {oid}")]
-    UnsupportedCurve {
-        /// The curve's dotted OID.
-        oid: String,
-    },
-    /// An EC key whose parameters are not a named curve (absent, implicit
-    /// or explicit parameters).
-    #[error("EC public key without a named curve")]
-    NoNamedCurve,
     /// An RSA public key that does not parse.
     #[error("malformed RSA public key: {0}")]
     RsaKey(#[source] X509Error),
@@ -245,6 +233,9 @@ fn rfc3339(t: OffsetDateTime) -> Result<String, time::error::Format> {
 }
 
 /// Key type, size in bits and curve of a SubjectPublicKeyInfo.
+///
+/// Keys the agent cannot sign with are still described, as far as
+/// possible (see the module documentation).
 fn key_info(spki: &SubjectPublicKeyInfo<'_>) -> Result<(KeyType, u32, Option<Curve>), CertError> {
     let algorithm = spki.algorithm.algorithm.to_id_string();
     match algorithm.as_str() {
@@ -259,19 +250,36 @@ fn key_info(spki: &SubjectPublicKeyInfo<'_>) -> Result<(KeyType, u32, Option<Cur
                 .parameters
                 .as_ref()
                 .and_then(|p| p.as_oid().ok())
-                .ok_or(CertError::NoNamedCurve)?
-                .to_id_string();
-            let (curve, bits) = match curve_oid.as_str() {
-                OID_P256 => (Curve::P256, 256),
-                OID_P384 => (Curve::P384, 384),
-                OID_P521 => (Curve::P521, 521),
-                _ => return Err(CertError::UnsupportedCurve { oid: curve_oid }),
+                .map(|oid| oid.to_id_string());
+            let named = match curve_oid.as_deref() {
+                Some(OID_P256) => Some((Curve::P256, 256)),
+                Some(OID_P384) => Some((Curve::P384, 384)),
+                Some(OID_P521) => Some((Curve::P521, 521)),
+                _ => None,
             };
-            Ok((KeyType::Ec, bits, Some(curve)))
+            Ok(match named {
+                Some((curve, bits)) => (KeyType::Ec, bits, Some(curve)),
+                None => (
+                    KeyType::Ec,
+                    ec_point_bits(&spki.subject_public_key.data),
+                    None,
+                ),
+            })
         }
         OID_ED25519 => Ok((KeyType::Ed25519, 256, None)),
-        _ => Err(CertError::UnsupportedKeyAlgorithm { oid: algorithm }),
+        _ => Ok((KeyType::Other, 0, None)),
     }
+}
+
+/// Field size in bits of an EC public point (SEC 1): `04 || X || Y`
+/// uncompressed, `02`/`03 || X` compressed; 0 for anything else.
+fn ec_point_bits(point: &[u8]) -> u32 {
+    let bytes = match point {
+        [0x04, rest @ ..] if !rest.is_empty() && rest.len() % 2 == 0 => rest.len() / 2,
+        [0x02 | 0x03, rest @ ..] if !rest.is_empty() => rest.len(),
+        _ => 0,
+    };
+    u32::try_from(bytes).map_or(0, |b| b.saturating_mul(8))
 }
 
 /// Number of significant bits of a big-endian unsigned integer.
@@ -419,25 +427,28 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_algorithm_names_oid() {
+    fn other_algorithm_is_other() {
         let der = self_signed_with(&params("Ed448"), &ed25519_key());
-        let err = ParsedCertificate::from_der(patch(&der, DER_OID_ED25519, DER_OID_ED448))
-            .expect_err("Ed448 is not supported");
-        assert!(
-            matches!(&err, CertError::UnsupportedKeyAlgorithm { oid } if oid == "1.3.101.113"),
-            "{err}"
-        );
-        assert!(err.to_string().contains("1.3.101.113"));
+        let cert = parse(patch(&der, DER_OID_ED25519, DER_OID_ED448));
+        assert_eq!(cert.key_type, KeyType::Other);
+        assert_eq!(cert.key_bits, 0);
+        assert_eq!(cert.curve, None);
     }
 
     #[test]
-    fn unsupported_curve_names_oid() {
-        let der = self_signed(&params("P-192"));
-        let err = ParsedCertificate::from_der(patch(&der, DER_OID_P256, DER_OID_P192))
-            .expect_err("P-192 is not supported");
-        assert!(
-            matches!(&err, CertError::UnsupportedCurve { oid } if oid == "1.2.840.10045.3.1.1"),
-            "{err}"
+    fn other_curve_is_ec_without_curve() {
+        let der = for_public_key(&params("P-192"), &FakeEcKey::uncompressed(24));
+        let cert = parse(patch(&der, DER_OID_P256, DER_OID_P192));
+        assert_eq!(cert.key_type, KeyType::Ec);
+        assert_eq!(cert.key_bits, 192);
+        assert_eq!(cert.curve, None);
+
+        // The size comes from the point, not from the curve's name.
+        let der = self_signed(&params("relabelled"));
+        let cert = parse(patch(&der, DER_OID_P256, DER_OID_P192));
+        assert_eq!(
+            (cert.key_type, cert.key_bits, cert.curve),
+            (KeyType::Ec, 256, None)
         );
     }
 
@@ -575,6 +586,22 @@ mod tests {
             ClientAuth::from_reasons(Vec::new()),
         );
         assert!(!without.has_private_key);
+    }
+
+    #[test]
+    fn ec_point_sizes() {
+        let uncompressed = |n: usize| [vec![0x04], vec![0xaa; 2 * n]].concat();
+        let compressed = |tag: u8, n: usize| [vec![tag], vec![0xaa; n]].concat();
+        assert_eq!(ec_point_bits(&uncompressed(24)), 192);
+        assert_eq!(ec_point_bits(&uncompressed(32)), 256);
+        assert_eq!(ec_point_bits(&uncompressed(64)), 512);
+        assert_eq!(ec_point_bits(&compressed(0x02, 32)), 256);
+        assert_eq!(ec_point_bits(&compressed(0x03, 48)), 384);
+        assert_eq!(ec_point_bits(&[]), 0);
+        assert_eq!(ec_point_bits(&[0x04]), 0);
+        assert_eq!(ec_point_bits(&[0x02]), 0);
+        assert_eq!(ec_point_bits(&[0x04, 0xaa, 0xbb, 0xcc]), 0);
+        assert_eq!(ec_point_bits(&[0x05, 0xaa, 0xbb]), 0);
     }
 
     #[test]

@@ -13,10 +13,14 @@
 //!   different token in the same slot (a swapped card) is a different
 //!   token, so callers that see a slot change drop the old one with
 //!   [`Store::remove_slot`] or [`Store::remove_token`].
-//! * Every certificate object becomes one identity. A certificate that
-//!   cannot be read, or whose key type the protocol cannot express (see
-//!   [`cert`]), is logged with a warning and skipped; the token's
-//!   certificate count still includes it.
+//! * Every certificate object becomes one identity. A certificate whose
+//!   key the agent cannot sign with (brainpool, Ed448, ...) is listed
+//!   like any other, with key type `ec` without a curve or `other` (see
+//!   [`cert`]), and is never usable for client authentication
+//!   ([`Reason::UnsupportedKey`](p11agent_proto::Reason::UnsupportedKey)).
+//!   Only a certificate that cannot be read at all is logged with a
+//!   warning and skipped; the token's certificate count still includes
+//!   it.
 //! * The same certificate on two tokens (or twice on one) gives two
 //!   identities with the same id. Listing shows both. [`Store::get`]
 //!   treats an id as naming a certificate, so such duplicates are not
@@ -213,6 +217,8 @@ impl Store {
             };
             let usability = Usability::new(
                 found_cert.key_uri.is_some(),
+                parsed.key_type,
+                parsed.curve,
                 parsed.key_usage.as_deref(),
                 parsed.extended_key_usage.as_deref(),
                 parsed.not_before,

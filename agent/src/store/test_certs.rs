@@ -107,6 +107,31 @@ impl PublicKeyData for FakeRsaKey {
     }
 }
 
+/// An EC public key labelled P-256 whose uncompressed point has
+/// coordinates of the given size (not a real key): patch its curve OID to
+/// make a certificate for another curve.
+pub struct FakeEcKey(Vec<u8>);
+
+impl FakeEcKey {
+    /// An uncompressed point `04 || X || Y` with `coordinate_bytes`-byte
+    /// coordinates.
+    pub fn uncompressed(coordinate_bytes: usize) -> Self {
+        let mut point = vec![0x04];
+        point.extend((0..2 * coordinate_bytes).map(|i| (i * 5 + 3) as u8));
+        FakeEcKey(point)
+    }
+}
+
+impl PublicKeyData for FakeEcKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        &PKCS_ECDSA_P256_SHA256
+    }
+}
+
 /// Replaces every occurrence of `from` by `to` (same length) in `der`.
 pub fn patch(der: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     assert_eq!(from.len(), to.len());

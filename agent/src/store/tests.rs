@@ -447,9 +447,75 @@ fn unreadable_certificates_are_skipped_but_counted() {
             found_cert(good, "good", true),
         ],
     ));
-    assert_eq!(names(&store, Filter::default()), ["CN=good"]);
+    assert_eq!(names(&store, Filter::default()), ["CN=ed448", "CN=good"]);
     assert_eq!(store.tokens()[0].certificates, 3);
-    assert_eq!(store.len(), 1);
+    assert_eq!(store.len(), 2);
+}
+
+#[test]
+fn unsupported_ed448_key_is_listed_but_unusable() {
+    let ed448 = patch(
+        &self_signed_with(&params("ed448"), &ed25519_key()),
+        DER_OID_ED25519,
+        DER_OID_ED448,
+    );
+    let store = store_with(ed448.clone(), true);
+    let all = store.query(&Filter::default(), NOW);
+    assert_eq!(all.len(), 1);
+    let id = &all[0];
+    assert_eq!(id.subject, "CN=ed448");
+    assert_eq!(id.key_type, KeyType::Other);
+    assert_eq!(id.key_bits, 0);
+    assert_eq!(id.curve, None);
+    assert!(id.has_private_key);
+    assert!(!id.client_auth.usable);
+    assert_eq!(id.client_auth.reasons, [Reason::UnsupportedKey]);
+
+    let json = serde_json::to_value(id).expect("serialises");
+    assert_eq!(json["key_type"], "other");
+    assert_eq!(json["key_bits"], 0);
+    assert_eq!(json["curve"], serde_json::Value::Null);
+    assert_eq!(json["client_auth"]["usable"], false);
+    assert!(json["client_auth"]["reasons"]
+        .as_array()
+        .expect("array")
+        .contains(&serde_json::json!("unsupported_key")));
+
+    // Filters see it; it is never offered for client authentication.
+    let f = |key_type, client_auth| Filter {
+        key_type,
+        client_auth,
+        ..Filter::default()
+    };
+    assert_eq!(names(&store, f(Some(KeyType::Other), None)), ["CN=ed448"]);
+    assert_eq!(names(&store, f(None, Some(false))), ["CN=ed448"]);
+    assert!(names(&store, f(None, Some(true))).is_empty());
+    let (identity, der) = store.get(&id.id, NOW).expect("found by id");
+    assert_eq!(identity.client_auth.reasons, [Reason::UnsupportedKey]);
+    assert_eq!(der, ed448.as_slice());
+
+    // Without a key both reasons apply, no_private_key first.
+    assert_eq!(
+        reasons_for(ed448, false),
+        [Reason::NoPrivateKey, Reason::UnsupportedKey]
+    );
+}
+
+#[test]
+fn unsupported_curve_is_listed_as_ec_without_curve() {
+    let p192 = patch(
+        &for_public_key(&params("p192"), &FakeEcKey::uncompressed(24)),
+        DER_OID_P256,
+        DER_OID_P192,
+    );
+    let store = store_with(p192, true);
+    let all = store.query(&Filter::default(), NOW);
+    assert_eq!(all.len(), 1);
+    assert_eq!(
+        (all[0].key_type, all[0].key_bits, all[0].curve),
+        (KeyType::Ec, 192, None)
+    );
+    assert_eq!(all[0].client_auth.reasons, [Reason::UnsupportedKey]);
 }
 
 #[test]

@@ -4,11 +4,14 @@
 //!
 //! 1. [`Reason::NoPrivateKey`]: the token holds no key for the
 //!    certificate (CA certificates on a token always get this one);
-//! 2. [`Reason::Expired`]: `now` is after `notAfter`;
-//! 3. [`Reason::NotYetValid`]: `now` is before `notBefore`;
-//! 4. [`Reason::KeyUsage`]: Key Usage is present without
+//! 2. [`Reason::UnsupportedKey`]: the agent cannot sign with the key's
+//!    algorithm or curve: [`KeyType::Other`], or an EC key on a curve
+//!    other than P-256, P-384 and P-521 (see [`key_supported`]);
+//! 3. [`Reason::Expired`]: `now` is after `notAfter`;
+//! 4. [`Reason::NotYetValid`]: `now` is before `notBefore`;
+//! 5. [`Reason::KeyUsage`]: Key Usage is present without
 //!    `digitalSignature`;
-//! 5. [`Reason::ExtendedKeyUsage`]: Extended Key Usage is present without
+//! 6. [`Reason::ExtendedKeyUsage`]: Extended Key Usage is present without
 //!    clientAuth (1.3.6.1.5.5.7.3.2) and without anyExtendedKeyUsage
 //!    (2.5.29.37.0).
 //!
@@ -16,7 +19,7 @@
 //! the others once, when a certificate is stored, and a query only
 //! compares two timestamps.
 
-use p11agent_proto::{ClientAuth, Reason};
+use p11agent_proto::{ClientAuth, Curve, KeyType, Reason};
 use time::OffsetDateTime;
 
 /// Dotted OID of the clientAuth extended key usage.
@@ -26,11 +29,23 @@ pub const EKU_ANY: &str = "2.5.29.37.0";
 /// Key Usage name that client authentication needs.
 pub const KU_DIGITAL_SIGNATURE: &str = "digitalSignature";
 
+/// Whether the agent can sign with a key of this type and curve: false
+/// for [`KeyType::Other`] and for an EC key without one of the named
+/// curves it knows (`curve` is `None`).
+pub fn key_supported(key_type: KeyType, curve: Option<Curve>) -> bool {
+    match key_type {
+        KeyType::Rsa | KeyType::Ed25519 => true,
+        KeyType::Ec => curve.is_some(),
+        KeyType::Other => false,
+    }
+}
+
 /// The facts that decide client-auth usability, with the time-independent
 /// checks already made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Usability {
     has_private_key: bool,
+    key_supported: bool,
     key_usage_ok: bool,
     extended_key_usage_ok: bool,
     not_before: OffsetDateTime,
@@ -40,10 +55,14 @@ pub struct Usability {
 impl Usability {
     /// Settles the time-independent checks.
     ///
-    /// `key_usage` holds Key Usage bit names and `extended_key_usage`
-    /// dotted OIDs, each `None` when the extension is absent.
+    /// `key_type` and `curve` describe the certified key as
+    /// [`super::cert`] reads it; `key_usage` holds Key Usage bit names and
+    /// `extended_key_usage` dotted OIDs, each `None` when the extension is
+    /// absent.
     pub fn new(
         has_private_key: bool,
+        key_type: KeyType,
+        curve: Option<Curve>,
         key_usage: Option<&[String]>,
         extended_key_usage: Option<&[String]>,
         not_before: OffsetDateTime,
@@ -55,6 +74,7 @@ impl Usability {
             .is_none_or(|oids| oids.iter().any(|o| o == EKU_CLIENT_AUTH || o == EKU_ANY));
         Usability {
             has_private_key,
+            key_supported: key_supported(key_type, curve),
             key_usage_ok,
             extended_key_usage_ok,
             not_before,
@@ -68,6 +88,9 @@ impl Usability {
         let mut reasons = Vec::new();
         if !self.has_private_key {
             reasons.push(Reason::NoPrivateKey);
+        }
+        if !self.key_supported {
+            reasons.push(Reason::UnsupportedKey);
         }
         if now > self.not_after {
             reasons.push(Reason::Expired);
@@ -87,6 +110,7 @@ impl Usability {
     /// Whether any reason applies at `now`, without building the list.
     pub fn is_usable(&self, now: OffsetDateTime) -> bool {
         self.has_private_key
+            && self.key_supported
             && self.key_usage_ok
             && self.extended_key_usage_ok
             && now <= self.not_after
@@ -118,10 +142,23 @@ mod tests {
         eku: Option<&[&str]>,
         now: OffsetDateTime,
     ) -> Vec<Reason> {
+        check_key(has_key, KeyType::Ec, Some(Curve::P256), ku, eku, now)
+    }
+
+    fn check_key(
+        has_key: bool,
+        key_type: KeyType,
+        curve: Option<Curve>,
+        ku: Option<&[&str]>,
+        eku: Option<&[&str]>,
+        now: OffsetDateTime,
+    ) -> Vec<Reason> {
         let ku = ku.map(strings);
         let eku = eku.map(strings);
         let u = Usability::new(
             has_key,
+            key_type,
+            curve,
             ku.as_deref(),
             eku.as_deref(),
             NOT_BEFORE,
@@ -172,16 +209,63 @@ mod tests {
     }
 
     #[test]
+    fn supported_keys() {
+        for (key_type, curve) in [
+            (KeyType::Rsa, None),
+            (KeyType::Ec, Some(Curve::P256)),
+            (KeyType::Ec, Some(Curve::P384)),
+            (KeyType::Ec, Some(Curve::P521)),
+            (KeyType::Ed25519, None),
+        ] {
+            assert!(key_supported(key_type, curve), "{key_type:?} {curve:?}");
+            assert!(check_key(true, key_type, curve, None, None, INSIDE).is_empty());
+        }
+    }
+
+    #[test]
+    fn reason_unsupported_key() {
+        assert!(!key_supported(KeyType::Other, None));
+        assert!(!key_supported(KeyType::Ec, None));
+        assert_eq!(
+            check_key(true, KeyType::Other, None, None, None, INSIDE),
+            [Reason::UnsupportedKey]
+        );
+        assert_eq!(
+            check_key(true, KeyType::Ec, None, None, None, INSIDE),
+            [Reason::UnsupportedKey]
+        );
+        // Right after no_private_key, before the validity reasons.
+        assert_eq!(
+            check_key(
+                false,
+                KeyType::Other,
+                None,
+                None,
+                None,
+                datetime!(2030-01-01 00:00 UTC)
+            ),
+            [
+                Reason::NoPrivateKey,
+                Reason::UnsupportedKey,
+                Reason::Expired
+            ]
+        );
+    }
+
+    #[test]
     fn all_reasons_in_order() {
         assert_eq!(
-            check(
+            check_key(
                 false,
+                KeyType::Ec,
+                None,
                 Some(&["keyCertSign"]),
                 Some(&["1.3.6.1.5.5.7.3.4"]),
                 datetime!(2030-01-01 00:00 UTC)
             ),
             [
                 Reason::NoPrivateKey,
+                Reason::UnsupportedKey,
                 Reason::Expired,
                 Reason::KeyUsage,
                 Reason::ExtendedKeyUsage
