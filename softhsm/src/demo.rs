@@ -38,6 +38,12 @@ pub struct DemoReport {
     pub ca: PathBuf,
     /// The intermediate CA certificate (PEM file).
     pub intermediate: PathBuf,
+    /// A TLS server certificate for localhost, 127.0.0.1 and ::1 with its
+    /// chain (PEM file), for the demo's server that requires client
+    /// certificates from this PKI.
+    pub server_cert: PathBuf,
+    /// The server certificate's private key (PEM file, mode 0600).
+    pub server_key: PathBuf,
     /// The certificates on the token.
     pub identities: Vec<DemoIdentity>,
     /// True when an earlier run's token was reused rather than provisioned.
@@ -144,6 +150,10 @@ pub fn provision_demo(dir: &Path, user_pin: &str, so_pin: &str) -> Result<DemoRe
 
     let pki = Pki::standard()?;
     pki.save(hsm.dir())?;
+    let server = pki.localhost_server()?;
+    let (server_cert, server_key) = (hsm.dir().join("server.pem"), hsm.dir().join("server.key"));
+    crate::pki::write_file(&server_cert, &server.chain_pem, false)?;
+    crate::pki::write_file(&server_key, &server.key_pem, true)?;
     let token = hsm.create_token(DEMO_TOKEN_LABEL, user_pin, so_pin)?;
     let identities = token.provision(|p| {
         let org = "p11agent demo";
@@ -197,6 +207,8 @@ pub fn provision_demo(dir: &Path, user_pin: &str, so_pin: &str) -> Result<DemoRe
         },
         ca: hsm.dir().join("ca.pem"),
         intermediate: hsm.dir().join("intermediate.pem"),
+        server_cert,
+        server_key,
         identities,
         reused: false,
     };

@@ -726,7 +726,7 @@ impl Pki {
     }
 }
 
-fn write_file(path: &Path, contents: &str, secret: bool) -> Result<()> {
+pub(crate) fn write_file(path: &Path, contents: &str, secret: bool) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut options = std::fs::OpenOptions::new();
