@@ -47,6 +47,10 @@ pub struct Identity {
     pub key_uri: Option<String>,
     /// Whether this identity may be offered for TLS client authentication.
     pub client_auth: ClientAuth,
+    /// The TLS signature schemes the agent can make with this identity's
+    /// key on its token: those the key type allows and the token's
+    /// mechanism list supports. Empty without a key.
+    pub schemes: Vec<crate::Scheme>,
 }
 
 /// The algorithm family of a key.

@@ -6,7 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{Identity, KeyType, TokenSummary};
+use crate::identity::{Identity, KeyType, Token, TokenSummary};
+use crate::{Pin, Scheme};
 
 /// The protocol version this crate speaks. A client announces it in its
 /// [`Request::Hello`]; the agent refuses versions it does not speak.
@@ -40,6 +41,34 @@ pub enum Request {
         /// least 8 hex digits).
         id: String,
     },
+    /// A signature with an identity's private key, exactly as TLS puts
+    /// it in CertificateVerify.
+    Sign {
+        /// The identity id (full SHA-256 hex, or a unique prefix).
+        id: String,
+        /// The TLS signature scheme.
+        scheme: Scheme,
+        /// The message to sign (not a digest: the agent hashes as the
+        /// scheme says), standard base64 with padding.
+        message: String,
+    },
+    /// Log in to a token ahead of the first signature.
+    Login {
+        /// Token label or serial; may be omitted when one token is present.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+        /// The user PIN; when omitted the agent asks its PIN source
+        /// (pinentry, PIN file) or uses the token's PIN pad.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pin: Option<Pin>,
+    },
+    /// Log out of one token, or of all when `token` is omitted, and
+    /// forget their PINs.
+    Logout {
+        /// Token label or serial.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    },
 }
 
 impl Request {
@@ -51,6 +80,9 @@ impl Request {
             Request::Tokens => "tokens",
             Request::List { .. } => "list",
             Request::Show { .. } => "show",
+            Request::Sign { .. } => "sign",
+            Request::Login { .. } => "login",
+            Request::Logout { .. } => "logout",
         }
     }
 }
@@ -150,6 +182,22 @@ pub enum Response {
         /// The certificate's DER encoding, standard base64 with padding.
         certificate: String,
     },
+    /// Answer to [`Request::Sign`].
+    Signature {
+        /// The signature as TLS puts it on the wire (DER for ECDSA),
+        /// standard base64 with padding.
+        signature: String,
+    },
+    /// Answer to [`Request::Login`].
+    LoggedIn {
+        /// The token now logged in.
+        token: Token,
+    },
+    /// Answer to [`Request::Logout`].
+    LoggedOut {
+        /// The tokens that were logged in and no longer are.
+        tokens: Vec<Token>,
+    },
     /// The request failed; the connection stays usable unless the code
     /// says otherwise (see [`ErrorCode::closes_connection`]).
     Error {
@@ -179,6 +227,26 @@ pub enum ErrorCode {
     NotFound,
     /// The id prefix matches more than one identity.
     Ambiguous,
+    /// The identity's key cannot make the requested scheme (wrong key
+    /// type or curve, or the token lacks the mechanism).
+    UnsupportedScheme,
+    /// The identity has no private key on its token.
+    NoPrivateKey,
+    /// No token matches, or several do and none was named.
+    TokenNotFound,
+    /// The token is gone.
+    TokenAbsent,
+    /// A PIN is needed and no PIN source is configured or able to give one.
+    PinRequired,
+    /// The token rejected the PIN. The message says how many tries remain
+    /// when the token tells; the agent never retries by itself.
+    PinIncorrect,
+    /// The PIN is locked; only the security officer can unlock it.
+    PinLocked,
+    /// The user cancelled the PIN prompt.
+    Cancelled,
+    /// The token failed to sign.
+    SigningFailed,
     /// The agent failed internally.
     Internal,
     /// A code this version of the crate does not know (from a newer agent).
@@ -205,6 +273,15 @@ impl ErrorCode {
             ErrorCode::UnsupportedVersion => "unsupported_version",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Ambiguous => "ambiguous",
+            ErrorCode::UnsupportedScheme => "unsupported_scheme",
+            ErrorCode::NoPrivateKey => "no_private_key",
+            ErrorCode::TokenNotFound => "token_not_found",
+            ErrorCode::TokenAbsent => "token_absent",
+            ErrorCode::PinRequired => "pin_required",
+            ErrorCode::PinIncorrect => "pin_incorrect",
+            ErrorCode::PinLocked => "pin_locked",
+            ErrorCode::Cancelled => "cancelled",
+            ErrorCode::SigningFailed => "signing_failed",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
         }
