@@ -9,6 +9,10 @@
 //! modules = ["/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"]
 //! # Where to listen; --socket overrides it.
 //! socket = "/run/user/1000/p11agent/agent.sock"
+//! # Where PINs come from: a file holding the user PIN (automation), or a
+//! # pinentry program (a person); --pin-file / --pinentry override them.
+//! pin_file = "/home/me/.config/p11agent/pin"
+//! pinentry = "/usr/bin/pinentry-curses"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -24,6 +28,10 @@ pub struct Config {
     pub modules: Vec<PathBuf>,
     /// The socket path.
     pub socket: Option<PathBuf>,
+    /// A file holding the user PIN.
+    pub pin_file: Option<PathBuf>,
+    /// A pinentry program to ask a person for PINs.
+    pub pinentry: Option<PathBuf>,
 }
 
 /// Why the configuration could not be read.

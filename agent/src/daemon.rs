@@ -7,15 +7,18 @@ use std::time::Instant;
 use p11agent_proto::ModuleError;
 use tokio::sync::RwLock;
 
+use crate::pin::PinSource;
 use crate::server::{self, SocketError};
 use crate::store::Store;
-use crate::token::{self, Module};
+use crate::token::{self, Module, Tokens};
 
 /// What every connection shares.
 #[derive(Debug)]
 pub struct State {
     /// The identity store.
     pub store: RwLock<Store>,
+    /// The loaded modules, their sessions and logins.
+    pub tokens: Arc<Tokens>,
     /// The modules loaded, by path.
     pub modules: Vec<String>,
     /// The modules that could not be loaded or scanned.
@@ -27,12 +30,14 @@ pub struct State {
 }
 
 /// How to run the daemon.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Options {
     /// The socket to listen on.
     pub socket: PathBuf,
     /// The modules to load; empty means the ones registered with p11-kit.
     pub modules: Vec<PathBuf>,
+    /// Where PINs come from.
+    pub pins: Arc<dyn PinSource>,
 }
 
 /// Why the daemon could not start.
@@ -70,6 +75,11 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
 
     let started = Instant::now();
     let (store, loaded, module_errors) = load_all(modules).await;
+    let paths = loaded
+        .iter()
+        .map(|m| m.path().display().to_string())
+        .collect();
+    let tokens = Arc::new(Tokens::new(loaded, options.pins.clone()));
     tracing::info!(
         tokens = store.token_count(),
         identities = store.len(),
@@ -81,7 +91,8 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
     tracing::info!(socket = %socket.path().display(), "listening");
     let state = Arc::new(State {
         store: RwLock::new(store),
-        modules: loaded,
+        tokens,
+        modules: paths,
         module_errors,
         socket: options.socket.clone(),
         started,
@@ -94,7 +105,7 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
 
 /// Loads and scans every module, each on its own blocking thread so that
 /// a slow module does not hold up the others.
-async fn load_all(paths: Vec<PathBuf>) -> (Store, Vec<String>, Vec<ModuleError>) {
+async fn load_all(paths: Vec<PathBuf>) -> (Store, Vec<Module>, Vec<ModuleError>) {
     let scans = paths.into_iter().map(|path| {
         tokio::task::spawn_blocking(move || {
             let result = Module::load(&path).and_then(|module| module.scan().map(|t| (module, t)));
@@ -114,12 +125,12 @@ async fn load_all(paths: Vec<PathBuf>) -> (Store, Vec<String>, Vec<ModuleError>)
         };
         let module = path.display().to_string();
         match result {
-            Ok((_module, tokens)) => {
+            Ok((loaded_module, tokens)) => {
                 tracing::info!(module, tokens = tokens.len(), "module loaded");
                 for found in tokens {
                     store.insert_token(found);
                 }
-                loaded.push(module);
+                loaded.push(loaded_module);
             }
             Err(e) => {
                 tracing::warn!(module, error = %e, "module unusable");

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod pin;
 pub mod server;
 pub mod store;
 pub mod token;

@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 
 use p11agent_proto::frame::{tokio_io, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
-use p11agent_proto::{paths, Filter, Identity, Request, Response, Status, TokenSummary};
+use p11agent_proto::{paths, Filter, Identity, Request, Response, Scheme, Status, TokenSummary};
 use tokio::net::UnixStream;
 
 use crate::{ClientError, ShownIdentity};
@@ -69,5 +69,16 @@ impl AsyncClient {
     /// One identity by id or unique id prefix, with its certificate.
     pub async fn show(&mut self, id: &str) -> Result<ShownIdentity, ClientError> {
         crate::into_shown(self.call(&Request::Show { id: id.to_owned() }).await?)
+    }
+
+    /// A signature by identity `id` over `message` with `scheme`; see
+    /// [`Client::sign`](crate::Client::sign).
+    pub async fn sign(
+        &mut self,
+        id: &str,
+        scheme: Scheme,
+        message: &[u8],
+    ) -> Result<Vec<u8>, ClientError> {
+        crate::into_signature(self.call(&crate::sign_request(id, scheme, message)).await?)
     }
 }

@@ -2,7 +2,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use p11agent_proto::frame::{self, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
-use p11agent_proto::{paths, Filter, Identity, Request, Response, Status, TokenSummary};
+use p11agent_proto::{paths, Filter, Identity, Request, Response, Scheme, Status, TokenSummary};
 
 use crate::{ClientError, ShownIdentity};
 
@@ -72,5 +72,19 @@ impl Client {
     /// One identity by id or unique id prefix, with its certificate.
     pub fn show(&mut self, id: &str) -> Result<ShownIdentity, ClientError> {
         crate::into_shown(self.call(&Request::Show { id: id.to_owned() })?)
+    }
+
+    /// A signature by identity `id` (full id or unique prefix) over
+    /// `message`, made with `scheme` exactly as TLS puts it in
+    /// CertificateVerify (DER for ECDSA). The agent hashes `message`
+    /// itself. An error answer (no key, wrong scheme, PIN trouble, ...)
+    /// is [`ClientError::Agent`].
+    pub fn sign(
+        &mut self,
+        id: &str,
+        scheme: Scheme,
+        message: &[u8],
+    ) -> Result<Vec<u8>, ClientError> {
+        crate::into_signature(self.call(&crate::sign_request(id, scheme, message))?)
     }
 }

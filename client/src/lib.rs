@@ -4,6 +4,13 @@
 //! tokio. Both perform the version handshake on connect and offer one
 //! typed call per request the agent answers.
 //!
+//! The [`tls`] module plugs the agent into rustls 0.23 (ring provider):
+//! a client-certificate resolver and signing key whose private-key
+//! operations are done by the agent, and a helper that builds a
+//! `ClientConfig` for one origin. It is always built (no feature flag):
+//! the agent exists to do TLS client authentication, and rustls with
+//! ring is a modest dependency.
+//!
 //! ```no_run
 //! let mut agent = p11agent_client::Client::connect_default()?;
 //! for identity in agent.list(&Default::default())? {
@@ -15,6 +22,7 @@
 mod asynchronous;
 mod blocking;
 mod error;
+pub mod tls;
 
 pub use asynchronous::AsyncClient;
 pub use blocking::Client;
@@ -69,6 +77,26 @@ fn into_identities(resp: Response) -> Result<Vec<Identity>, ClientError> {
     }
 }
 
+/// The `sign` request for `message`, base64-encoded as the protocol wants.
+fn sign_request(id: &str, scheme: p11agent_proto::Scheme, message: &[u8]) -> Request {
+    use base64::Engine as _;
+    Request::Sign {
+        id: id.to_owned(),
+        scheme,
+        message: base64::engine::general_purpose::STANDARD.encode(message),
+    }
+}
+
+fn into_signature(resp: Response) -> Result<Vec<u8>, ClientError> {
+    use base64::Engine as _;
+    match resp {
+        Response::Signature { signature } => base64::engine::general_purpose::STANDARD
+            .decode(signature)
+            .map_err(|e| ClientError::Protocol(format!("signature is not base64: {e}"))),
+        other => Err(unexpected(other)),
+    }
+}
+
 /// An identity with its certificate, as [`Client::show`] returns it.
 #[derive(Debug, Clone)]
 pub struct ShownIdentity {
@@ -94,5 +122,42 @@ fn into_shown(resp: Response) -> Result<ShownIdentity, ClientError> {
             })
         }
         other => Err(unexpected(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p11agent_proto::{ErrorCode, Scheme};
+
+    #[test]
+    fn sign_encodes_the_message_and_decodes_the_signature() {
+        let req = sign_request("abcd", Scheme::Ed25519, b"\x00\x01hi");
+        assert_eq!(
+            req,
+            Request::Sign {
+                id: "abcd".into(),
+                scheme: Scheme::Ed25519,
+                message: "AAFoaQ==".into(),
+            }
+        );
+        let sig = into_signature(Response::Signature {
+            signature: "AAFoaQ==".into(),
+        });
+        assert_eq!(sig.ok(), Some(b"\x00\x01hi".to_vec()));
+        let refused = into_signature(Response::error(ErrorCode::PinRequired, "no PIN"));
+        assert!(matches!(
+            refused,
+            Err(ClientError::Agent {
+                code: ErrorCode::PinRequired,
+                ..
+            })
+        ));
+        assert!(matches!(
+            into_signature(Response::Signature {
+                signature: "!!".into()
+            }),
+            Err(ClientError::Protocol(_))
+        ));
     }
 }

@@ -117,6 +117,7 @@ mod tests {
             cert_uri: "pkcs11:object=c".into(),
             key_uri: None,
             client_auth: ClientAuth::from_reasons(Vec::new()),
+            schemes: Vec::new(),
         }
     }
 

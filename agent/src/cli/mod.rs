@@ -3,8 +3,11 @@
 
 mod daemon;
 mod format;
+mod get;
 mod list;
+mod login;
 mod show;
+mod sign;
 mod status;
 mod tokens;
 
@@ -50,6 +53,27 @@ pub enum Command {
     List(ListArgs),
     /// Show one identity in full.
     Show(show::ShowArgs),
+    /// Sign a message with an identity's key, as TLS does in
+    /// CertificateVerify.
+    ///
+    /// Reads the message (not a digest) from --in or stdin and writes the
+    /// raw signature (DER for ECDSA) to --out or stdout.
+    Sign(sign::SignArgs),
+    /// Fetch an HTTPS URL with the agent's client certificate, like a
+    /// minimal curl.
+    ///
+    /// Prints the body to stdout (with --include also the status line and
+    /// headers); an HTTP error status is reported on stderr and, as with
+    /// curl, does not fail the command.
+    Get(get::GetArgs),
+    /// Log in to a token ahead of the first signature.
+    ///
+    /// Without --pin-stdin the agent asks through its own PIN source
+    /// (its --pinentry program or --pin-file); a PIN pad needs no PIN.
+    Login(login::LoginArgs),
+    /// Log out of a token, or of all tokens: the next signature needs the
+    /// PIN again.
+    Logout(login::LogoutArgs),
 }
 
 /// The `--json` switch shared by listings.
@@ -78,6 +102,25 @@ pub enum CliError {
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// A named input or output file failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    File {
+        /// `read` or `write`.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The TLS set-up failed (agent, CA file, configuration).
+    #[error(transparent)]
+    Tls(#[from] p11agent_client::tls::TlsError),
+    /// An HTTPS request failed.
+    #[error("{0}")]
+    Get(String),
+    /// The arguments make no sense together.
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl CliError {
@@ -100,6 +143,10 @@ pub fn run(args: Args) -> Result<(), CliError> {
         Command::Tokens(a) => tokens::run(&mut connect(socket)?, a.json),
         Command::List(a) => list::run(&mut connect(socket)?, a),
         Command::Show(a) => show::run(&mut connect(socket)?, a),
+        Command::Sign(a) => sign::run(&mut connect(socket)?, a),
+        Command::Get(a) => get::run(socket, a),
+        Command::Login(a) => login::login(&mut connect(socket)?, a),
+        Command::Logout(a) => login::logout(&mut connect(socket)?, a),
     }
 }
 
@@ -117,4 +164,16 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
     serde_json::to_writer_pretty(&mut out, value).map_err(std::io::Error::from)?;
     writeln!(out)?;
     Ok(())
+}
+
+/// An answer of the wrong kind, or the agent's error, as a command error.
+fn unexpected(response: p11agent_proto::Response) -> CliError {
+    match response {
+        p11agent_proto::Response::Error { code, message } => {
+            CliError::Client(ClientError::Agent { code, message })
+        }
+        other => CliError::Client(ClientError::Protocol(format!(
+            "unexpected response: {other:?}"
+        ))),
+    }
 }

@@ -7,6 +7,7 @@ use p11agent_proto::frame::{tokio_io, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
 use p11agent_proto::{ErrorCode, FrameError, Request, Response, PROTOCOL_VERSION};
 use tokio::net::UnixStream;
 use tokio::sync::broadcast;
+use zeroize::Zeroize as _;
 
 use super::cmd;
 use crate::daemon::State;
@@ -41,7 +42,11 @@ impl Connection {
                 body = tokio_io::read_body(&mut self.stream, MAX_REQUEST_FRAME) => body,
             };
             let (response, next) = match body {
-                Ok(body) => self.answer(&body).await,
+                Ok(mut body) => {
+                    let answer = self.answer(&body).await;
+                    body.zeroize();
+                    answer
+                }
                 Err(FrameError::Closed) => return,
                 Err(e @ FrameError::TooLarge { .. }) => (
                     Response::error(ErrorCode::FrameTooLarge, e.to_string()),
@@ -112,25 +117,34 @@ impl Connection {
 /// Parses a request body, telling a shape it does not know
 /// (`unknown_request`) from input that is not a request at all
 /// (`malformed`).
+///
+/// The body is decoded straight into [`Request`], whose PIN wipes itself;
+/// only a body that fails is looked at again, for its `op` alone, so a
+/// PIN never sits in an intermediate `serde_json::Value`.
 fn decode(body: &[u8]) -> Result<Request, (ErrorCode, String)> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| (ErrorCode::Malformed, format!("not JSON: {e}")))?;
-    let op = match value.get("op").and_then(|op| op.as_str()) {
-        Some(op) => op.to_owned(),
-        None => {
-            return Err((
-                ErrorCode::Malformed,
-                "a request is a JSON object with a string member \"op\"".to_owned(),
-            ))
-        }
+    let error = match serde_json::from_slice::<Request>(body) {
+        Ok(request) => return Ok(request),
+        Err(e) => e,
     };
-    serde_json::from_value(value).map_err(|e| {
-        if KNOWN_OPS.contains(&op.as_str()) {
-            (ErrorCode::Malformed, format!("bad {op} request: {e}"))
-        } else {
-            (ErrorCode::UnknownRequest, format!("unknown op {op:?}"))
+    #[derive(serde::Deserialize)]
+    struct OpOnly {
+        op: String,
+    }
+    match serde_json::from_slice::<OpOnly>(body) {
+        Ok(OpOnly { op }) if KNOWN_OPS.contains(&op.as_str()) => {
+            Err((ErrorCode::Malformed, format!("bad {op} request: {error}")))
         }
-    })
+        Ok(OpOnly { op }) => Err((ErrorCode::UnknownRequest, format!("unknown op {op:?}"))),
+        Err(_) if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() => {
+            Err((ErrorCode::Malformed, format!("not JSON: {error}")))
+        }
+        Err(_) => Err((
+            ErrorCode::Malformed,
+            "a request is a JSON object with a string member \"op\"".to_owned(),
+        )),
+    }
 }
 
-const KNOWN_OPS: &[&str] = &["hello", "status", "tokens", "list", "show"];
+const KNOWN_OPS: &[&str] = &[
+    "hello", "status", "tokens", "list", "show", "sign", "login", "logout",
+];

@@ -32,7 +32,7 @@
 //! * Bytes after the certificate's DER (a token bug) are ignored: the id
 //!   and the stored DER cover the certificate alone.
 
-use p11agent_proto::{ClientAuth, Curve, Identity, KeyType, Token};
+use p11agent_proto::{ClientAuth, Curve, Identity, KeyType, Scheme, Token};
 use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
@@ -172,6 +172,7 @@ impl ParsedCertificate {
         cert_uri: String,
         key_uri: Option<String>,
         client_auth: ClientAuth,
+        schemes: Vec<Scheme>,
     ) -> Identity {
         Identity {
             id: self.id.clone(),
@@ -190,6 +191,7 @@ impl ParsedCertificate {
             cert_uri,
             key_uri,
             client_auth,
+            schemes,
         }
     }
 }
@@ -574,6 +576,7 @@ mod tests {
             "pkcs11:object=c".into(),
             Some("pkcs11:object=k".into()),
             ClientAuth::from_reasons(Vec::new()),
+            vec![Scheme::EcdsaSecp256r1Sha256],
         );
         assert_eq!(id.id, cert.id);
         assert!(id.has_private_key);
@@ -584,6 +587,7 @@ mod tests {
             "pkcs11:object=c".into(),
             None,
             ClientAuth::from_reasons(Vec::new()),
+            Vec::new(),
         );
         assert!(!without.has_private_key);
     }

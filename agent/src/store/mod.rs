@@ -69,6 +69,23 @@ pub enum LookupError {
     TooShort(usize),
 }
 
+/// Where an identity's private key lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyLocation {
+    /// The identity id (full).
+    pub id: String,
+    /// The token holding the key.
+    pub token: Token,
+    /// The key's `CKA_ID`.
+    pub key_id: Vec<u8>,
+    /// The key's type.
+    pub key_type: p11agent_proto::KeyType,
+    /// The key's curve, for EC keys.
+    pub curve: Option<p11agent_proto::Curve>,
+    /// The schemes the key can make on its token.
+    pub schemes: Vec<p11agent_proto::Scheme>,
+}
+
 /// Every identity on every token, parsed.
 #[derive(Debug, Default)]
 pub struct Store {
@@ -93,6 +110,8 @@ struct Entry {
     /// The record, with a placeholder `client_auth` that queries replace.
     identity: Identity,
     der: Vec<u8>,
+    /// `CKA_ID` of the private key, for signing.
+    key_id: Option<Vec<u8>>,
     usability: Usability,
     subject_lower: String,
     issuer_lower: String,
@@ -196,6 +215,7 @@ impl Store {
             token,
             certificates,
             key_count,
+            schemes,
         } = found;
         self.tokens.retain(|t| !same_token(&t.token, &token));
 
@@ -224,13 +244,23 @@ impl Store {
                 parsed.not_before,
                 parsed.not_after,
             );
+            let key_schemes = match found_cert.key_id {
+                Some(_) => schemes
+                    .iter()
+                    .copied()
+                    .filter(|s| s.fits(parsed.key_type, parsed.curve))
+                    .collect(),
+                None => Vec::new(),
+            };
             let identity = parsed.identity(
                 token.clone(),
                 found_cert.cert_uri,
                 found_cert.key_uri,
                 ClientAuth::from_reasons(Vec::new()),
+                key_schemes,
             );
             entries.push(Entry {
+                key_id: found_cert.key_id,
                 subject_lower: identity.subject.to_lowercase(),
                 issuer_lower: identity.issuer.to_lowercase(),
                 identity,
@@ -324,6 +354,30 @@ impl Store {
         id_or_prefix: &str,
         now: OffsetDateTime,
     ) -> Result<(Identity, &[u8]), LookupError> {
+        let entry = self.find(id_or_prefix, now)?;
+        Ok((entry.identity_at(now), entry.der.as_slice()))
+    }
+
+    /// Where the private key of an identity lives, for signing: the copy
+    /// [`Store::get`] would return. `Ok(None)` when it has no key.
+    pub fn key_location(
+        &self,
+        id_or_prefix: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<KeyLocation>, LookupError> {
+        let entry = self.find(id_or_prefix, now)?;
+        Ok(entry.key_id.as_ref().map(|key_id| KeyLocation {
+            id: entry.identity.id.clone(),
+            token: entry.identity.token.clone(),
+            key_id: key_id.clone(),
+            key_type: entry.identity.key_type,
+            curve: entry.identity.curve,
+            schemes: entry.identity.schemes.clone(),
+        }))
+    }
+
+    /// The entry an id or prefix names; see [`Store::get`].
+    fn find(&self, id_or_prefix: &str, now: OffsetDateTime) -> Result<&Entry, LookupError> {
         let prefix = normalise_id(id_or_prefix);
         if prefix.len() < MIN_ID_PREFIX {
             return Err(LookupError::TooShort(prefix.len()));
@@ -346,7 +400,7 @@ impl Store {
             }
         }
         match (ids.len(), best) {
-            (1, Some((entry, _))) => Ok((entry.identity_at(now), entry.der.as_slice())),
+            (1, Some((entry, _))) => Ok(entry),
             (0, _) | (_, None) => Err(LookupError::NotFound(prefix)),
             _ => {
                 let mut ids: Vec<String> = ids.into_iter().map(str::to_owned).collect();

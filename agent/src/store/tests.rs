@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use p11agent_proto::{Filter, KeyType, Reason, Token};
+use p11agent_proto::{Filter, KeyType, Reason, Scheme, Token};
 use rcgen::{
     BasicConstraints, ExtendedKeyUsagePurpose as Eku, IsCa, KeyUsagePurpose as Ku, SerialNumber,
 };
@@ -30,6 +30,7 @@ fn found_cert(der: Vec<u8>, name: &str, with_key: bool) -> FoundCertificate {
         der,
         cert_uri: format!("pkcs11:token=t;object={name};type=cert"),
         key_uri: with_key.then(|| format!("pkcs11:token=t;object={name};type=private")),
+        key_id: with_key.then(|| name.as_bytes().to_vec()),
     }
 }
 
@@ -39,6 +40,7 @@ fn found(token: Token, certificates: Vec<FoundCertificate>) -> FoundToken {
         token,
         certificates,
         key_count,
+        schemes: Scheme::ALL.to_vec(),
     }
 }
 

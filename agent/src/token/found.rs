@@ -1,7 +1,7 @@
 //! What a scan of one token yields: the seam between the PKCS#11 layer
 //! and the store. Nothing here refers to PKCS#11 types.
 
-use p11agent_proto::Token;
+use p11agent_proto::{Scheme, Token};
 
 /// Everything found on one token.
 #[derive(Debug, Clone)]
@@ -13,6 +13,9 @@ pub struct FoundToken {
     /// Number of private keys on the token: visible private-key objects,
     /// or, before login, public-key objects standing in for them.
     pub key_count: usize,
+    /// The signature schemes whose mechanisms the token offers, for any
+    /// key type; an identity can use those its key type also allows.
+    pub schemes: Vec<Scheme>,
 }
 
 /// One certificate object and, when paired, its private key.
@@ -25,4 +28,7 @@ pub struct FoundCertificate {
     /// RFC 7512 URI of the paired private key; `None` when no key pairs
     /// with the certificate.
     pub key_uri: Option<String>,
+    /// `CKA_ID` of the paired private key (present exactly when
+    /// `key_uri` is), by which signing finds the key.
+    pub key_id: Option<Vec<u8>>,
 }

@@ -6,19 +6,29 @@
 //! - [`Module::scan`] reads every token's certificates and pairs them with
 //!   their private keys (by `CKA_ID`, then by public key), yielding
 //!   [`FoundToken`]s.
+//! - [`Tokens`] owns the modules and signs with their keys (sessions,
+//!   login on demand, context-specific login), failing with a
+//!   [`SignError`].
 //! - [`uri`] writes the RFC 7512 PKCS#11 URIs that name the objects.
 //!
 //! Everything here blocks; the daemon calls it from `spawn_blocking`.
 
 mod error;
 pub mod found;
+mod mechanisms;
 mod module;
 pub mod p11kit;
 mod pairing;
 mod public_key;
+mod raw_sign;
 mod scan;
+mod sign_error;
+pub mod signature;
+mod tokens;
 pub mod uri;
 
+#[cfg(test)]
+mod signing_tests;
 #[cfg(test)]
 mod softhsm_tests;
 #[cfg(test)]
@@ -28,3 +38,5 @@ pub use error::TokenError;
 pub use found::{FoundCertificate, FoundToken};
 pub use module::Module;
 pub use p11kit::default_modules;
+pub use sign_error::SignError;
+pub use tokens::{Tokens, POOL_SIZE};

@@ -14,6 +14,7 @@ use p11agent_proto::Token;
 
 use super::error::TokenError;
 use super::found::{FoundCertificate, FoundToken};
+use super::mechanisms::{schemes, signing_mechanisms};
 use super::module::Module;
 use super::pairing::{pair, CertRecord, KeyMatch, KeyRecord};
 use super::public_key::{certificate_public_key, key_public_keys, KeyAttributes, KeyKind};
@@ -74,7 +75,9 @@ impl Module {
 
     /// Scans the token in one slot (by its slot id), in a new read-only
     /// session. Private keys are only visible when the process is logged
-    /// in to the token; before that, public keys stand in for them.
+    /// in to the token; before that, public keys stand in for them. The
+    /// token's schemes come from its mechanism list (see
+    /// [`FoundToken::schemes`]).
     pub fn scan_slot(&self, slot_id: u64) -> Result<FoundToken, TokenError> {
         let path = || self.path().to_path_buf();
         let slot = Slot::try_from(slot_id).map_err(|_| TokenError::InvalidSlot {
@@ -112,7 +115,16 @@ impl Module {
                     label: token.label.clone(),
                     source,
                 })?;
-        scan_session(&session, token, self.path())
+        let schemes = match signing_mechanisms(self.pkcs11(), slot) {
+            Ok(mechanisms) => schemes(&mechanisms),
+            Err(err) => {
+                tracing::warn!(token = %token.label, error = %err, "C_GetMechanismList failed; the token offers no signature scheme");
+                Vec::new()
+            }
+        };
+        let mut found = scan_session(&session, token, self.path())?;
+        found.schemes = schemes;
+        Ok(found)
     }
 }
 
@@ -201,17 +213,16 @@ pub(crate) fn scan_session(
         .into_iter()
         .zip(pairing.keys)
         .map(|(cert, key)| {
-            let key_uri = key.map(|key| {
-                let key = match key {
-                    KeyMatch::Private(i) => &private_keys[i],
-                    KeyMatch::StandIn(i) => &public_keys[i],
-                };
-                object_uri(&token, &key.id, &key.label, ObjectKind::PrivateKey)
+            let key = key.map(|key| match key {
+                KeyMatch::Private(i) => &private_keys[i],
+                KeyMatch::StandIn(i) => &public_keys[i],
             });
             FoundCertificate {
                 cert_uri: object_uri(&token, &cert.id, &cert.label, ObjectKind::Certificate),
                 der: cert.der,
-                key_uri,
+                key_uri: key
+                    .map(|key| object_uri(&token, &key.id, &key.label, ObjectKind::PrivateKey)),
+                key_id: key.map(|key| key.id.clone()),
             }
         })
         .collect::<Vec<_>>();
@@ -230,6 +241,7 @@ pub(crate) fn scan_session(
         token,
         certificates,
         key_count: pairing.key_count,
+        schemes: Vec::new(),
     })
 }
 
@@ -374,7 +386,7 @@ fn key_kind(kind: KeyType) -> KeyKind {
 }
 
 /// A `CK_TOKEN_INFO` text field without its blank (or NUL) padding.
-fn trim_padding(field: &str) -> String {
+pub(super) fn trim_padding(field: &str) -> String {
     field.trim_end_matches([' ', '\0']).to_owned()
 }
 

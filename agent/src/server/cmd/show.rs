@@ -1,10 +1,9 @@
 //! `show`: one identity and its certificate.
 
 use base64::Engine as _;
-use p11agent_proto::{ErrorCode, Response};
+use p11agent_proto::Response;
 
 use crate::daemon::State;
-use crate::store::LookupError;
 
 /// Looks an identity up by id or unique prefix.
 pub async fn run(state: &State, id: &str) -> Response {
@@ -15,9 +14,6 @@ pub async fn run(state: &State, id: &str) -> Response {
             identity: Box::new(identity),
             certificate: base64::engine::general_purpose::STANDARD.encode(der),
         },
-        Err(e @ LookupError::Ambiguous { .. }) => {
-            Response::error(ErrorCode::Ambiguous, e.to_string())
-        }
-        Err(e) => Response::error(ErrorCode::NotFound, e.to_string()),
+        Err(e) => super::lookup_error(e),
     }
 }

@@ -1,0 +1,358 @@
+//! Which PKCS#11 mechanisms make which TLS signature scheme, and how the
+//! agent prepares the input and finishes the output for each.
+//!
+//! For every scheme the agent prefers the *raw* mechanism, which the most
+//! tokens support: it hashes the message itself and hands the token only
+//! the digest (`CKM_RSA_PKCS` with a DigestInfo, `CKM_RSA_PKCS_PSS`,
+//! `CKM_ECDSA`). A token that offers only the *combined* mechanism
+//! (`CKM_SHA256_RSA_PKCS`, `CKM_SHA256_RSA_PKCS_PSS`, `CKM_ECDSA_SHA256`,
+//! ...) gets the whole message instead. Ed25519 is always PureEdDSA over
+//! the whole message (`CKM_EDDSA` without parameters).
+
+use cryptoki::context::Pkcs11;
+use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::slot::Slot;
+use p11agent_proto::Scheme;
+use sha2::Digest as _;
+
+use super::signature::ecdsa_raw_to_der;
+
+/// A hash function of the TLS schemes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hash {
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl Hash {
+    /// The digest of `message`.
+    pub(crate) fn digest(self, message: &[u8]) -> Vec<u8> {
+        match self {
+            Hash::Sha256 => sha2::Sha256::digest(message).to_vec(),
+            Hash::Sha384 => sha2::Sha384::digest(message).to_vec(),
+            Hash::Sha512 => sha2::Sha512::digest(message).to_vec(),
+        }
+    }
+
+    /// The DER `DigestInfo` prefix (RFC 8017 section 9.2, note 1) that
+    /// precedes the digest in an RSASSA-PKCS1-v1_5 signature.
+    fn digest_info_prefix(self) -> &'static [u8] {
+        match self {
+            Hash::Sha256 => &[
+                0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x01, 0x05, 0x00, 0x04, 0x20,
+            ],
+            Hash::Sha384 => &[
+                0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x02, 0x05, 0x00, 0x04, 0x30,
+            ],
+            Hash::Sha512 => &[
+                0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x03, 0x05, 0x00, 0x04, 0x40,
+            ],
+        }
+    }
+
+    /// The digest length in bytes (also the PSS salt length).
+    fn len(self) -> u64 {
+        match self {
+            Hash::Sha256 => 32,
+            Hash::Sha384 => 48,
+            Hash::Sha512 => 64,
+        }
+    }
+
+    fn pss_params(self) -> PkcsPssParams {
+        let (hash_alg, mgf) = match self {
+            Hash::Sha256 => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
+            Hash::Sha384 => (MechanismType::SHA384, PkcsMgfType::MGF1_SHA384),
+            Hash::Sha512 => (MechanismType::SHA512, PkcsMgfType::MGF1_SHA512),
+        };
+        PkcsPssParams {
+            hash_alg,
+            mgf,
+            s_len: self.len().into(),
+        }
+    }
+}
+
+/// The family of a scheme, with its hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    RsaPkcs1(Hash),
+    RsaPss(Hash),
+    Ecdsa(Hash),
+    Ed25519,
+}
+
+fn family(scheme: Scheme) -> Family {
+    match scheme {
+        Scheme::RsaPkcs1Sha256 => Family::RsaPkcs1(Hash::Sha256),
+        Scheme::RsaPkcs1Sha384 => Family::RsaPkcs1(Hash::Sha384),
+        Scheme::RsaPkcs1Sha512 => Family::RsaPkcs1(Hash::Sha512),
+        Scheme::RsaPssRsaeSha256 => Family::RsaPss(Hash::Sha256),
+        Scheme::RsaPssRsaeSha384 => Family::RsaPss(Hash::Sha384),
+        Scheme::RsaPssRsaeSha512 => Family::RsaPss(Hash::Sha512),
+        Scheme::EcdsaSecp256r1Sha256 => Family::Ecdsa(Hash::Sha256),
+        Scheme::EcdsaSecp384r1Sha384 => Family::Ecdsa(Hash::Sha384),
+        Scheme::EcdsaSecp521r1Sha512 => Family::Ecdsa(Hash::Sha512),
+        Scheme::Ed25519 => Family::Ed25519,
+    }
+}
+
+/// The mechanisms that can make `scheme`, preferred first: the raw one
+/// (the agent hashes), then the combined one (the token hashes).
+fn candidates(scheme: Scheme) -> (MechanismType, Option<MechanismType>) {
+    match family(scheme) {
+        Family::RsaPkcs1(hash) => (
+            MechanismType::RSA_PKCS,
+            Some(match hash {
+                Hash::Sha256 => MechanismType::SHA256_RSA_PKCS,
+                Hash::Sha384 => MechanismType::SHA384_RSA_PKCS,
+                Hash::Sha512 => MechanismType::SHA512_RSA_PKCS,
+            }),
+        ),
+        Family::RsaPss(hash) => (
+            MechanismType::RSA_PKCS_PSS,
+            Some(match hash {
+                Hash::Sha256 => MechanismType::SHA256_RSA_PKCS_PSS,
+                Hash::Sha384 => MechanismType::SHA384_RSA_PKCS_PSS,
+                Hash::Sha512 => MechanismType::SHA512_RSA_PKCS_PSS,
+            }),
+        ),
+        Family::Ecdsa(hash) => (
+            MechanismType::ECDSA,
+            Some(match hash {
+                Hash::Sha256 => MechanismType::ECDSA_SHA256,
+                Hash::Sha384 => MechanismType::ECDSA_SHA384,
+                Hash::Sha512 => MechanismType::ECDSA_SHA512,
+            }),
+        ),
+        Family::Ed25519 => (MechanismType::EDDSA, None),
+    }
+}
+
+/// Every mechanism the agent may sign with.
+fn relevant(mechanism: MechanismType) -> bool {
+    Scheme::ALL.into_iter().any(|scheme| {
+        let (raw, combined) = candidates(scheme);
+        raw == mechanism || combined == Some(mechanism)
+    })
+}
+
+/// The signing mechanisms of the token in `slot` that the agent can use:
+/// `C_GetMechanismList`, narrowed to the mechanisms of [`Scheme::ALL`]
+/// whose `C_GetMechanismInfo` has `CKF_SIGN` (a mechanism whose info
+/// cannot be read is kept: the list is the module's promise).
+pub(crate) fn signing_mechanisms(
+    pkcs11: &Pkcs11,
+    slot: Slot,
+) -> Result<Vec<MechanismType>, cryptoki::error::Error> {
+    let mechanisms = pkcs11.get_mechanism_list(slot)?;
+    Ok(mechanisms
+        .into_iter()
+        .filter(|m| relevant(*m))
+        .filter(|m| match pkcs11.get_mechanism_info(slot, *m) {
+            Ok(info) => info.sign(),
+            Err(err) => {
+                tracing::debug!(mechanism = %m, error = %err, "C_GetMechanismInfo failed; assuming the mechanism signs");
+                true
+            }
+        })
+        .collect())
+}
+
+/// The schemes a token offering `mechanisms` can make, for some key type,
+/// in [`Scheme::ALL`] order.
+pub(crate) fn schemes(mechanisms: &[MechanismType]) -> Vec<Scheme> {
+    Scheme::ALL
+        .into_iter()
+        .filter(|s| Plan::choose(*s, mechanisms).is_some())
+        .collect()
+}
+
+/// How one signature is made: which mechanism, what the token is given,
+/// and what its answer needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Plan {
+    scheme: Scheme,
+    /// The mechanism used.
+    mechanism: MechanismType,
+    /// True when the agent hashes (raw mechanism), false when the token
+    /// gets the whole message.
+    agent_hashes: bool,
+}
+
+impl Plan {
+    /// The plan for `scheme` on a token offering `mechanisms`; `None`
+    /// when the token offers no mechanism for it.
+    pub(crate) fn choose(scheme: Scheme, mechanisms: &[MechanismType]) -> Option<Plan> {
+        let (raw, combined) = candidates(scheme);
+        let agent_hashes = family(scheme) != Family::Ed25519;
+        if mechanisms.contains(&raw) {
+            return Some(Plan {
+                scheme,
+                mechanism: raw,
+                agent_hashes,
+            });
+        }
+        combined
+            .filter(|c| mechanisms.contains(c))
+            .map(|mechanism| Plan {
+                scheme,
+                mechanism,
+                agent_hashes: false,
+            })
+    }
+
+    /// The mechanism type used, for messages.
+    pub(crate) fn mechanism_type(&self) -> MechanismType {
+        self.mechanism
+    }
+
+    /// The mechanism with its parameters.
+    pub(crate) fn mechanism(&self) -> Mechanism<'static> {
+        match family(self.scheme) {
+            Family::RsaPkcs1(hash) => match (self.agent_hashes, hash) {
+                (true, _) => Mechanism::RsaPkcs,
+                (false, Hash::Sha256) => Mechanism::Sha256RsaPkcs,
+                (false, Hash::Sha384) => Mechanism::Sha384RsaPkcs,
+                (false, Hash::Sha512) => Mechanism::Sha512RsaPkcs,
+            },
+            Family::RsaPss(hash) => match (self.agent_hashes, hash) {
+                (true, _) => Mechanism::RsaPkcsPss(hash.pss_params()),
+                (false, Hash::Sha256) => Mechanism::Sha256RsaPkcsPss(hash.pss_params()),
+                (false, Hash::Sha384) => Mechanism::Sha384RsaPkcsPss(hash.pss_params()),
+                (false, Hash::Sha512) => Mechanism::Sha512RsaPkcsPss(hash.pss_params()),
+            },
+            Family::Ecdsa(hash) => match (self.agent_hashes, hash) {
+                (true, _) => Mechanism::Ecdsa,
+                (false, Hash::Sha256) => Mechanism::EcdsaSha256,
+                (false, Hash::Sha384) => Mechanism::EcdsaSha384,
+                (false, Hash::Sha512) => Mechanism::EcdsaSha512,
+            },
+            Family::Ed25519 => Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)),
+        }
+    }
+
+    /// What the token signs: the message, its digest, or (PKCS#1 v1.5
+    /// with the raw mechanism) the DER DigestInfo of its digest.
+    pub(crate) fn input(&self, message: &[u8]) -> Vec<u8> {
+        if !self.agent_hashes {
+            return message.to_vec();
+        }
+        match family(self.scheme) {
+            Family::RsaPkcs1(hash) => {
+                let mut info = hash.digest_info_prefix().to_vec();
+                info.extend_from_slice(&hash.digest(message));
+                info
+            }
+            Family::RsaPss(hash) | Family::Ecdsa(hash) => hash.digest(message),
+            Family::Ed25519 => message.to_vec(),
+        }
+    }
+
+    /// The signature as TLS wants it, from the token's answer: ECDSA's
+    /// raw `r || s` becomes DER; the others are used as they are.
+    pub(crate) fn output(&self, raw: Vec<u8>) -> Result<Vec<u8>, super::signature::DerError> {
+        match family(self.scheme) {
+            Family::Ecdsa(_) => ecdsa_raw_to_der(&raw),
+            _ => Ok(raw),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SOFTHSM: [MechanismType; 10] = [
+        MechanismType::RSA_PKCS,
+        MechanismType::RSA_PKCS_PSS,
+        MechanismType::SHA256_RSA_PKCS,
+        MechanismType::SHA384_RSA_PKCS,
+        MechanismType::SHA512_RSA_PKCS,
+        MechanismType::SHA256_RSA_PKCS_PSS,
+        MechanismType::SHA384_RSA_PKCS_PSS,
+        MechanismType::SHA512_RSA_PKCS_PSS,
+        MechanismType::ECDSA,
+        MechanismType::EDDSA,
+    ];
+
+    #[test]
+    fn softhsm_offers_every_scheme_with_raw_mechanisms() {
+        assert_eq!(schemes(&SOFTHSM), Scheme::ALL.to_vec());
+        for scheme in Scheme::ALL {
+            let plan = Plan::choose(scheme, &SOFTHSM).expect("plan");
+            assert!(
+                [
+                    MechanismType::RSA_PKCS,
+                    MechanismType::RSA_PKCS_PSS,
+                    MechanismType::ECDSA,
+                    MechanismType::EDDSA
+                ]
+                .contains(&plan.mechanism_type()),
+                "{scheme}: {}",
+                plan.mechanism_type()
+            );
+        }
+    }
+
+    #[test]
+    fn combined_mechanisms_alone_suffice_and_get_the_message() {
+        let only = [MechanismType::SHA384_RSA_PKCS, MechanismType::ECDSA_SHA256];
+        assert_eq!(
+            schemes(&only),
+            vec![Scheme::EcdsaSecp256r1Sha256, Scheme::RsaPkcs1Sha384]
+        );
+        let plan = Plan::choose(Scheme::RsaPkcs1Sha384, &only).expect("plan");
+        assert_eq!(plan.mechanism_type(), MechanismType::SHA384_RSA_PKCS);
+        assert_eq!(plan.input(b"hello"), b"hello");
+        assert!(Plan::choose(Scheme::RsaPkcs1Sha256, &only).is_none());
+    }
+
+    #[test]
+    fn no_mechanisms_no_schemes() {
+        assert!(schemes(&[]).is_empty());
+        assert!(schemes(&[MechanismType::RSA_X_509, MechanismType::SHA256]).is_empty());
+        // CKM_EDDSA alone gives Ed25519 only.
+        assert_eq!(schemes(&[MechanismType::EDDSA]), vec![Scheme::Ed25519]);
+    }
+
+    #[test]
+    fn raw_inputs_are_digests_and_digest_infos() {
+        let plan = Plan::choose(Scheme::RsaPkcs1Sha256, &SOFTHSM).expect("plan");
+        let input = plan.input(b"abc");
+        assert_eq!(input.len(), 19 + 32);
+        // DigestInfo for SHA-256("abc").
+        assert_eq!(
+            hex::encode(&input),
+            "3031300d060960864801650304020105000420\
+             ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let plan = Plan::choose(Scheme::RsaPkcs1Sha512, &SOFTHSM).expect("plan");
+        assert_eq!(plan.input(b"abc").len(), 19 + 64);
+        let plan = Plan::choose(Scheme::RsaPssRsaeSha384, &SOFTHSM).expect("plan");
+        assert_eq!(plan.input(b"abc").len(), 48);
+        let plan = Plan::choose(Scheme::EcdsaSecp521r1Sha512, &SOFTHSM).expect("plan");
+        assert_eq!(plan.input(b"abc").len(), 64);
+        let plan = Plan::choose(Scheme::Ed25519, &SOFTHSM).expect("plan");
+        assert_eq!(plan.input(b"abc"), b"abc");
+    }
+
+    #[test]
+    fn pss_parameters_match_the_hash() {
+        let plan = Plan::choose(Scheme::RsaPssRsaeSha512, &SOFTHSM).expect("plan");
+        match plan.mechanism() {
+            Mechanism::RsaPkcsPss(params) => {
+                assert_eq!(params.hash_alg, MechanismType::SHA512);
+                assert_eq!(params.mgf, PkcsMgfType::MGF1_SHA512);
+                assert_eq!(u64::from(params.s_len), 64);
+            }
+            other => panic!("unexpected mechanism {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! Why a signature, login or logout failed.
+
+use cryptoki::error::{Error as CryptokiError, RvError};
+use p11agent_proto::{ErrorCode, Scheme};
+
+/// What went wrong while signing with, logging in to or logging out of a
+/// token. [`SignError::code`] gives the protocol's error code; the
+/// `Display` text is meant for the person at the other end and says what
+/// to do.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    /// The key cannot make the scheme: wrong key type or curve, or the
+    /// token lacks a mechanism for it. Nothing was sent to the token.
+    #[error(
+        "{scheme} cannot be made with this key: {reason}; ask for one of the identity's schemes"
+    )]
+    UnsupportedScheme {
+        /// The scheme asked for.
+        scheme: Scheme,
+        /// Why not.
+        reason: String,
+    },
+
+    /// No private key with the identity's `CKA_ID` is on the token (after
+    /// logging in, where that was needed).
+    #[error(
+        "no private key with CKA_ID {key_id} on token '{token}'; \
+         the key may have been deleted (run `p11agent tokens` to rescan)"
+    )]
+    KeyNotFound {
+        /// The token label.
+        token: String,
+        /// The key's `CKA_ID`, hex.
+        key_id: String,
+    },
+
+    /// The token is not in its slot (removed, replaced by another token,
+    /// or its module is not loaded).
+    #[error("token '{token}' is not present: {detail}; insert it and try again")]
+    TokenAbsent {
+        /// The token label.
+        token: String,
+        /// What was found instead.
+        detail: String,
+    },
+
+    /// A PIN is needed and no PIN source can give one.
+    #[error(
+        "token '{token}' needs a PIN and none is available ({detail}); \
+         run `p11agent login` or configure a PIN source"
+    )]
+    PinRequired {
+        /// The token label.
+        token: String,
+        /// What the PIN source said.
+        detail: String,
+    },
+
+    /// The PIN source failed (pinentry crashed, unreadable PIN file, ...).
+    #[error(
+        "cannot get the PIN for token '{token}': {detail}; check the PIN source configuration"
+    )]
+    PinSourceFailed {
+        /// The token label.
+        token: String,
+        /// What the PIN source said.
+        detail: String,
+    },
+
+    /// The token rejected the PIN. The agent did not retry.
+    #[error(
+        "wrong PIN for token '{token}'{}; the agent did not retry",
+        warning.as_ref().map(|w| format!(" ({w})")).unwrap_or_default()
+    )]
+    PinIncorrect {
+        /// The token label.
+        token: String,
+        /// What the token's flags say about the tries left, e.g. "one try
+        /// left before the PIN locks".
+        warning: Option<String>,
+    },
+
+    /// The user PIN is locked; signing is impossible until the security
+    /// officer unblocks it.
+    #[error(
+        "the PIN of token '{token}' is locked; \
+         unblock it with the security officer's PIN or PUK (e.g. `pkcs11-tool --unlock-pin`)"
+    )]
+    PinLocked {
+        /// The token label.
+        token: String,
+    },
+
+    /// The person cancelled the PIN prompt.
+    #[error("PIN entry for token '{token}' was cancelled; nothing was signed")]
+    Cancelled {
+        /// The token label.
+        token: String,
+    },
+
+    /// The token or its module failed.
+    #[error("token '{token}' failed in {operation}: {source}")]
+    Pkcs11 {
+        /// The token label.
+        token: String,
+        /// The PKCS#11 function or step that failed.
+        operation: &'static str,
+        /// The module's answer.
+        #[source]
+        source: CryptokiError,
+    },
+
+    /// The key needs a context-specific login (`CKA_ALWAYS_AUTHENTICATE`)
+    /// and the module's `C_Sign` cannot be reached for it.
+    #[error("token '{token}': the key needs a PIN for every signature, which this module cannot do here: {detail}")]
+    AlwaysAuthenticate {
+        /// The token label.
+        token: String,
+        /// Why not.
+        detail: String,
+    },
+
+    /// The token's answer has an impossible shape.
+    #[error("token '{token}' returned a malformed signature: {detail}")]
+    BadSignature {
+        /// The token label.
+        token: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+}
+
+impl SignError {
+    /// The protocol error code for this failure.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            SignError::UnsupportedScheme { .. } => ErrorCode::UnsupportedScheme,
+            SignError::KeyNotFound { .. } => ErrorCode::NoPrivateKey,
+            SignError::TokenAbsent { .. } => ErrorCode::TokenAbsent,
+            SignError::PinRequired { .. } | SignError::PinSourceFailed { .. } => {
+                ErrorCode::PinRequired
+            }
+            SignError::PinIncorrect { .. } => ErrorCode::PinIncorrect,
+            SignError::PinLocked { .. } => ErrorCode::PinLocked,
+            SignError::Cancelled { .. } => ErrorCode::Cancelled,
+            SignError::Pkcs11 { .. }
+            | SignError::AlwaysAuthenticate { .. }
+            | SignError::BadSignature { .. } => ErrorCode::SigningFailed,
+        }
+    }
+
+    /// The PKCS#11 return value behind this error, if any.
+    pub(crate) fn rv(&self) -> Option<RvError> {
+        match self {
+            SignError::Pkcs11 {
+                source: CryptokiError::Pkcs11(rv, _),
+                ..
+            } => Some(*rv),
+            _ => None,
+        }
+    }
+
+    /// Whether the session this error came from is unusable and must be
+    /// closed rather than returned to the pool.
+    pub(crate) fn ends_session(&self) -> bool {
+        self.rv().is_some_and(session_dead)
+    }
+}
+
+/// Return values after which a session is closed, not reused.
+pub(crate) fn session_dead(rv: RvError) -> bool {
+    matches!(
+        rv,
+        RvError::SessionHandleInvalid
+            | RvError::SessionClosed
+            | RvError::DeviceRemoved
+            | RvError::TokenNotPresent
+            | RvError::TokenNotRecognized
+            | RvError::DeviceError
+            | RvError::CryptokiNotInitialized
+    )
+}
+
+/// Return values that mean the token left its slot.
+pub(crate) fn token_gone(rv: RvError) -> bool {
+    matches!(
+        rv,
+        RvError::DeviceRemoved
+            | RvError::TokenNotPresent
+            | RvError::TokenNotRecognized
+            | RvError::SlotIdInvalid
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cryptoki::context::Function;
+
+    #[test]
+    fn codes() {
+        let token = || "t".to_owned();
+        let cases = [
+            (
+                SignError::UnsupportedScheme {
+                    scheme: Scheme::Ed25519,
+                    reason: "x".into(),
+                },
+                ErrorCode::UnsupportedScheme,
+            ),
+            (
+                SignError::KeyNotFound {
+                    token: token(),
+                    key_id: "01".into(),
+                },
+                ErrorCode::NoPrivateKey,
+            ),
+            (
+                SignError::TokenAbsent {
+                    token: token(),
+                    detail: "x".into(),
+                },
+                ErrorCode::TokenAbsent,
+            ),
+            (
+                SignError::PinRequired {
+                    token: token(),
+                    detail: "x".into(),
+                },
+                ErrorCode::PinRequired,
+            ),
+            (
+                SignError::PinIncorrect {
+                    token: token(),
+                    warning: None,
+                },
+                ErrorCode::PinIncorrect,
+            ),
+            (
+                SignError::PinLocked { token: token() },
+                ErrorCode::PinLocked,
+            ),
+            (
+                SignError::Cancelled { token: token() },
+                ErrorCode::Cancelled,
+            ),
+            (
+                SignError::Pkcs11 {
+                    token: token(),
+                    operation: "C_Sign",
+                    source: CryptokiError::Pkcs11(RvError::DeviceError, Function::Sign),
+                },
+                ErrorCode::SigningFailed,
+            ),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.code(), code, "{error}");
+        }
+    }
+
+    #[test]
+    fn pin_incorrect_message_says_no_retry_and_tries_left() {
+        let error = SignError::PinIncorrect {
+            token: "x".into(),
+            warning: Some("one try left before the PIN locks".into()),
+        };
+        assert_eq!(
+            error.to_string(),
+            "wrong PIN for token 'x' (one try left before the PIN locks); the agent did not retry"
+        );
+        let error = SignError::PinIncorrect {
+            token: "x".into(),
+            warning: None,
+        };
+        assert_eq!(
+            error.to_string(),
+            "wrong PIN for token 'x'; the agent did not retry"
+        );
+    }
+
+    #[test]
+    fn dead_sessions() {
+        let error = |rv| SignError::Pkcs11 {
+            token: "t".into(),
+            operation: "C_Sign",
+            source: CryptokiError::Pkcs11(rv, Function::Sign),
+        };
+        assert!(error(RvError::SessionHandleInvalid).ends_session());
+        assert!(error(RvError::DeviceRemoved).ends_session());
+        assert!(error(RvError::DeviceError).ends_session());
+        assert!(!error(RvError::KeyHandleInvalid).ends_session());
+        assert!(!error(RvError::UserNotLoggedIn).ends_session());
+    }
+}
