@@ -1,0 +1,348 @@
+//! `p11agent get` against `openssl s_server -www`, a TLS server that is
+//! not rustls and that requires a client certificate.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use p11agent_client::proto::{Pin, Request, Response};
+use p11agent_softhsm::{KeyAlg, LeafSpec, Pki, SoftHsm, Token};
+use p11agent_tests::{describe, Daemon};
+
+const USER_PIN: &str = "1234";
+const SO_PIN: &str = "12345678";
+
+/// A running `openssl s_server`, killed on drop.
+struct SServer {
+    child: Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl SServer {
+    /// Starts `s_server -www` with the server certificate and key in
+    /// `dir` (`srv.pem`, `srv.key`), verifying clients against
+    /// `client_ca.pem`; retries on another port when the one picked was
+    /// taken in the meantime.
+    fn start(dir: &Path) -> SServer {
+        for attempt in 0..10 {
+            let port = free_port();
+            let log = dir.join(format!("s_server.{attempt}.log"));
+            let child = Command::new("openssl")
+                .arg("s_server")
+                .arg("-accept")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("-cert")
+                .arg(dir.join("srv.pem"))
+                .arg("-key")
+                .arg(dir.join("srv.key"))
+                .arg("-CAfile")
+                .arg(dir.join("client_ca.pem"))
+                .args(["-Verify", "1", "-verify_return_error", "-www"])
+                .stdin(Stdio::null())
+                .stdout(std::fs::File::create(&log).expect("log file"))
+                .stderr(Stdio::from(
+                    std::fs::File::options()
+                        .append(true)
+                        .open(&log)
+                        .expect("log file"),
+                ))
+                .spawn()
+                .expect("run openssl s_server");
+            let mut server = SServer { child, port, log };
+            if server.wait_accepting() {
+                return server;
+            }
+        }
+        panic!("openssl s_server did not start on any port");
+    }
+
+    /// Whether the server accepts connections (false when it exited,
+    /// e.g. because the port was taken).
+    fn wait_accepting(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    fn url(&self) -> String {
+        format!("https://localhost:{}/", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for SServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn have_openssl() -> bool {
+    Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn login(daemon: &Daemon, token: &Token) {
+    let answer = daemon
+        .client()
+        .call(&Request::Login {
+            token: Some(token.label().to_owned()),
+            pin: Some(Pin::new(USER_PIN.to_owned())),
+        })
+        .expect("login call");
+    assert!(
+        matches!(answer, Response::LoggedIn { .. }),
+        "login failed: {answer:?}"
+    );
+}
+
+/// Writes the server's files: its chain and key from `server_pki`, the
+/// client CA file from `client_ca`, and `root.pem` (what the client
+/// trusts for the server).
+fn write_server_files(dir: &Path, server_pki: &Pki, client_ca: &Pki) {
+    let server = server_pki.localhost_server().expect("server certificate");
+    std::fs::write(dir.join("srv.pem"), &server.chain_pem).expect("srv.pem");
+    std::fs::write(dir.join("srv.key"), &server.key_pem).expect("srv.key");
+    std::fs::write(dir.join("client_ca.pem"), client_ca.root_pem()).expect("client_ca.pem");
+    std::fs::write(dir.join("root.pem"), server_pki.root_pem()).expect("root.pem");
+}
+
+#[test]
+fn get_sends_rsa_and_ec_identities_to_openssl() {
+    if !have_openssl() {
+        eprintln!("skipped: no openssl command");
+        return;
+    }
+    let hsm = SoftHsm::new().expect("softhsm");
+    let pki =
+        Pki::with_intermediate("OpenSSL Test Root", "OpenSSL Test Intermediate").expect("pki");
+    let token = hsm
+        .create_token("openssl-keys", USER_PIN, SO_PIN)
+        .expect("token");
+    let rsa = token
+        .add_identity(
+            &pki,
+            &LeafSpec::new("Rsa Openssl User").key(KeyAlg::Rsa2048),
+        )
+        .expect("rsa identity");
+    let ec = token
+        .add_identity(
+            &pki,
+            &LeafSpec::new("Ec Openssl User")
+                .key(KeyAlg::EcP384)
+                .issued_by_intermediate(),
+        )
+        .expect("ec identity");
+    let daemon = Daemon::start(hsm.module_path(), hsm.env());
+    login(&daemon, &token);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_server_files(dir.path(), &pki, &pki);
+    // The client learns the intermediate (not on the token) from its CA
+    // file, and sends it after the EC leaf.
+    let ca_file = dir.path().join("root.pem");
+    let mut bundle = pki.root_pem();
+    bundle.push_str(&pki.intermediate_pem().expect("intermediate"));
+    std::fs::write(&ca_file, bundle).expect("ca file");
+    let server = SServer::start(dir.path());
+    let url = server.url();
+    let ca = ca_file.to_str().expect("utf-8 path");
+
+    for (cn, id) in [
+        ("Rsa Openssl User", rsa.fingerprint_hex()),
+        ("Ec Openssl User", ec.fingerprint_hex()),
+    ] {
+        let out = daemon.cli(&["get", &url, "--ca-file", ca, "--id", &id]);
+        assert!(
+            out.status.success(),
+            "get with {cn}: {}\n--- s_server\n{}\n--- daemon\n{}",
+            describe(&out),
+            server.log(),
+            daemon.log()
+        );
+        let page = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            page.contains(&format!("CN={cn}")) || page.contains(&format!("CN = {cn}")),
+            "s_server did not report {cn} as the client certificate:\n{page}"
+        );
+    }
+
+    // `p11agent sign` makes signatures openssl verifies.
+    sign_and_verify(&daemon, dir.path(), &rsa, "rsa_pkcs1_sha256", &["-sha256"]);
+    sign_and_verify(
+        &daemon,
+        dir.path(),
+        &rsa,
+        "rsa_pss_rsae_sha384",
+        &[
+            "-sha384",
+            "-sigopt",
+            "rsa_padding_mode:pss",
+            "-sigopt",
+            "rsa_pss_saltlen:48",
+        ],
+    );
+    sign_and_verify(
+        &daemon,
+        dir.path(),
+        &ec,
+        "ecdsa_secp384r1_sha384",
+        &["-sha384"],
+    );
+    let out = daemon.cli(&[
+        "sign",
+        "--id",
+        &ec.fingerprint_hex(),
+        "--scheme",
+        "ecdsa_p384",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ecdsa_secp384r1_sha384"), "{stderr}");
+
+    // Without --id, the first usable identity goes (the agent lists by
+    // subject: the EC one); --include shows the status line.
+    let out = daemon.cli(&["get", &url, "--ca-file", ca, "--include"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.starts_with("HTTP/1.0 200 ok"), "{page}");
+    assert!(page.contains("Ec Openssl User"), "{page}");
+
+    // Without --ca-file the system roots do not know the test CA: the
+    // message blames the server's certificate, not the client's.
+    let out = daemon.cli(&["get", &url]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("server's certificate is not trusted") && stderr.contains("--ca-file"),
+        "{stderr}"
+    );
+}
+
+/// Signs a message with `p11agent sign` (the signature on stdout) and
+/// checks it with `openssl dgst -verify` and `digest_args`.
+fn sign_and_verify(
+    daemon: &Daemon,
+    dir: &Path,
+    identity: &p11agent_softhsm::Provisioned,
+    scheme: &str,
+    digest_args: &[&str],
+) {
+    let message = dir.join("message.txt");
+    std::fs::write(&message, b"a message for the token to sign\n").expect("message");
+    let out = daemon.cli(&[
+        "sign",
+        "--id",
+        &identity.fingerprint_hex()[..16],
+        "--scheme",
+        scheme,
+        "--in",
+        message.to_str().expect("utf-8 path"),
+    ]);
+    assert!(out.status.success(), "sign {scheme}: {}", describe(&out));
+    let signature = dir.join("signature.bin");
+    std::fs::write(&signature, &out.stdout).expect("signature");
+    let cert = dir.join("signer.pem");
+    std::fs::write(&cert, identity.cert_pem()).expect("signer.pem");
+    let public = Command::new("openssl")
+        .args(["x509", "-pubkey", "-noout", "-in"])
+        .arg(&cert)
+        .output()
+        .expect("openssl x509");
+    assert!(public.status.success(), "{}", describe(&public));
+    let public_key = dir.join("signer.pub.pem");
+    std::fs::write(&public_key, &public.stdout).expect("public key");
+    let verify = Command::new("openssl")
+        .arg("dgst")
+        .args(digest_args)
+        .arg("-verify")
+        .arg(&public_key)
+        .arg("-signature")
+        .arg(&signature)
+        .arg(&message)
+        .output()
+        .expect("openssl dgst");
+    assert!(
+        verify.status.success(),
+        "openssl rejects the {scheme} signature: {}",
+        describe(&verify)
+    );
+}
+
+#[test]
+fn get_explains_a_refused_client_certificate() {
+    if !have_openssl() {
+        eprintln!("skipped: no openssl command");
+        return;
+    }
+    let hsm = SoftHsm::new().expect("softhsm");
+    let pki = Pki::new("OpenSSL Server Root").expect("pki");
+    let other = Pki::new("OpenSSL Client Root").expect("client pki");
+    let token = hsm
+        .create_token("openssl-none", USER_PIN, SO_PIN)
+        .expect("token");
+    let mine = token
+        .add_identity(&pki, &LeafSpec::new("Unwanted User"))
+        .expect("identity");
+    let daemon = Daemon::start(hsm.module_path(), hsm.env());
+    login(&daemon, &token);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The server only accepts client certificates from the other CA.
+    write_server_files(dir.path(), &pki, &other);
+    let server = SServer::start(dir.path());
+    let ca = dir.path().join("root.pem");
+    let ca = ca.to_str().expect("utf-8 path");
+
+    let out = daemon.cli(&["get", &server.url(), "--ca-file", ca]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(
+        stderr.contains("refused the client certificate"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("sent no certificate"), "{stderr}");
+    assert!(stderr.contains("CN=OpenSSL Client Root"), "{stderr}");
+    assert!(stderr.contains("p11agent list --usable"), "{stderr}");
+
+    // Forcing the identity sends it, and the server's refusal names it.
+    let out = daemon.cli(&[
+        "get",
+        &server.url(),
+        "--ca-file",
+        ca,
+        "--id",
+        &mine.fingerprint_hex(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(
+        stderr.contains("refused the client certificate"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("CN=Unwanted User"), "{stderr}");
+    assert!(stderr.contains("p11agent list --usable"), "{stderr}");
+}
