@@ -13,11 +13,42 @@
 //! # pinentry program (a person); --pin-file / --pinentry override them.
 //! pin_file = "/home/me/.config/p11agent/pin"
 //! pinentry = "/usr/bin/pinentry-curses"
+//!
+//! # Intermediate and root CA certificates (PEM or DER files) used to
+//! # build each identity's chain, with the CA certificates on the tokens;
+//! # --ca-dir overrides it.
+//! ca_dir = "/etc/p11agent/ca"
+//! # Who asks a person to pick a certificate when policy says one must
+//! # and the TLS application cannot ask itself: a program speaking the
+//! # chooser contract (see `p11agent chooser --help`), or "tty" for the
+//! # shipped terminal chooser. Without one, the agent declines.
+//! chooser = "tty"
+//! # Remember choices across restarts in this file (mode 0600); without
+//! # it they last for the daemon's lifetime.
+//! decisions_file = "/home/me/.local/state/p11agent/decisions.json"
+//!
+//! # Auto-select rules, in the format of Chromium's
+//! # AutoSelectCertificateForUrls policy, in order; the first rule whose
+//! # pattern matches the origin and whose filter matches a candidate wins.
+//! # Entries are tables or JSON strings, as Chromium stores them.
+//! auto_select = [
+//!   { pattern = "https://[*.]corp.example", filter = { ISSUER = { CN = "Corp CA" } } },
+//!   '{"pattern": "https://vpn.example:8443", "filter": {"SUBJECT": {"O": "Example"}}}',
+//! ]
+//! # When a rule matches several certificates, ask instead of taking the
+//! # first (as Edge's ForceCertificatePromptsOnMultipleMatches).
+//! force_prompt_on_multiple_matches = true
+//! # Origins (Chromium URL patterns) to which the only candidate may be
+//! # sent without a rule. Default: none; a client certificate identifies
+//! # you to every site that gets it, so nothing is sent silently.
+//! send_when_single_candidate = ["https://[*.]intranet.example"]
 //! ```
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::select::policy::{AutoSelectRules, SingleCandidatePatterns};
 
 /// The settings a configuration file may hold.
 #[derive(Debug, Default, Deserialize)]
@@ -32,6 +63,21 @@ pub struct Config {
     pub pin_file: Option<PathBuf>,
     /// A pinentry program to ask a person for PINs.
     pub pinentry: Option<PathBuf>,
+    /// A folder of CA certificates for chains.
+    pub ca_dir: Option<PathBuf>,
+    /// The chooser program, or `tty` for the shipped one.
+    pub chooser: Option<PathBuf>,
+    /// Where remembered choices persist.
+    pub decisions_file: Option<PathBuf>,
+    /// Auto-select rules.
+    #[serde(default)]
+    pub auto_select: AutoSelectRules,
+    /// Prompt when a rule matches several certificates.
+    #[serde(default)]
+    pub force_prompt_on_multiple_matches: bool,
+    /// Origins that may get their only candidate without a rule.
+    #[serde(default)]
+    pub send_when_single_candidate: SingleCandidatePatterns,
 }
 
 /// Why the configuration could not be read.

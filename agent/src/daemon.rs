@@ -8,8 +8,9 @@ use p11agent_proto::ModuleError;
 use tokio::sync::RwLock;
 
 use crate::pin::PinSource;
+use crate::select::selector::Selector;
 use crate::server::{self, SocketError};
-use crate::store::Store;
+use crate::store::{ChainCert, Store};
 use crate::token::{self, Module, Tokens};
 
 /// What every connection shares.
@@ -27,6 +28,8 @@ pub struct State {
     pub socket: PathBuf,
     /// When the agent started.
     pub started: Instant,
+    /// Client-certificate selection: policy, remembered choices, chooser.
+    pub selector: Selector,
 }
 
 /// How to run the daemon.
@@ -38,6 +41,10 @@ pub struct Options {
     pub modules: Vec<PathBuf>,
     /// Where PINs come from.
     pub pins: Arc<dyn PinSource>,
+    /// CA certificates for chains, from the configured CA folder.
+    pub ca_folder: Vec<Arc<ChainCert>>,
+    /// Selection policy, memory and chooser.
+    pub selector: Selector,
 }
 
 /// Why the daemon could not start.
@@ -61,7 +68,7 @@ pub fn agent_name() -> String {
 ///
 /// The socket appears only once every token has been scanned, so a
 /// client that can connect sees the complete store.
-pub async fn run(options: Options) -> Result<(), DaemonError> {
+pub async fn run(mut options: Options) -> Result<(), DaemonError> {
     let modules = if options.modules.is_empty() {
         let found = token::default_modules();
         tracing::info!(
@@ -74,7 +81,8 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
     };
 
     let started = Instant::now();
-    let (store, loaded, module_errors) = load_all(modules).await;
+    let (mut store, loaded, module_errors) = load_all(modules).await;
+    store.set_ca_folder(std::mem::take(&mut options.ca_folder));
     let paths = loaded
         .iter()
         .map(|m| m.path().display().to_string())
@@ -96,6 +104,7 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
         module_errors,
         socket: options.socket.clone(),
         started,
+        selector: options.selector,
     });
     let shutdown = shutdown_signal().map_err(DaemonError::Signals)?;
     server::serve(socket, state, shutdown).await;

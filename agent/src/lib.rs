@@ -9,6 +9,8 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod pin;
+mod process;
+pub mod select;
 pub mod server;
 pub mod store;
 pub mod token;

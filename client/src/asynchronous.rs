@@ -81,4 +81,46 @@ impl AsyncClient {
     ) -> Result<Vec<u8>, ClientError> {
         crate::into_signature(self.call(&crate::sign_request(id, scheme, message)).await?)
     }
+
+    /// The client certificate the agent decides to send to a server
+    /// (its candidate filter and policy; see the protocol README).
+    pub async fn select(
+        &mut self,
+        query: &crate::SelectQuery,
+    ) -> Result<p11agent_proto::Selection, ClientError> {
+        crate::into_selection(self.call(&query.request()).await?)
+    }
+
+    /// Reports a person's choice for `origin` (an identity id, or `None`
+    /// for "send none"); when `remember` is set the agent remembers it
+    /// and returns the record.
+    pub async fn choose(
+        &mut self,
+        origin: &str,
+        id: Option<&str>,
+        remember: bool,
+    ) -> Result<Option<p11agent_proto::RememberedChoice>, ClientError> {
+        crate::into_chosen(
+            self.call(&crate::choose_request(origin, id, remember))
+                .await?,
+        )
+    }
+
+    /// The choices the agent remembers, by origin.
+    pub async fn decisions(
+        &mut self,
+    ) -> Result<Vec<p11agent_proto::RememberedChoice>, ClientError> {
+        crate::into_decisions(self.call(&Request::Decisions).await?)
+    }
+
+    /// Forgets the choice remembered for `origin`, or every choice when
+    /// `None`; returns the origins forgotten.
+    pub async fn forget(&mut self, origin: Option<&str>) -> Result<Vec<String>, ClientError> {
+        crate::into_forgotten(
+            self.call(&Request::Forget {
+                origin: origin.map(str::to_owned),
+            })
+            .await?,
+        )
+    }
 }

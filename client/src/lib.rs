@@ -21,6 +21,7 @@
 
 mod asynchronous;
 mod blocking;
+pub mod dn;
 mod error;
 pub mod tls;
 
@@ -93,6 +94,83 @@ fn into_signature(resp: Response) -> Result<Vec<u8>, ClientError> {
         Response::Signature { signature } => base64::engine::general_purpose::STANDARD
             .decode(signature)
             .map_err(|e| ClientError::Protocol(format!("signature is not base64: {e}"))),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// What a TLS server asked for, as [`Client::select`] sends it.
+#[derive(Debug, Clone, Default)]
+pub struct SelectQuery {
+    /// The server's origin, `https://host:port`.
+    pub origin: String,
+    /// The DER names of the server's `certificate_authorities`; empty
+    /// accepts any issuer.
+    pub ca_names: Vec<Vec<u8>>,
+    /// The server's signature schemes, when known.
+    pub schemes: Option<Vec<p11agent_proto::Scheme>>,
+    /// Who asks a person when one must choose.
+    pub chooser: p11agent_proto::ChooserMode,
+    /// An identity the application fixed (id or unique prefix).
+    pub id: Option<String>,
+}
+
+impl SelectQuery {
+    /// A query for `origin` with an empty CA list and unknown schemes.
+    pub fn new(origin: impl Into<String>) -> Self {
+        SelectQuery {
+            origin: origin.into(),
+            ..SelectQuery::default()
+        }
+    }
+
+    fn request(&self) -> Request {
+        use base64::Engine as _;
+        Request::Select {
+            origin: self.origin.clone(),
+            ca_names: self
+                .ca_names
+                .iter()
+                .map(|n| base64::engine::general_purpose::STANDARD.encode(n))
+                .collect(),
+            schemes: self.schemes.clone(),
+            chooser: self.chooser,
+            id: self.id.clone(),
+        }
+    }
+}
+
+fn into_selection(resp: Response) -> Result<p11agent_proto::Selection, ClientError> {
+    match resp {
+        Response::Selection(selection) => Ok(*selection),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn choose_request(origin: &str, id: Option<&str>, remember: bool) -> Request {
+    Request::Choose {
+        origin: origin.to_owned(),
+        id: id.map(str::to_owned),
+        remember,
+    }
+}
+
+fn into_chosen(resp: Response) -> Result<Option<p11agent_proto::RememberedChoice>, ClientError> {
+    match resp {
+        Response::Chosen { remembered } => Ok(remembered),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn into_decisions(resp: Response) -> Result<Vec<p11agent_proto::RememberedChoice>, ClientError> {
+    match resp {
+        Response::Decisions { decisions } => Ok(decisions),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn into_forgotten(resp: Response) -> Result<Vec<String>, ClientError> {
+    match resp {
+        Response::Forgotten { origins } => Ok(origins),
         other => Err(unexpected(other)),
     }
 }

@@ -174,6 +174,14 @@ pub enum Reason {
     /// Extended Key Usage is present and lacks clientAuth and
     /// anyExtendedKeyUsage.
     ExtendedKeyUsage,
+    /// Selection only: no name in the server's CA list is the issuer of
+    /// the certificate or of any certificate in its chain.
+    IssuerNotAccepted,
+    /// Selection only: the key can make none of the server's signature
+    /// schemes (TLS 1.3 binds ECDSA schemes to curves).
+    NoCommonScheme,
+    /// Selection only: the token holding the key is not present.
+    TokenAbsent,
 }
 
 impl Reason {
@@ -186,6 +194,9 @@ impl Reason {
             Reason::NotYetValid => "not_yet_valid",
             Reason::KeyUsage => "key_usage",
             Reason::ExtendedKeyUsage => "extended_key_usage",
+            Reason::IssuerNotAccepted => "issuer_not_accepted",
+            Reason::NoCommonScheme => "no_common_scheme",
+            Reason::TokenAbsent => "token_absent",
         }
     }
 }

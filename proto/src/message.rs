@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{Identity, KeyType, Token, TokenSummary};
+use crate::select::{ChooserMode, RememberedChoice, Selection};
 use crate::{Pin, Scheme};
 
 /// The protocol version this crate speaks. A client announces it in its
@@ -69,6 +70,53 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token: Option<String>,
     },
+    /// The client certificate to send to a TLS server that asked for
+    /// one, decided by the agent's candidate filter and policy.
+    Select {
+        /// The server's origin, `https://host:port` (a URL or `host:port`
+        /// is accepted and normalised).
+        origin: String,
+        /// The server's `certificate_authorities`: DER distinguished
+        /// names, standard base64. Empty: any issuer is accepted.
+        #[serde(default)]
+        ca_names: Vec<String>,
+        /// The signature schemes the server accepts; omitted when unknown
+        /// (the scheme check is then skipped).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        schemes: Option<Vec<Scheme>>,
+        /// Who asks a person when one must choose.
+        #[serde(default)]
+        chooser: ChooserMode,
+        /// An identity the client fixed (id or unique prefix): it is
+        /// selected when the filter passes it, the CA list aside.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+    /// Records a person's choice for an origin, made after a
+    /// [`Decision::Prompt`](crate::Decision::Prompt).
+    Choose {
+        /// The origin, as in [`Request::Select`].
+        origin: String,
+        /// The identity chosen; omitted or null for "send none".
+        #[serde(default)]
+        id: Option<String>,
+        /// Whether to remember the choice for the origin (default true).
+        #[serde(default = "yes")]
+        remember: bool,
+    },
+    /// The choices remembered per origin.
+    Decisions,
+    /// Forgets remembered choices: one origin's, or all when `origin` is
+    /// omitted.
+    Forget {
+        /// The origin whose choice to forget.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<String>,
+    },
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Request {
@@ -83,6 +131,10 @@ impl Request {
             Request::Sign { .. } => "sign",
             Request::Login { .. } => "login",
             Request::Logout { .. } => "logout",
+            Request::Select { .. } => "select",
+            Request::Choose { .. } => "choose",
+            Request::Decisions => "decisions",
+            Request::Forget { .. } => "forget",
         }
     }
 }
@@ -198,6 +250,23 @@ pub enum Response {
         /// The tokens that were logged in and no longer are.
         tokens: Vec<Token>,
     },
+    /// Answer to [`Request::Select`].
+    Selection(Box<Selection>),
+    /// Answer to [`Request::Choose`].
+    Chosen {
+        /// The choice as recorded; `None` when `remember` was false.
+        remembered: Option<RememberedChoice>,
+    },
+    /// Answer to [`Request::Decisions`].
+    Decisions {
+        /// The remembered choices, by origin.
+        decisions: Vec<RememberedChoice>,
+    },
+    /// Answer to [`Request::Forget`].
+    Forgotten {
+        /// The origins whose choices were forgotten.
+        origins: Vec<String>,
+    },
     /// The request failed; the connection stays usable unless the code
     /// says otherwise (see [`ErrorCode::closes_connection`]).
     Error {
@@ -247,6 +316,11 @@ pub enum ErrorCode {
     Cancelled,
     /// The token failed to sign.
     SigningFailed,
+    /// The origin is not a valid `scheme://host:port`, URL or
+    /// `host:port`.
+    InvalidOrigin,
+    /// The remembered choices could not be saved or changed.
+    DecisionsFailed,
     /// The agent failed internally.
     Internal,
     /// A code this version of the crate does not know (from a newer agent).
@@ -282,6 +356,8 @@ impl ErrorCode {
             ErrorCode::PinLocked => "pin_locked",
             ErrorCode::Cancelled => "cancelled",
             ErrorCode::SigningFailed => "signing_failed",
+            ErrorCode::InvalidOrigin => "invalid_origin",
+            ErrorCode::DecisionsFailed => "decisions_failed",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
         }

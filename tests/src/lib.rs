@@ -195,3 +195,103 @@ pub fn describe(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// Whether the `openssl` command is available (tests that need it skip
+/// with a message when it is not).
+pub fn have_openssl() -> bool {
+    Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; callers retry when it
+/// is taken before they bind it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A running `openssl s_server -www` on 127.0.0.1, killed on drop: a TLS
+/// server nobody here wrote.
+pub struct OpensslServer {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl OpensslServer {
+    /// Starts `s_server -www` with the certificate and key in `dir`
+    /// (`srv.pem`, `srv.key`) and `extra` arguments (e.g. `-CAfile`,
+    /// `-Verify 1`), logging to a file in `dir`; retries on another port
+    /// when the one picked was taken in the meantime.
+    pub fn start<S: AsRef<std::ffi::OsStr>>(dir: &Path, extra: &[S]) -> OpensslServer {
+        for attempt in 0..10 {
+            let port = free_port();
+            let log = dir.join(format!("s_server.{port}.{attempt}.log"));
+            let out = File::create(&log).expect("log file");
+            let err = out.try_clone().expect("log file");
+            let child = Command::new("openssl")
+                .arg("s_server")
+                .arg("-accept")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("-cert")
+                .arg(dir.join("srv.pem"))
+                .arg("-key")
+                .arg(dir.join("srv.key"))
+                .args(extra)
+                .arg("-www")
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+                .expect("run openssl s_server");
+            let mut server = OpensslServer { child, port, log };
+            if server.wait_accepting() {
+                return server;
+            }
+        }
+        panic!("openssl s_server did not start on any port");
+    }
+
+    /// Whether the server accepts connections (false when it exited,
+    /// e.g. because the port was taken).
+    fn wait_accepting(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `https://localhost:PORT/`.
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}/", self.port)
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for OpensslServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,108 +1,30 @@
 //! `p11agent get` against `openssl s_server -www`, a TLS server that is
 //! not rustls and that requires a client certificate.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use p11agent_client::proto::{Pin, Request, Response};
 use p11agent_softhsm::{KeyAlg, LeafSpec, Pki, SoftHsm, Token};
-use p11agent_tests::{describe, Daemon};
+use p11agent_tests::{describe, have_openssl, Daemon, OpensslServer};
 
 const USER_PIN: &str = "1234";
 const SO_PIN: &str = "12345678";
 
-/// A running `openssl s_server`, killed on drop.
-struct SServer {
-    child: Child,
-    port: u16,
-    log: std::path::PathBuf,
-}
-
-impl SServer {
-    /// Starts `s_server -www` with the server certificate and key in
-    /// `dir` (`srv.pem`, `srv.key`), verifying clients against
-    /// `client_ca.pem`; retries on another port when the one picked was
-    /// taken in the meantime.
-    fn start(dir: &Path) -> SServer {
-        for attempt in 0..10 {
-            let port = free_port();
-            let log = dir.join(format!("s_server.{attempt}.log"));
-            let child = Command::new("openssl")
-                .arg("s_server")
-                .arg("-accept")
-                .arg(format!("127.0.0.1:{port}"))
-                .arg("-cert")
-                .arg(dir.join("srv.pem"))
-                .arg("-key")
-                .arg(dir.join("srv.key"))
-                .arg("-CAfile")
-                .arg(dir.join("client_ca.pem"))
-                .args(["-Verify", "1", "-verify_return_error", "-www"])
-                .stdin(Stdio::null())
-                .stdout(std::fs::File::create(&log).expect("log file"))
-                .stderr(Stdio::from(
-                    std::fs::File::options()
-                        .append(true)
-                        .open(&log)
-                        .expect("log file"),
-                ))
-                .spawn()
-                .expect("run openssl s_server");
-            let mut server = SServer { child, port, log };
-            if server.wait_accepting() {
-                return server;
-            }
-        }
-        panic!("openssl s_server did not start on any port");
-    }
-
-    /// Whether the server accepts connections (false when it exited,
-    /// e.g. because the port was taken).
-    fn wait_accepting(&mut self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    }
-
-    fn url(&self) -> String {
-        format!("https://localhost:{}/", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for SServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn have_openssl() -> bool {
-    Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+/// `s_server` requiring a client certificate from `client_ca.pem` in
+/// `dir`.
+fn verifying_server(dir: &Path) -> OpensslServer {
+    let client_ca = dir.join("client_ca.pem");
+    OpensslServer::start(
+        dir,
+        &[
+            "-CAfile".as_ref(),
+            client_ca.as_os_str(),
+            "-Verify".as_ref(),
+            "1".as_ref(),
+            "-verify_return_error".as_ref(),
+        ],
+    )
 }
 
 fn login(daemon: &Daemon, token: &Token) {
@@ -156,18 +78,46 @@ fn get_sends_rsa_and_ec_identities_to_openssl() {
                 .issued_by_intermediate(),
         )
         .expect("ec identity");
-    let daemon = Daemon::start(hsm.module_path(), hsm.env());
+    let dir = tempfile::tempdir().expect("tempdir");
+    // An auto-select rule names the EC identity for localhost; without a
+    // rule nothing would be sent unasked.
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "auto_select = [{ pattern = \"https://localhost\", \
+         filter = { SUBJECT = { CN = \"Ec Openssl User\" } } }]\n",
+    )
+    .expect("config");
+    // The intermediate is not on the token: the agent finds it in its CA
+    // folder and sends it after the EC leaf.
+    let cas = dir.path().join("cas");
+    std::fs::create_dir(&cas).expect("mkdir");
+    std::fs::write(
+        cas.join("intermediate.pem"),
+        pki.intermediate_pem().expect("intermediate"),
+    )
+    .expect("intermediate");
+    let daemon = Daemon::start_with_args(
+        &[
+            "--module".as_ref(),
+            hsm.module_path().as_os_str(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--ca-dir".as_ref(),
+            cas.as_os_str(),
+        ],
+        hsm.env(),
+    );
     login(&daemon, &token);
 
-    let dir = tempfile::tempdir().expect("tempdir");
     write_server_files(dir.path(), &pki, &pki);
-    // The client learns the intermediate (not on the token) from its CA
-    // file, and sends it after the EC leaf.
+    // What the client trusts for the server, whose certificate (issued by
+    // the intermediate) s_server sends without its chain.
     let ca_file = dir.path().join("root.pem");
     let mut bundle = pki.root_pem();
     bundle.push_str(&pki.intermediate_pem().expect("intermediate"));
     std::fs::write(&ca_file, bundle).expect("ca file");
-    let server = SServer::start(dir.path());
+    let server = verifying_server(dir.path());
     let url = server.url();
     let ca = ca_file.to_str().expect("utf-8 path");
 
@@ -223,8 +173,8 @@ fn get_sends_rsa_and_ec_identities_to_openssl() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("ecdsa_secp384r1_sha384"), "{stderr}");
 
-    // Without --id, the first usable identity goes (the agent lists by
-    // subject: the EC one); --include shows the status line.
+    // Without --id, the auto-select rule picks the EC identity;
+    // --include shows the status line.
     let out = daemon.cli(&["get", &url, "--ca-file", ca, "--include"]);
     assert!(out.status.success(), "{}", describe(&out));
     let page = String::from_utf8_lossy(&out.stdout);
@@ -313,7 +263,7 @@ fn get_explains_a_refused_client_certificate() {
     let dir = tempfile::tempdir().expect("tempdir");
     // The server only accepts client certificates from the other CA.
     write_server_files(dir.path(), &pki, &other);
-    let server = SServer::start(dir.path());
+    let server = verifying_server(dir.path());
     let ca = dir.path().join("root.pem");
     let ca = ca.to_str().expect("utf-8 path");
 
@@ -325,8 +275,8 @@ fn get_explains_a_refused_client_certificate() {
         "{stderr}"
     );
     assert!(stderr.contains("sent no certificate"), "{stderr}");
-    assert!(stderr.contains("CN=OpenSSL Client Root"), "{stderr}");
-    assert!(stderr.contains("p11agent list --usable"), "{stderr}");
+    assert!(stderr.contains("issuer_not_accepted"), "{stderr}");
+    assert!(stderr.contains("p11agent explain --origin"), "{stderr}");
 
     // Forcing the identity sends it, and the server's refusal names it.
     let out = daemon.cli(&[
@@ -344,5 +294,5 @@ fn get_explains_a_refused_client_certificate() {
         "{stderr}"
     );
     assert!(stderr.contains("CN=Unwanted User"), "{stderr}");
-    assert!(stderr.contains("p11agent list --usable"), "{stderr}");
+    assert!(stderr.contains("p11agent explain --origin"), "{stderr}");
 }

@@ -5,13 +5,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use p11agent_client::proto::Decision;
 use p11agent_client::proto::{Pin, Request, Response};
 use p11agent_client::tls::rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName};
 use p11agent_client::tls::rustls::server::WebPkiClientVerifier;
 use p11agent_client::tls::rustls::{
     self, DistinguishedName, ProtocolVersion, RootCertStore, ServerConfig, SupportedProtocolVersion,
 };
-use p11agent_client::tls::{self, tokio_rustls, AgentResolver, Selection};
+use p11agent_client::tls::{self, tokio_rustls, AgentResolver, Resolution, UserChoice};
 use p11agent_softhsm::{KeyAlg, LeafSpec, Pki, Provisioned, SoftHsm, Token};
 use p11agent_tests::Daemon;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -291,18 +292,23 @@ fn the_servers_ca_list_decides_which_identity_is_sent() {
         .expect("has an intermediate");
 
     // The server's certificate always comes from our PKI; `trust` below
-    // is whom the server trusts for client certificates.
+    // is whom the server trusts for client certificates. No rule picks
+    // an identity, so the application's chooser is asked: it takes the
+    // first it is offered, and remembers nothing.
     let resolver = || {
         Arc::new(
             AgentResolver::builder("https://localhost:443")
                 .socket(daemon.socket())
-                .build()
-                .expect("resolver"),
+                .chooser(Arc::new(|_origin: &str, choices: &[_]| {
+                    let first: &p11agent_client::proto::Identity = choices.first()?;
+                    Some(UserChoice::Send {
+                        id: first.id.clone(),
+                        remember: false,
+                    })
+                }))
+                .build(),
         )
     };
-    let candidates: Vec<String> = resolver().candidates().map(|i| i.id.clone()).collect();
-    assert!(!candidates.contains(&expired.fingerprint_hex()));
-    assert!(candidates.contains(&foreign.fingerprint_hex()));
 
     type Case<'a> = (&'a str, &'a Pki, Option<Vec<Vec<u8>>>, &'a Provisioned);
     let cases: Vec<Case<'_>> = vec![
@@ -332,12 +338,21 @@ fn the_servers_ca_list_decides_which_identity_is_sent() {
                 seen.peer_chain[0].as_ref(),
                 identity.cert_der.as_slice(),
                 "{what} over {expected:?}: wrong identity (resolver: {:?})",
-                resolver.last_selection()
+                resolver.last_resolution()
             );
-            assert!(matches!(
-                resolver.last_selection(),
-                Some(Selection::Sent { id, .. }) if id == identity.fingerprint_hex()
-            ));
+            match resolver.last_resolution() {
+                Some(Resolution::Answered(selection)) => {
+                    assert_eq!(selection.decision, Decision::Selected);
+                    let sent = selection.identity.as_ref().map(|i| i.id.clone());
+                    assert_eq!(sent, Some(identity.fingerprint_hex()));
+                    // The expired identity is never a candidate.
+                    assert!(selection
+                        .excluded
+                        .iter()
+                        .any(|e| e.id == expired.fingerprint_hex()));
+                }
+                other => panic!("{what}: {other:?}"),
+            }
         }
     }
 
@@ -360,9 +375,21 @@ fn the_servers_ca_list_decides_which_identity_is_sent() {
         assert!(server_result.is_err(), "the server accepted no certificate");
         assert!(client_result.is_err(), "the client read an answer");
     });
-    match resolver.last_selection() {
-        Some(Selection::NoneMatched { ca_names, .. }) => {
-            assert_eq!(ca_names, vec!["CN=Stranger Root".to_owned()]);
+    match resolver.last_resolution() {
+        Some(Resolution::Answered(selection)) => {
+            assert_eq!(selection.decision, Decision::None);
+            assert!(selection.candidates.is_empty());
+            for identity in [&foreign, &by_root, &by_intermediate] {
+                let excluded = selection
+                    .excluded
+                    .iter()
+                    .find(|e| e.id == identity.fingerprint_hex())
+                    .expect("excluded");
+                assert_eq!(
+                    excluded.reasons,
+                    [p11agent_client::proto::Reason::IssuerNotAccepted]
+                );
+            }
         }
         other => panic!("expected no identity to be sent, got {other:?}"),
     }

@@ -4,6 +4,11 @@ use std::path::PathBuf;
 use super::CliError;
 use crate::config::Config;
 use crate::daemon::{self, Options};
+use crate::select::chooser::Chooser;
+use crate::select::decide::Policy;
+use crate::select::decisions::Decisions;
+use crate::select::selector::Selector;
+use crate::store::chain::read_ca_folder;
 
 /// Arguments of `p11agent daemon`.
 #[derive(Debug, clap::Args)]
@@ -23,6 +28,20 @@ pub struct DaemonArgs {
     /// pinentry-tty, pinentry-gnome3, ... as gpg-agent uses them).
     #[arg(long, value_name = "PROGRAM")]
     pinentry: Option<PathBuf>,
+    /// A folder of CA certificates (PEM or DER files) used with those on
+    /// the tokens to build each identity's chain.
+    #[arg(long, value_name = "DIR")]
+    ca_dir: Option<PathBuf>,
+    /// Who asks a person to pick a certificate when policy says one must
+    /// and the TLS application cannot ask itself: a program speaking the
+    /// chooser contract (`p11agent chooser --help`), or `tty` for the
+    /// shipped terminal chooser. Without one the agent sends nothing.
+    #[arg(long, value_name = "PROGRAM|tty")]
+    chooser: Option<PathBuf>,
+    /// Remember choices across restarts in FILE (mode 0600); without it
+    /// they last until the daemon exits.
+    #[arg(long, value_name = "FILE")]
+    decisions_file: Option<PathBuf>,
 }
 
 pub fn run(socket: Option<PathBuf>, args: DaemonArgs) -> Result<(), CliError> {
@@ -34,6 +53,43 @@ pub fn run(socket: Option<PathBuf>, args: DaemonArgs) -> Result<(), CliError> {
         .init();
     let mut modules = config.modules;
     modules.extend(args.modules);
+    let ca_folder = match args.ca_dir.or(config.ca_dir) {
+        Some(dir) => {
+            let folder = read_ca_folder(&dir).map_err(|source| CliError::File {
+                action: "read the CA folder",
+                path: dir.clone(),
+                source,
+            })?;
+            for (path, why) in &folder.skipped {
+                tracing::warn!(file = %path.display(), why, "CA folder: skipped");
+            }
+            tracing::info!(
+                dir = %dir.display(),
+                certificates = folder.certificates.len(),
+                "CA folder read"
+            );
+            folder.certificates
+        }
+        None => Vec::new(),
+    };
+    let decisions = match args.decisions_file.or(config.decisions_file) {
+        Some(path) => Decisions::persistent(path).map_err(|e| CliError::Usage(e.to_string()))?,
+        None => Decisions::in_memory(),
+    };
+    let chooser = args.chooser.or(config.chooser).map(|program| {
+        if program.as_os_str() == "tty" {
+            // The shipped chooser is this very binary.
+            let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("p11agent"));
+            Chooser::new(me).with_args(["chooser"])
+        } else {
+            Chooser::new(program)
+        }
+    });
+    let policy = Policy {
+        rules: config.auto_select,
+        force_prompt_on_multiple_matches: config.force_prompt_on_multiple_matches,
+        send_when_single_candidate: config.send_when_single_candidate,
+    };
     let options = Options {
         socket: socket
             .or(config.socket)
@@ -43,6 +99,8 @@ pub fn run(socket: Option<PathBuf>, args: DaemonArgs) -> Result<(), CliError> {
             args.pin_file.or(config.pin_file),
             args.pinentry.or(config.pinentry),
         ),
+        ca_folder,
+        selector: Selector::new(policy, decisions, chooser),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

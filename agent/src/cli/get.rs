@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use p11agent_client::tls::rustls::{self, pki_types::ServerName, AlertDescription};
-use p11agent_client::tls::{self, tokio_rustls, AgentResolver, HttpsUrl, Selection};
+use p11agent_client::tls::{self, tokio_rustls, AgentResolver, HttpsUrl};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::CliError;
@@ -15,12 +15,12 @@ pub struct GetArgs {
     /// The URL: https://host[:port][/path].
     url: String,
     /// Trust the server certificates issued by the CA certificates in
-    /// this PEM file, instead of the system's roots. Intermediates in it
-    /// also help build the client certificate's chain.
+    /// this PEM file, instead of the system's roots.
     #[arg(long, value_name = "PEM")]
     ca_file: Option<PathBuf>,
     /// Send this identity (id or unique prefix), whatever the server's CA
-    /// list says; by default the first usable identity that fits is sent.
+    /// list says. By default the agent selects (`p11agent explain` shows
+    /// how), and when a person must choose, you are asked on the terminal.
     #[arg(long, value_name = "ID")]
     id: Option<String>,
     /// Print the status line and headers before the body.
@@ -36,28 +36,29 @@ pub fn run(socket: Option<PathBuf>, args: GetArgs) -> Result<(), CliError> {
     // Connecting first gives the usual "agent not running" error (exit 3).
     let socket = super::connect(socket)?.socket().to_owned();
 
-    let (roots, extra_cas) = match &args.ca_file {
+    let roots = match &args.ca_file {
         Some(path) => {
             let certs = tls::load_pem_certificates(path)?;
             let mut roots = rustls::RootCertStore::empty();
-            let (added, _) = roots.add_parsable_certificates(certs.iter().cloned());
+            let (added, _) = roots.add_parsable_certificates(certs);
             if added == 0 {
                 return Err(CliError::Get(format!(
                     "{} holds no usable CA certificate",
                     path.display()
                 )));
             }
-            (roots, certs)
+            roots
         }
-        None => (tls::system_roots()?, Vec::new()),
+        None => tls::system_roots()?,
     };
-    let mut builder = AgentResolver::builder(url.origin())
-        .socket(&socket)
-        .extra_ca_certificates(extra_cas);
+    let mut builder = AgentResolver::builder(url.origin()).socket(&socket);
     if let Some(id) = &args.id {
         builder = builder.identity(id.clone());
     }
-    let resolver = Arc::new(builder.build()?);
+    if let Some(chooser) = super::chooser::terminal_chooser() {
+        builder = builder.chooser(chooser);
+    }
+    let resolver = Arc::new(builder.build());
     let config = tls::client_config(roots, resolver.clone())?;
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -110,12 +111,12 @@ impl Failure {
                 "{stage} {target} failed: the server's certificate is not trusted ({reason:?}){hint}"
             );
         }
-        let selection = resolver.last_selection();
+        let selection = resolver.last_resolution();
         let refused = match tls_error {
             Some(rustls::Error::AlertReceived(alert)) => is_client_cert_alert(*alert),
             // A server that hangs up after asking for a certificate.
             _ => {
-                matches!(selection, Some(Selection::NoneMatched { .. }))
+                selection.as_ref().is_some_and(|s| !s.sent())
                     && matches!(
                         err.kind(),
                         std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
@@ -127,8 +128,10 @@ impl Failure {
             (Some(selection), true) => {
                 message = format!(
                     "{target} refused the client certificate ({err}): p11agent {}.\n\
-                     `p11agent list --usable` shows the candidates; choose one with --id.",
-                    selection.describe()
+                     `p11agent explain --origin {}` shows why each identity is or is not \
+                     offered; choose one with --id.",
+                    selection.describe(),
+                    url.origin()
                 );
             }
             (Some(selection), false) => {

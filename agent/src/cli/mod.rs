@@ -1,11 +1,15 @@
 //! The `p11agent` command line: argument definitions, and one module per
 //! subcommand. Output formatting lives in `format`.
 
+mod chooser;
 mod daemon;
+mod decisions;
 mod format;
 mod get;
 mod list;
 mod login;
+mod probe;
+mod select;
 mod show;
 mod sign;
 mod status;
@@ -16,6 +20,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use p11agent_client::{Client, ClientError};
 
+pub use chooser::TtyChooserError;
 pub use list::ListArgs;
 
 /// A PKCS#11 smartcard signing agent.
@@ -74,6 +79,44 @@ pub enum Command {
     /// Log out of a token, or of all tokens: the next signature needs the
     /// PIN again.
     Logout(login::LogoutArgs),
+    /// Show which client certificate the agent would send to a server.
+    ///
+    /// Give the server's origin and, as its CertificateRequest would,
+    /// the CAs it accepts (--ca) and its signature schemes (--scheme).
+    /// Nobody is asked and nothing is remembered: a decision of "prompt"
+    /// means a person would be asked. `p11agent probe` finds a real
+    /// server's CA list and schemes.
+    Select(select::SelectArgs),
+    /// Explain, certificate by certificate, why each is or is not offered
+    /// to a server: the same decision as `select`, as a report.
+    Explain(select::SelectArgs),
+    /// List the client-certificate choices remembered per origin.
+    Decisions(JsonArg),
+    /// Forget remembered choices, for one origin or all (a browser's
+    /// "clear SSL state"): the next connection decides afresh.
+    Forget(decisions::ForgetArgs),
+    /// Ask a TLS server what it wants of a client certificate, and show
+    /// which of your identities would be offered to it and why not the
+    /// others.
+    ///
+    /// Shows the CA names and signature schemes of the server's
+    /// CertificateRequest (what `openssl s_client` prints as "Acceptable
+    /// client certificate CA names"). No certificate is sent, and the
+    /// server's certificate is not verified: this is a diagnostic.
+    Probe(probe::ProbeArgs),
+    /// Ask a person at the terminal which client certificate to send: the
+    /// agent's default certificate chooser (`daemon --chooser tty`).
+    ///
+    /// Reads one request from stdin: {"version": 1, "origin":
+    /// "https://host:port", "candidates": [IDENTITY, ...]}, identities as
+    /// `list --json` prints them. Shows the candidates on the terminal and
+    /// reads the answer there. Then writes {"choice": "ID"} to send that
+    /// certificate, or {"choice": null} to send none, with "remember":
+    /// false when the person does not want the answer remembered for the
+    /// origin, to stdout, and exits 0. Cancelling (q, an empty line, end of
+    /// input) or having no terminal exits 1 with nothing on stdout; the
+    /// agent then sends no certificate and remembers nothing.
+    Chooser(chooser::ChooserArgs),
 }
 
 /// The `--json` switch shared by listings.
@@ -121,6 +164,9 @@ pub enum CliError {
     /// The arguments make no sense together.
     #[error("{0}")]
     Usage(String),
+    /// The terminal certificate chooser gave no answer.
+    #[error("certificate chooser: {0}")]
+    Chooser(#[from] TtyChooserError),
 }
 
 impl CliError {
@@ -147,6 +193,12 @@ pub fn run(args: Args) -> Result<(), CliError> {
         Command::Get(a) => get::run(socket, a),
         Command::Login(a) => login::login(&mut connect(socket)?, a),
         Command::Logout(a) => login::logout(&mut connect(socket)?, a),
+        Command::Select(a) => select::select(&mut connect(socket)?, a),
+        Command::Explain(a) => select::explain(&mut connect(socket)?, a),
+        Command::Decisions(a) => decisions::decisions(&mut connect(socket)?, a),
+        Command::Forget(a) => decisions::forget(&mut connect(socket)?, a),
+        Command::Probe(a) => probe::run(socket, a),
+        Command::Chooser(a) => chooser::run(a),
     }
 }
 

@@ -18,6 +18,7 @@ use secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use super::{secret, PinError, PinKind, PinRequest, PinSource};
+use crate::process;
 
 /// How long the program may take to start and greet.
 const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
@@ -103,30 +104,13 @@ impl Session {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        // ETXTBSY: another thread of this process may be between fork and
-        // exec while holding a descriptor for the program file open for
-        // writing (happens with freshly written scripts); retry briefly.
-        let mut attempts = 0;
-        let mut child = loop {
-            match command.spawn() {
-                Ok(child) => break child,
-                Err(e) if e.raw_os_error() == Some(26) && attempts < 10 => {
-                    attempts += 1;
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => {
-                    return Err(PinError::Failed(format!(
-                        "cannot start pinentry {}: {e}",
-                        program.display()
-                    )));
-                }
-            }
-        };
+        let mut child = process::spawn(&mut command).map_err(|e| {
+            PinError::Failed(format!("cannot start pinentry {}: {e}", program.display()))
+        })?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take();
         let (Some(stdin), Some(stdout)) = (stdin, stdout) else {
-            let _ = child.kill();
-            let _ = child.wait();
+            process::kill_and_reap(&mut child);
             return Err(PinError::Failed("pinentry pipes missing".into()));
         };
         let (tx, rx) = mpsc::sync_channel(16);
@@ -309,19 +293,11 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         drop(self.stdin.take()); // EOF tells the program to go
-        let deadline = Instant::now() + EXIT_TIMEOUT;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(_)) => return,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                _ => break,
-            }
+        if let Ok(Some(_)) = process::wait_until(&mut self.child, Instant::now() + EXIT_TIMEOUT) {
+            return;
         }
         tracing::warn!(program = %self.program.display(), "pinentry did not exit; killing it");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        process::kill_and_reap(&mut self.child);
     }
 }
 

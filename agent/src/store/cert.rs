@@ -43,7 +43,9 @@ use x509_parser::oid_registry::OID_X509_EXT_EXTENDED_KEY_USAGE;
 use x509_parser::public_key::PublicKey;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-use super::dn::format_name;
+use p11agent_client::dn::format_name;
+
+use crate::select::policy::NameParts;
 
 /// Dotted OID of rsaEncryption.
 const OID_RSA: &str = "1.2.840.113549.1.1.1";
@@ -87,6 +89,9 @@ pub enum CertError {
     /// An RSA public key that does not parse.
     #[error("malformed RSA public key: {0}")]
     RsaKey(#[source] X509Error),
+    /// The Basic Constraints extension is malformed or repeated.
+    #[error("invalid basic constraints: {0}")]
+    BasicConstraints(X509Error),
     /// A validity time that cannot be written as RFC 3339.
     #[error("validity time cannot be formatted: {0}")]
     Time(#[from] time::error::Format),
@@ -103,6 +108,17 @@ pub struct ParsedCertificate {
     pub subject: String,
     /// Issuer DN, RFC 4514.
     pub issuer: String,
+    /// The subject name's DER, as TLS CA lists carry names.
+    pub subject_der: Vec<u8>,
+    /// The issuer name's DER.
+    pub issuer_der: Vec<u8>,
+    /// Whether the certificate may issue others: Basic Constraints is
+    /// absent (old roots) or says `cA`.
+    pub may_issue: bool,
+    /// The subject's CN, L, O and OU, for auto-select rule filters.
+    pub subject_parts: NameParts,
+    /// The issuer's CN, L, O and OU.
+    pub issuer_parts: NameParts,
     /// Serial number: lower-case hex of the INTEGER's content octets as
     /// encoded (see the module documentation).
     pub serial: String,
@@ -152,6 +168,11 @@ impl ParsedCertificate {
             id,
             subject: parsed.subject,
             issuer: parsed.issuer,
+            subject_der: parsed.subject_der,
+            issuer_der: parsed.issuer_der,
+            may_issue: parsed.may_issue,
+            subject_parts: parsed.subject_parts,
+            issuer_parts: parsed.issuer_parts,
             serial: parsed.serial,
             not_before_text: rfc3339(parsed.not_before)?,
             not_after_text: rfc3339(parsed.not_after)?,
@@ -200,6 +221,11 @@ impl ParsedCertificate {
 struct Facts {
     subject: String,
     issuer: String,
+    subject_der: Vec<u8>,
+    issuer_der: Vec<u8>,
+    may_issue: bool,
+    subject_parts: NameParts,
+    issuer_parts: NameParts,
     serial: String,
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
@@ -217,6 +243,15 @@ impl Facts {
         Ok(Facts {
             subject: format_name(cert.subject()),
             issuer: format_name(cert.issuer()),
+            subject_der: cert.subject().as_raw().to_vec(),
+            issuer_der: cert.issuer().as_raw().to_vec(),
+            may_issue: match cert.basic_constraints() {
+                Ok(Some(bc)) => bc.value.ca,
+                Ok(None) => true,
+                Err(e) => return Err(CertError::BasicConstraints(e)),
+            },
+            subject_parts: NameParts::from_x509(cert.subject()),
+            issuer_parts: NameParts::from_x509(cert.issuer()),
             serial: serial_hex(cert.raw_serial()),
             not_before: validity.not_before.to_datetime(),
             not_after: validity.not_after.to_datetime(),

@@ -31,20 +31,23 @@
 //!   then by subject, then by id (then by certificate URI).
 
 pub mod cert;
-pub mod dn;
+pub mod chain;
 pub mod usability;
 
 #[cfg(test)]
 mod test_certs;
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use p11agent_proto::{ClientAuth, Filter, Identity, Token, TokenSummary};
 use time::OffsetDateTime;
 
+use crate::select::policy::NameParts;
 use crate::token::found::FoundToken;
 
 pub use cert::{CertError, ParsedCertificate};
+pub use chain::ChainCert;
 pub use usability::Usability;
 
 /// The fewest hex digits [`Store::get`] accepts as an id prefix.
@@ -91,6 +94,8 @@ pub struct KeyLocation {
 pub struct Store {
     /// Tokens in listing order.
     tokens: Vec<TokenEntry>,
+    /// CA certificates from the configured CA folder, for chains.
+    ca_folder: Vec<Arc<ChainCert>>,
 }
 
 /// One token and what was found on it.
@@ -109,7 +114,13 @@ struct TokenEntry {
 struct Entry {
     /// The record, with a placeholder `client_auth` that queries replace.
     identity: Identity,
-    der: Vec<u8>,
+    /// The certificate (its DER and raw names).
+    cert: Arc<ChainCert>,
+    /// The certificates above it, nearest first (see [`chain`]); rebuilt
+    /// whenever the store changes.
+    chain: Vec<Arc<ChainCert>>,
+    /// Subject and issuer parts for auto-select rule filters.
+    names: (NameParts, NameParts),
     /// `CKA_ID` of the private key, for signing.
     key_id: Option<Vec<u8>>,
     usability: Usability,
@@ -259,12 +270,21 @@ impl Store {
                 ClientAuth::from_reasons(Vec::new()),
                 key_schemes,
             );
+            let cert = Arc::new(ChainCert {
+                der: parsed.der.into(),
+                subject: parsed.subject_der.into(),
+                issuer: parsed.issuer_der.into(),
+                issuer_key: identity.issuer.to_lowercase().into(),
+                may_issue: parsed.may_issue,
+            });
             entries.push(Entry {
                 key_id: found_cert.key_id,
                 subject_lower: identity.subject.to_lowercase(),
                 issuer_lower: identity.issuer.to_lowercase(),
                 identity,
-                der: parsed.der,
+                cert,
+                chain: Vec::new(),
+                names: (parsed.subject_parts, parsed.issuer_parts),
                 usability,
             });
         }
@@ -282,6 +302,31 @@ impl Store {
                 entries,
             },
         );
+        self.rebuild_chains();
+    }
+
+    /// Sets the CA certificates of the configured CA folder, used with
+    /// those on the tokens to build chains.
+    pub fn set_ca_folder(&mut self, certificates: Vec<Arc<ChainCert>>) {
+        self.ca_folder = certificates;
+        self.rebuild_chains();
+    }
+
+    /// Recomputes every identity's chain: a token's CA certificate can
+    /// complete the chains of identities on other tokens, so any change
+    /// may change any chain. One pass with an index by subject name.
+    fn rebuild_chains(&mut self) {
+        let issuers = {
+            let pool = self
+                .tokens
+                .iter()
+                .flat_map(|t| t.entries.iter().map(|e| &e.cert))
+                .chain(self.ca_folder.iter());
+            chain::Issuers::new(pool)
+        };
+        for entry in self.tokens.iter_mut().flat_map(|t| t.entries.iter_mut()) {
+            entry.chain = issuers.chain(&entry.cert);
+        }
     }
 
     /// Forgets the token with the same module, slot and serial as `token`.
@@ -289,6 +334,7 @@ impl Store {
     pub fn remove_token(&mut self, token: &Token) -> bool {
         let before = self.tokens.len();
         self.tokens.retain(|t| !same_token(&t.token, token));
+        self.rebuild_chains();
         self.tokens.len() != before
     }
 
@@ -298,6 +344,7 @@ impl Store {
         let before = self.tokens.len();
         self.tokens
             .retain(|t| !(t.token.slot == slot && t.token.module == module));
+        self.rebuild_chains();
         before - self.tokens.len()
     }
 
@@ -306,6 +353,7 @@ impl Store {
     pub fn remove_module(&mut self, module: &str) -> usize {
         let before = self.tokens.len();
         self.tokens.retain(|t| t.token.module != module);
+        self.rebuild_chains();
         before - self.tokens.len()
     }
 
@@ -355,7 +403,7 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<(Identity, &[u8]), LookupError> {
         let entry = self.find(id_or_prefix, now)?;
-        Ok((entry.identity_at(now), entry.der.as_slice()))
+        Ok((entry.identity_at(now), &entry.cert.der))
     }
 
     /// Where the private key of an identity lives, for signing: the copy
@@ -410,22 +458,6 @@ impl Store {
         }
     }
 
-    /// The DER of every stored certificate whose subject is `subject`
-    /// (RFC 4514, compared exactly), one per distinct certificate, in
-    /// listing order: the candidates for issuer of a certificate whose
-    /// issuer is `subject`, for chain building.
-    pub fn certificates_by_subject(&self, subject: &str) -> Vec<&[u8]> {
-        let mut seen: Vec<&str> = Vec::new();
-        let mut out = Vec::new();
-        for entry in self.entries().filter(|e| e.identity.subject == subject) {
-            if !seen.contains(&entry.identity.id.as_str()) {
-                seen.push(&entry.identity.id);
-                out.push(entry.der.as_slice());
-            }
-        }
-        out
-    }
-
     /// Number of stored identities (on all tokens, duplicates included).
     pub fn len(&self) -> usize {
         self.tokens.iter().map(|t| t.entries.len()).sum()
@@ -445,6 +477,73 @@ impl Store {
     /// Every entry in listing order.
     fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.tokens.iter().flat_map(|t| t.entries.iter())
+    }
+
+    /// Every stored identity in listing order, as selection reads it.
+    pub fn stored(&self) -> impl Iterator<Item = Stored<'_>> {
+        self.entries().map(|entry| Stored { entry })
+    }
+}
+
+/// A stored identity, read-only, with what client-certificate selection
+/// needs beyond the listing record.
+#[derive(Debug, Clone, Copy)]
+pub struct Stored<'a> {
+    entry: &'a Entry,
+}
+
+impl<'a> Stored<'a> {
+    /// The identity id.
+    pub fn id(&self) -> &'a str {
+        &self.entry.identity.id
+    }
+
+    /// The record with its verdict at `now`.
+    pub fn identity_at(&self, now: OffsetDateTime) -> Identity {
+        self.entry.identity_at(now)
+    }
+
+    /// The record as stored; its `client_auth` is a placeholder.
+    pub fn identity(&self) -> &'a Identity {
+        &self.entry.identity
+    }
+
+    /// The time-independent and validity reasons that exclude it at
+    /// `now` (see [`usability`]).
+    pub fn reasons(&self, now: OffsetDateTime) -> Vec<p11agent_proto::Reason> {
+        self.entry.usability.reasons(now)
+    }
+
+    /// The DER names a server's CA list may use to accept it: the issuer
+    /// of the certificate and of each certificate in its chain.
+    pub fn issuer_names(&self) -> impl Iterator<Item = &'a [u8]> {
+        std::iter::once(&*self.entry.cert.issuer).chain(self.entry.chain.iter().map(|c| &*c.issuer))
+    }
+
+    /// The subject's and the issuer's name parts, for rule filters.
+    pub fn name_parts(&self) -> (&'a NameParts, &'a NameParts) {
+        (&self.entry.names.0, &self.entry.names.1)
+    }
+
+    /// [`Stored::issuer_names`] for loose comparison (see
+    /// [`chain::name_key`]).
+    pub fn issuer_keys(&self) -> impl Iterator<Item = &'a str> {
+        std::iter::once(&*self.entry.cert.issuer_key)
+            .chain(self.entry.chain.iter().map(|c| &*c.issuer_key))
+    }
+
+    /// What a TLS client presents: the certificate, then its chain
+    /// without a self-issued root (servers hold their roots).
+    pub fn presented_chain(&self) -> Vec<&'a [u8]> {
+        std::iter::once(&*self.entry.cert.der)
+            .chain(
+                self.entry
+                    .chain
+                    .iter()
+                    .filter(|c| !c.self_issued())
+                    .map(|c| &*c.der),
+            )
+            .collect()
     }
 }
 

@@ -682,17 +682,6 @@ fn same_certificate_on_two_tokens() {
         .get(&all[0].id, datetime!(2040-01-01 00:00 UTC))
         .expect("found");
     assert_eq!(identity.token.label, "b-second");
-    assert_eq!(store.certificates_by_subject("CN=shared").len(), 1);
-}
-
-#[test]
-fn chain_candidates_by_subject() {
-    let (store, ders) = sample();
-    assert_eq!(
-        store.certificates_by_subject("CN=Root CA"),
-        [ders[2].as_slice()]
-    );
-    assert!(store.certificates_by_subject("CN=Test Issuer").is_empty());
 }
 
 // ---- scale -----------------------------------------------------------

@@ -2,11 +2,13 @@
 //!
 //! - [`AgentResolver`] is a rustls `ResolvesClientCert`: when a server
 //!   asks for a client certificate it picks one of the agent's identities
-//!   (see its documentation for the rules) and hands rustls the chain and
-//!   an [`AgentSigningKey`].
+//!   asks the agent to select (its filter, rules and remembered choices)
+//!   and hands rustls the chain and an [`AgentSigningKey`].
 //! - [`AgentSigningKey`] is a rustls `SigningKey` whose `Signer` asks the
 //!   agent for the CertificateVerify signature; the private key never
 //!   leaves the token.
+//! - [`probe::probe`] asks a server what it wants of a client
+//!   certificate (CA names, signature schemes) without sending one.
 //! - [`client_config_for_origin`] builds a complete `ClientConfig` (ring
 //!   provider, TLS 1.3 and 1.2, webpki server verification) for one
 //!   origin.
@@ -25,7 +27,7 @@
 //! builds the config, so a [`ClientConfig`](rustls::ClientConfig) made
 //! here is bound to one origin and must not be reused for connections to
 //! another one. Build one config per origin (and keep it for that origin:
-//! it caches the agent's identities and TLS sessions).
+//! it caches TLS sessions).
 //!
 //! ```no_run
 //! use p11agent_client::tls::{self, rustls};
@@ -38,8 +40,8 @@
 //! # let _ = config; Ok(()) }
 //! ```
 
-mod chain;
 mod key;
+pub mod probe;
 mod resolver;
 
 use std::path::{Path, PathBuf};
@@ -48,7 +50,7 @@ use std::sync::Arc;
 use rustls::pki_types::CertificateDer;
 
 pub use key::{AgentSigner, AgentSigningKey};
-pub use resolver::{AgentResolver, AgentResolverBuilder, Selection};
+pub use resolver::{AgentResolver, AgentResolverBuilder, Chooser, Resolution, UserChoice};
 pub use {rustls, tokio_rustls};
 
 use crate::ClientError;
@@ -59,14 +61,6 @@ pub enum TlsError {
     /// Talking to the agent failed.
     #[error(transparent)]
     Agent(ClientError),
-    /// The identity fixed by id has no private key on its token.
-    #[error("identity {id} ({subject}) has no private key on its token; `p11agent list --usable` shows identities that can be sent")]
-    NoPrivateKey {
-        /// The identity's id.
-        id: String,
-        /// Its subject.
-        subject: String,
-    },
     /// The origin or URL is not `https://host[:port][/path]`.
     #[error("not an https URL: {0}")]
     InvalidUrl(String),
@@ -96,8 +90,8 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// A client config for `origin` (`https://host[:port]`) that verifies the
 /// server against `roots` (webpki) and answers a CertificateRequest with
-/// the agent's identities: the one fixed by `identity` (id or unique
-/// prefix) when given, else the first that fits (see [`AgentResolver`]).
+/// the identity the agent selects (see [`AgentResolver`]), or the one
+/// fixed by `identity` (id or unique prefix).
 /// `agent` is the agent's socket; `None` uses `$P11AGENT_SOCK` or the
 /// default. The config speaks TLS 1.3 and 1.2 with the ring provider.
 ///
@@ -117,12 +111,12 @@ pub fn client_config_for_origin(
     if let Some(id) = identity {
         builder = builder.identity(id);
     }
-    client_config(roots, Arc::new(builder.build()?))
+    client_config(roots, Arc::new(builder.build()))
 }
 
 /// A client config that verifies servers against `roots` and sends the
 /// certificates `resolver` picks. Keep the `Arc` to ask the resolver
-/// afterwards what it sent ([`AgentResolver::last_selection`]).
+/// afterwards what it sent ([`AgentResolver::last_resolution`]).
 pub fn client_config(
     roots: rustls::RootCertStore,
     resolver: Arc<AgentResolver>,

@@ -1,99 +1,109 @@
-//! Choosing the client certificate for a TLS server from the agent's
-//! identities.
+//! The rustls client-certificate resolver: asks the agent to select.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use p11agent_proto::{Filter, Identity};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use p11agent_proto::{Basis, ChooserMode, Decision, Identity, Reason, Scheme, Selection};
 use rustls::client::ResolvesClientCert;
 use rustls::pki_types::CertificateDer;
 use rustls::sign::CertifiedKey;
 use rustls::SignatureScheme;
 
-use super::chain::{self, NamedCert};
 use super::key::{short_id, AgentSigningKey};
-use super::TlsError;
-use crate::{Client, ClientError};
+use crate::{Client, SelectQuery};
+
+/// What a person answered when the application asked them to choose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserChoice {
+    /// Send this identity (its id).
+    Send {
+        /// The identity id, one of the choices offered.
+        id: String,
+        /// Remember the answer for the origin.
+        remember: bool,
+    },
+    /// Send no certificate.
+    SendNone {
+        /// Remember the answer for the origin.
+        remember: bool,
+    },
+}
+
+/// An application's own certificate chooser: given the origin and the
+/// identities to choose among, the person's answer, or `None` when they
+/// cancelled (nothing is sent, nothing remembered).
+pub type Chooser = dyn Fn(&str, &[Identity]) -> Option<UserChoice> + Send + Sync;
 
 /// What the resolver did the last time a server asked for a client
 /// certificate; for explaining a refused handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Selection {
-    /// This identity was sent.
-    Sent {
-        /// Its id.
-        id: String,
-        /// Its subject DN.
-        subject: String,
-        /// Its issuer DN.
-        issuer: String,
-    },
-    /// No identity fitted; no certificate was sent.
-    NoneMatched {
-        /// How many identities were considered (usable ones, or the one
-        /// fixed by id).
-        considered: usize,
-        /// The server's CA list, as RFC 4514-style strings (empty: any).
-        ca_names: Vec<String>,
-        /// The signature schemes the server offered.
-        schemes: Vec<String>,
-    },
+pub enum Resolution {
+    /// The agent answered (the final answer, after a person chose when
+    /// one had to).
+    Answered(Box<Selection>),
+    /// The agent could not be asked; nothing was sent.
+    AgentFailed(String),
+    /// The agent's chain for the selected identity was unusable.
+    BadChain(String),
 }
 
-/// One identity that may be sent, with what rustls needs for it.
-#[derive(Debug)]
-struct Candidate {
-    identity: Identity,
-    leaf: NamedCert,
-    /// The issuers found for the leaf, nearest first (root included when
-    /// known).
-    chain: Vec<NamedCert>,
-    key: Arc<AgentSigningKey>,
-    certified: Arc<CertifiedKey>,
-}
-
-/// A rustls [`ResolvesClientCert`] that offers the agent's identities.
+/// A rustls [`ResolvesClientCert`] that sends what the agent selects.
 ///
 /// rustls does not tell a resolver which server it is talking to, so a
 /// resolver is bound to one origin when it is made (see
 /// [`client_config_for_origin`](super::client_config_for_origin)).
 ///
-/// The identities and their certificates are fetched from the agent
-/// once, by [`AgentResolverBuilder::build`]; a token inserted later is
-/// seen by the next resolver. When a server asks for a certificate, the
-/// resolver picks:
+/// When a server asks for a certificate, the resolver sends the agent
+/// the origin, the server's CA names and signature schemes, and the
+/// agent decides (its candidate filter, auto-select rules, remembered
+/// choices; `p11agent explain` shows the same decision). When policy
+/// says a person must choose, the application's [`Chooser`] is asked if
+/// it set one, and the answer is reported back to the agent so it can be
+/// remembered; without one the agent runs its own chooser program, or
+/// declines. The chain sent is the one the agent built: the leaf, then
+/// the intermediates it found on the tokens or in its CA folder.
 ///
-/// - the identity fixed with [`AgentResolverBuilder::identity`], when
-///   one is, as long as its key can make one of the offered schemes
-///   (the user chose it, so the server's CA list is not consulted);
-/// - otherwise the first identity, in the agent's order, that is usable
-///   for client authentication, whose key can make one of the offered
-///   schemes, and whose chain matches the server's CA list: a listed
-///   name is the issuer of the leaf or of a certificate in its chain
-///   (an empty list accepts any issuer).
-///
-/// Chains are built upward by name through the other certificates on
-/// the tokens (CA certificates are listed as identities without keys)
-/// and the extra CA certificates given to the builder. The chain sent
-/// is the leaf followed by the intermediates found; self-issued roots
-/// are left out, since servers hold their roots themselves.
-#[derive(Debug)]
+/// `resolve` blocks on the agent (and on a person, when one chooses):
+/// under tokio, drive handshakes from a multi-thread runtime.
 pub struct AgentResolver {
     origin: String,
     socket: PathBuf,
     fixed: Option<String>,
-    candidates: Vec<Candidate>,
-    last: Mutex<Option<Selection>>,
+    chooser: Option<Arc<Chooser>>,
+    last: Mutex<Option<Resolution>>,
+}
+
+impl std::fmt::Debug for AgentResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentResolver")
+            .field("origin", &self.origin)
+            .field("socket", &self.socket)
+            .field("fixed", &self.fixed)
+            .field("chooser", &self.chooser.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Builds an [`AgentResolver`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AgentResolverBuilder {
     origin: String,
     socket: Option<PathBuf>,
     identity: Option<String>,
-    extra_cas: Vec<CertificateDer<'static>>,
+    chooser: Option<Arc<Chooser>>,
+}
+
+impl std::fmt::Debug for AgentResolverBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentResolverBuilder")
+            .field("origin", &self.origin)
+            .field("socket", &self.socket)
+            .field("identity", &self.identity)
+            .field("chooser", &self.chooser.is_some())
+            .finish()
+    }
 }
 
 impl AgentResolverBuilder {
@@ -104,115 +114,33 @@ impl AgentResolverBuilder {
         self
     }
 
-    /// Always sends this identity (an id or unique id prefix).
+    /// Always sends this identity (an id or unique id prefix), as long as
+    /// it passes the agent's filter; the server's CA list aside, since
+    /// the user named it.
     pub fn identity(mut self, id: impl Into<String>) -> Self {
         self.identity = Some(id.into());
         self
     }
 
-    /// Adds CA certificates for chain building (e.g. the intermediates
-    /// and roots of a `--ca-file`). They are never sent unless they are
-    /// intermediates of the chosen leaf.
-    pub fn extra_ca_certificates(
-        mut self,
-        certs: impl IntoIterator<Item = CertificateDer<'static>>,
-    ) -> Self {
-        self.extra_cas.extend(certs);
+    /// Asks the application's user with `chooser` when a person must
+    /// choose, instead of the agent's chooser program.
+    pub fn chooser(mut self, chooser: Arc<Chooser>) -> Self {
+        self.chooser = Some(chooser);
         self
     }
 
-    /// Connects to the agent and fetches the identities and certificates.
-    pub fn build(self) -> Result<AgentResolver, TlsError> {
-        let socket = self
-            .socket
-            .unwrap_or_else(p11agent_proto::paths::client_socket);
-        let mut agent = Client::connect(&socket)?;
-        let identities = agent.list(&Filter::default())?;
-
-        let fixed = match &self.identity {
-            Some(prefix) => {
-                let shown = agent.show(prefix)?;
-                if !shown.identity.has_private_key {
-                    return Err(TlsError::NoPrivateKey {
-                        id: shown.identity.id,
-                        subject: shown.identity.subject,
-                    });
-                }
-                Some(shown.identity.id)
-            }
-            None => None,
-        };
-        let wanted = |i: &Identity| match &fixed {
-            Some(id) => i.id == *id,
-            None => i.client_auth.usable,
-        };
-
-        // Fetch the candidates' certificates, then those of every
-        // certificate on the tokens that may be one of their issuers.
-        let mut leaves: Vec<(Identity, NamedCert)> = Vec::new();
-        let mut pool: Vec<NamedCert> = Vec::new();
-        let mut fetched: HashSet<String> = HashSet::new();
-        let mut issuer_names: HashSet<String> = HashSet::new();
-        for identity in identities.iter().filter(|i| wanted(i)) {
-            let der = agent.show(&identity.id)?.certificate;
-            fetched.insert(identity.id.clone());
-            issuer_names.insert(identity.issuer.clone());
-            if let Some(cert) = NamedCert::parse(der) {
-                pool.push(cert.clone());
-                leaves.push((identity.clone(), cert));
-            }
-        }
-        loop {
-            let next: Vec<&Identity> = identities
-                .iter()
-                .filter(|i| !fetched.contains(&i.id) && issuer_names.contains(&i.subject))
-                .collect();
-            if next.is_empty() {
-                break;
-            }
-            for identity in next {
-                let der = agent.show(&identity.id)?.certificate;
-                fetched.insert(identity.id.clone());
-                issuer_names.insert(identity.issuer.clone());
-                pool.extend(NamedCert::parse(der));
-            }
-        }
-        pool.extend(
-            self.extra_cas
-                .into_iter()
-                .filter_map(|c| NamedCert::parse(c.as_ref().to_vec())),
-        );
-
-        let candidates = leaves
-            .into_iter()
-            .map(|(identity, leaf)| {
-                let chain: Vec<NamedCert> =
-                    chain::issuers(&leaf, &pool).into_iter().cloned().collect();
-                let key = Arc::new(AgentSigningKey::new(&socket, &identity));
-                let mut presented = vec![CertificateDer::from(leaf.der.clone())];
-                presented.extend(
-                    chain
-                        .iter()
-                        .filter(|c| !c.self_issued())
-                        .map(|c| CertificateDer::from(c.der.clone())),
-                );
-                let certified = Arc::new(CertifiedKey::new(presented, key.clone()));
-                Candidate {
-                    identity,
-                    leaf,
-                    chain,
-                    key,
-                    certified,
-                }
-            })
-            .collect();
-        Ok(AgentResolver {
+    /// The resolver. Nothing is asked of the agent until a server asks
+    /// for a certificate, so tokens inserted meanwhile are seen.
+    pub fn build(self) -> AgentResolver {
+        AgentResolver {
             origin: self.origin,
-            socket,
-            fixed,
-            candidates,
+            socket: self
+                .socket
+                .unwrap_or_else(p11agent_proto::paths::client_socket),
+            fixed: self.identity,
+            chooser: self.chooser,
             last: Mutex::new(None),
-        })
+        }
     }
 }
 
@@ -223,7 +151,7 @@ impl AgentResolver {
             origin: origin.into(),
             socket: None,
             identity: None,
-            extra_cas: Vec::new(),
+            chooser: None,
         }
     }
 
@@ -237,39 +165,103 @@ impl AgentResolver {
         &self.socket
     }
 
-    /// The identities this resolver may send, in the order it tries them.
-    pub fn candidates(&self) -> impl Iterator<Item = &Identity> {
-        self.candidates.iter().map(|c| &c.identity)
-    }
-
-    /// The certificate chain (leaf first, DER) that would be sent for
-    /// identity `id`.
-    pub fn chain_for(&self, id: &str) -> Option<Vec<CertificateDer<'static>>> {
-        self.candidates
-            .iter()
-            .find(|c| c.identity.id == id)
-            .map(|c| c.certified.cert.clone())
-    }
-
     /// What happened the last time a server asked for a certificate;
     /// `None` when no server has asked.
-    pub fn last_selection(&self) -> Option<Selection> {
+    pub fn last_resolution(&self) -> Option<Resolution> {
         self.last.lock().ok().and_then(|l| l.clone())
     }
 
-    fn choose(&self, hints: &[&[u8]], schemes: &[SignatureScheme]) -> Option<&Candidate> {
-        match &self.fixed {
-            Some(id) => self
-                .candidates
-                .iter()
-                .find(|c| c.identity.id == *id && c.key.pick_scheme(schemes).is_some()),
-            None => self.candidates.iter().find(|c| {
-                c.identity.client_auth.usable
-                    && c.key.pick_scheme(schemes).is_some()
-                    && chain::matches_hints(hints, &c.leaf, &c.chain.iter().collect::<Vec<_>>())
-            }),
+    fn record(&self, resolution: Resolution) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(resolution);
         }
     }
+
+    /// Asks the agent, and the application's chooser when a person must
+    /// choose.
+    fn ask(
+        &self,
+        ca_names: &[&[u8]],
+        schemes: &[SignatureScheme],
+    ) -> Result<Selection, crate::ClientError> {
+        let mut agent = Client::connect(&self.socket)?;
+        let mut query = SelectQuery::new(self.origin.clone());
+        query.ca_names = ca_names.iter().map(|n| n.to_vec()).collect();
+        query.schemes = Some(
+            schemes
+                .iter()
+                .filter_map(|s| Scheme::from_code(u16::from(*s)))
+                .collect(),
+        );
+        query.id = self.fixed.clone();
+        query.chooser = match self.chooser {
+            Some(_) => ChooserMode::Client,
+            None => ChooserMode::Agent,
+        };
+        let selection = agent.select(&query)?;
+        let Some(chooser) = self.chooser.as_ref() else {
+            return Ok(selection);
+        };
+        if selection.decision != Decision::Prompt {
+            return Ok(selection);
+        }
+        let choices: Vec<Identity> = selection
+            .candidates
+            .iter()
+            .filter(|i| selection.choices.contains(&i.id))
+            .cloned()
+            .collect();
+        let mut declined = selection.clone();
+        declined.decision = Decision::Declined;
+        declined.basis = Basis::ChooserCancelled;
+        match chooser(&selection.origin, &choices) {
+            None => Ok(declined),
+            Some(UserChoice::SendNone { remember }) => {
+                if remember {
+                    agent.choose(&selection.origin, None, true)?;
+                }
+                declined.basis = Basis::Chooser;
+                Ok(declined)
+            }
+            Some(UserChoice::Send { id, remember }) => {
+                if !choices.iter().any(|c| c.id == id) {
+                    return Ok(declined);
+                }
+                if remember {
+                    agent.choose(&selection.origin, Some(&id), true)?;
+                }
+                // The chosen identity's chain, through the fixed-id path.
+                query.id = Some(id);
+                let mut chosen = agent.select(&query)?;
+                if chosen.decision == Decision::Selected {
+                    chosen.basis = Basis::Chooser;
+                }
+                Ok(chosen)
+            }
+        }
+    }
+}
+
+/// The certified key for a selected identity.
+fn certified(socket: &Path, selection: &Selection) -> Result<Option<Arc<CertifiedKey>>, String> {
+    let Some(identity) = selection
+        .identity
+        .as_ref()
+        .filter(|_| selection.decision == Decision::Selected)
+    else {
+        return Ok(None);
+    };
+    let chain = selection
+        .chain
+        .iter()
+        .map(|c| STANDARD.decode(c).map(CertificateDer::from))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("the agent sent a chain that is not base64: {e}"))?;
+    if chain.is_empty() {
+        return Err("the agent sent an empty chain".to_owned());
+    }
+    let key = Arc::new(AgentSigningKey::new(socket, identity));
+    Ok(Some(Arc::new(CertifiedKey::new(chain, key))))
 }
 
 impl ResolvesClientCert for AgentResolver {
@@ -278,76 +270,109 @@ impl ResolvesClientCert for AgentResolver {
         root_hint_subjects: &[&[u8]],
         sigschemes: &[SignatureScheme],
     ) -> Option<Arc<CertifiedKey>> {
-        let chosen = self.choose(root_hint_subjects, sigschemes);
-        let selection = match chosen {
-            Some(c) => Selection::Sent {
-                id: c.identity.id.clone(),
-                subject: c.identity.subject.clone(),
-                issuer: c.identity.issuer.clone(),
-            },
-            None => Selection::NoneMatched {
-                considered: self.candidates.len(),
-                ca_names: root_hint_subjects.iter().map(|h| name_string(h)).collect(),
-                schemes: sigschemes.iter().map(|s| format!("{s:?}")).collect(),
-            },
+        let selection = match self.ask(root_hint_subjects, sigschemes) {
+            Ok(selection) => selection,
+            Err(e) => {
+                self.record(Resolution::AgentFailed(e.to_string()));
+                return None;
+            }
         };
-        if let Ok(mut last) = self.last.lock() {
-            *last = Some(selection);
+        match certified(&self.socket, &selection) {
+            Ok(key) => {
+                self.record(Resolution::Answered(Box::new(selection)));
+                key
+            }
+            Err(why) => {
+                self.record(Resolution::BadChain(why));
+                None
+            }
         }
-        chosen.map(|c| c.certified.clone())
     }
 
     fn has_certs(&self) -> bool {
-        !self.candidates.is_empty()
+        true
     }
 }
 
-/// A DER distinguished name as a readable string (hex when unparsable).
-fn name_string(der: &[u8]) -> String {
-    use x509_parser::prelude::FromDer as _;
-    match x509_parser::x509::X509Name::from_der(der) {
-        Ok((_, name)) => name.to_string(),
-        Err(_) => der.iter().map(|b| format!("{b:02x}")).collect(),
+impl Resolution {
+    /// Whether a certificate was sent.
+    pub fn sent(&self) -> bool {
+        matches!(self, Resolution::Answered(s) if s.decision == Decision::Selected)
     }
-}
 
-impl Selection {
-    /// A sentence for the user.
+    /// A sentence for the user: what was sent, or why nothing was.
     pub fn describe(&self) -> String {
-        match self {
-            Selection::Sent { id, subject, .. } => {
-                format!("sent identity {} ({subject})", short_id(id))
+        let selection = match self {
+            Resolution::AgentFailed(e) => {
+                return format!("sent no certificate: the agent could not be asked ({e})")
             }
-            Selection::NoneMatched {
-                considered,
-                ca_names,
-                ..
-            } => {
-                let cas = if ca_names.is_empty() {
-                    "any".to_owned()
-                } else {
-                    ca_names.join("; ")
-                };
-                match considered {
-                    0 => "sent no certificate: the agent has no usable identity".to_owned(),
-                    1 => format!(
-                        "sent no certificate: the one usable identity was not issued under a CA \
-                         the server accepts, or its key cannot make the server's signature \
-                         schemes (accepted CAs: {cas})"
-                    ),
-                    n => format!(
-                        "sent no certificate: none of the {n} usable identities was issued under \
-                         a CA the server accepts with a key that can make the server's signature \
-                         schemes (accepted CAs: {cas})"
-                    ),
-                }
-            }
+            Resolution::BadChain(e) => return format!("sent no certificate: {e}"),
+            Resolution::Answered(selection) => selection,
+        };
+        let origin = &selection.origin;
+        match (selection.decision, &selection.identity) {
+            (Decision::Selected, Some(identity)) => format!(
+                "sent identity {} ({}), {}",
+                short_id(&identity.id),
+                identity.subject,
+                basis_phrase(selection.basis, selection.rule)
+            ),
+            (Decision::None, _) if selection.basis == Basis::Fixed => format!(
+                "sent no certificate: the identity given with --id cannot be used ({})",
+                excluded_summary(&selection.excluded)
+            ),
+            (Decision::None, _) => format!(
+                "sent no certificate: none of the agent's identities qualifies ({})",
+                excluded_summary(&selection.excluded)
+            ),
+            (Decision::Declined, _) => match selection.basis {
+                Basis::Remembered => format!(
+                    "sent no certificate: you chose to send none to {origin}; \
+                     `p11agent forget {origin}` clears that choice"
+                ),
+                Basis::NoChooser => format!(
+                    "sent no certificate: {} candidate(s) and no auto-select rule for {origin}, \
+                     and nobody to ask (configure a chooser, an auto_select rule, or pass --id)",
+                    selection.candidates.len()
+                ),
+                Basis::Chooser => "sent no certificate: you chose to send none".to_owned(),
+                _ => "sent no certificate: the choice was cancelled".to_owned(),
+            },
+            _ => "sent no certificate".to_owned(),
         }
     }
 }
 
-impl From<ClientError> for TlsError {
-    fn from(e: ClientError) -> Self {
-        TlsError::Agent(e)
+fn basis_phrase(basis: Basis, rule: Option<usize>) -> String {
+    match (basis, rule) {
+        (Basis::Rule, Some(i)) => format!("chosen by auto-select rule #{i}"),
+        (Basis::Remembered, _) => "remembered for this origin".to_owned(),
+        (Basis::Fixed, _) => "as asked with --id".to_owned(),
+        (Basis::SingleCandidate, _) => "the only candidate".to_owned(),
+        (Basis::Chooser, _) => "chosen by you".to_owned(),
+        (other, _) => other.as_str().replace('_', " "),
     }
+}
+
+/// "3 excluded: issuer_not_accepted ×2, expired ×1".
+fn excluded_summary(excluded: &[p11agent_proto::Excluded]) -> String {
+    if excluded.is_empty() {
+        return "the agent has no identities".to_owned();
+    }
+    let mut counts: Vec<(Reason, usize)> = Vec::new();
+    for reason in excluded.iter().flat_map(|e| e.reasons.iter()) {
+        match counts.iter_mut().find(|(r, _)| r == reason) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((*reason, 1)),
+        }
+    }
+    let reasons: Vec<String> = counts
+        .iter()
+        .map(|(r, n)| format!("{} ×{n}", r.as_str()))
+        .collect();
+    format!(
+        "{} excluded: {}; `p11agent explain` tells why",
+        excluded.len(),
+        reasons.join(", ")
+    )
 }

@@ -1,9 +1,13 @@
 //! What each request does, one file per command.
 
+pub mod choose;
+pub mod decisions;
+pub mod forget;
 pub mod hello;
 pub mod list;
 pub mod login;
 pub mod logout;
+pub mod select;
 pub mod show;
 pub mod sign;
 pub mod status;
@@ -11,6 +15,7 @@ pub mod tokens;
 
 use p11agent_proto::{ErrorCode, Request, Response, Token};
 
+use crate::select::origin::Origin;
 use crate::store::LookupError;
 
 use crate::daemon::State;
@@ -30,7 +35,32 @@ pub async fn dispatch(state: &State, request: Request) -> Response {
         } => sign::run(state, &id, scheme, &message).await,
         Request::Login { token, pin } => login::run(state, token.as_deref(), pin).await,
         Request::Logout { token } => logout::run(state, token.as_deref()).await,
+        Request::Select {
+            origin,
+            ca_names,
+            schemes,
+            chooser,
+            id,
+        } => select::run(state, &origin, &ca_names, schemes, chooser, id.as_deref()).await,
+        Request::Choose {
+            origin,
+            id,
+            remember,
+        } => choose::run(state, &origin, id.as_deref(), remember).await,
+        Request::Decisions => decisions::run(state).await,
+        Request::Forget { origin } => forget::run(state, origin.as_deref()).await,
     }
+}
+
+/// The origin a client named, or the error response (boxed: a
+/// `Response` is large).
+pub(crate) fn parse_origin(text: &str) -> Result<Origin, Box<Response>> {
+    Origin::parse(text).map_err(|e| {
+        Box::new(Response::error(
+            ErrorCode::InvalidOrigin,
+            format!("origin {text:?}: {e}"),
+        ))
+    })
 }
 
 /// The response for a failed identity lookup.

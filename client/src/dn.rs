@@ -1,4 +1,6 @@
-//! RFC 4514 string form of an X.509 distinguished name.
+//! RFC 4514 string form of an X.509 distinguished name, shared by the
+//! agent's store and the client's reports so that names read the same
+//! everywhere.
 //!
 //! The rules, for a [`X509Name`] as parsed by x509-parser:
 //!
@@ -25,7 +27,7 @@
 //! pairs, which RFC 4514 permits and which keeps the string safe to print.
 //! Non-ASCII text is kept as is.
 
-use x509_parser::asn1_rs::{Any, Tag, ToDer};
+use x509_parser::asn1_rs::{Any, FromDer as _, Tag, ToDer};
 use x509_parser::x509::{AttributeTypeAndValue, X509Name};
 
 /// The RFC 4514 section 3 short names, by dotted OID.
@@ -77,7 +79,7 @@ fn write_attribute(out: &mut String, attribute: &AttributeTypeAndValue<'_>) {
 
 /// Decodes a string-typed attribute value to UTF-8; `None` for other
 /// types and for strings that do not decode.
-fn decode_string(value: &Any<'_>) -> Option<String> {
+pub fn decode_string(value: &Any<'_>) -> Option<String> {
     let data = value.data;
     match value.tag() {
         Tag::Utf8String
@@ -142,6 +144,58 @@ fn escape_value(out: &mut String, value: &str) {
             _ => out.push(c),
         }
     }
+}
+
+/// Formats a DER distinguished name, as TLS CA lists carry them, by
+/// [`format_name`]'s rules.
+///
+/// A name that comes without its outer SEQUENCE header (as some TLS
+/// stacks send CA names) is read too. Bytes that are not a name at all
+/// give `#` followed by their hex.
+pub fn name_to_string(der: &[u8]) -> String {
+    let parse = |bytes: &[u8]| match X509Name::from_der(bytes) {
+        Ok((rest, name)) if rest.is_empty() && is_rdn_sequence(bytes) => Some(format_name(&name)),
+        _ => None,
+    };
+    parse(der)
+        .or_else(|| parse(&wrap_in_sequence(der)))
+        .unwrap_or_else(|| format!("#{}", hex::encode(der)))
+}
+
+/// Whether `der` is exactly one SEQUENCE whose elements are all SETs.
+/// x509-parser accepts a SEQUENCE of anything as an empty name, which
+/// would show garbage in a CA list as the empty string.
+fn is_rdn_sequence(der: &[u8]) -> bool {
+    let Ok((rest, outer)) = Any::from_der(der) else {
+        return false;
+    };
+    if !rest.is_empty() || outer.tag() != Tag::Sequence {
+        return false;
+    }
+    let mut elements = outer.data;
+    while !elements.is_empty() {
+        match Any::from_der(elements) {
+            Ok((next, element)) if element.tag() == Tag::Set => elements = next,
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// `bytes` as the contents of a DER SEQUENCE.
+fn wrap_in_sequence(bytes: &[u8]) -> Vec<u8> {
+    let len = bytes.len();
+    let mut out = vec![0x30];
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let be = len.to_be_bytes();
+        let skip = be.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (be.len() - skip) as u8);
+        out.extend_from_slice(&be[skip..]);
+    }
+    out.extend_from_slice(bytes);
+    out
 }
 
 #[cfg(test)]
@@ -314,5 +368,56 @@ mod tests {
     #[test]
     fn empty_name() {
         assert_eq!(format(&name(&[])), "");
+    }
+
+    fn tlv_wrapped(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = wrap_in_sequence(content);
+        out[0] = tag;
+        out
+    }
+
+    /// An AttributeTypeAndValue with a UTF8String value, for OIDs whose
+    /// arcs after the first two are below 128.
+    fn atv_utf8(oid: &[u8], value: &str) -> Vec<u8> {
+        let mut body = tlv_wrapped(0x06, oid);
+        body.extend(tlv_wrapped(0x0c, value.as_bytes()));
+        tlv_wrapped(0x30, &body)
+    }
+
+    const CN_OID: &[u8] = &[0x55, 0x04, 0x03];
+    const O_OID: &[u8] = &[0x55, 0x04, 0x0a];
+    const C_OID: &[u8] = &[0x55, 0x04, 0x06];
+
+    fn name_der(rdns: &[Vec<u8>]) -> Vec<u8> {
+        let set: Vec<u8> = rdns.iter().flat_map(|atv| tlv_wrapped(0x31, atv)).collect();
+        tlv_wrapped(0x30, &set)
+    }
+
+    #[test]
+    fn names_are_rfc_4514_strings() {
+        let der = name_der(&[
+            atv_utf8(C_OID, "DE"),
+            atv_utf8(O_OID, "Example, Inc."),
+            atv_utf8(CN_OID, " Root#1"),
+        ]);
+        assert_eq!(name_to_string(&der), r"CN=\ Root#1,O=Example\, Inc.,C=DE");
+        assert_eq!(name_to_string(&name_der(&[])), "");
+    }
+
+    #[test]
+    fn names_without_the_sequence_header_and_garbage() {
+        let der = name_der(&[atv_utf8(CN_OID, "Bare")]);
+        assert_eq!(name_to_string(&der[2..]), "CN=Bare");
+        assert_eq!(name_to_string(&[0x04, 0x01, 0xff]), "#0401ff");
+        // Nothing at all is an empty name without its header.
+        assert_eq!(name_to_string(&[]), "");
+    }
+
+    #[test]
+    fn long_names_are_wrapped_with_long_lengths() {
+        let long = "x".repeat(300);
+        let der = name_der(&[atv_utf8(CN_OID, &long)]);
+        assert_eq!(name_to_string(&der[4..]), format!("CN={long}"));
+        assert_eq!(wrap_in_sequence(&der[4..]), der);
     }
 }

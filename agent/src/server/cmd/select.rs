@@ -1,0 +1,67 @@
+//! `select`: the client certificate for a TLS server.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use p11agent_proto::{ChooserMode, ErrorCode, Response, Scheme};
+
+use super::{lookup_error, parse_origin};
+use crate::daemon::State;
+use crate::select::candidates::ServerRequest;
+use crate::select::selector::Query;
+
+/// Decides what to send to `origin`, whose CertificateRequest carried
+/// `ca_names` (base64 DER) and `schemes`.
+pub async fn run(
+    state: &State,
+    origin: &str,
+    ca_names: &[String],
+    schemes: Option<Vec<Scheme>>,
+    chooser: ChooserMode,
+    id: Option<&str>,
+) -> Response {
+    let origin = match parse_origin(origin) {
+        Ok(origin) => origin,
+        Err(response) => return *response,
+    };
+    let mut names = Vec::with_capacity(ca_names.len());
+    for (i, name) in ca_names.iter().enumerate() {
+        match STANDARD.decode(name) {
+            Ok(der) => names.push(der),
+            Err(e) => {
+                return Response::error(
+                    ErrorCode::Malformed,
+                    format!("ca_names[{i}] is not base64: {e}"),
+                )
+            }
+        }
+    }
+    let fixed = match id {
+        Some(id) => {
+            let now = time::OffsetDateTime::now_utc();
+            match state.store.read().await.get(id, now) {
+                Ok((identity, _)) => Some(identity.id),
+                Err(e) => return lookup_error(e),
+            }
+        }
+        None => None,
+    };
+    let query = Query {
+        origin,
+        server: ServerRequest {
+            ca_names: names,
+            schemes,
+        },
+        chooser,
+        fixed,
+    };
+    let selection = state.selector.select(&state.store, query).await;
+    tracing::info!(
+        origin = %selection.origin,
+        decision = selection.decision.as_str(),
+        basis = selection.basis.as_str(),
+        identity = selection.identity.as_ref().map(|i| i.id.as_str()),
+        candidates = selection.candidates.len(),
+        "selection"
+    );
+    Response::Selection(Box::new(selection))
+}
