@@ -296,3 +296,109 @@ fn get_explains_a_refused_client_certificate() {
     assert!(stderr.contains("CN=Unwanted User"), "{stderr}");
     assert!(stderr.contains("p11agent explain --origin"), "{stderr}");
 }
+
+#[test]
+fn each_server_gets_the_certificate_it_accepts_and_probe_shows_why() {
+    if !have_openssl() {
+        eprintln!("skipped: no openssl command");
+        return;
+    }
+    let hsm = SoftHsm::new().expect("softhsm");
+    let a = Pki::new("Server A Client Root").expect("pki a");
+    let b = Pki::new("Server B Client Root").expect("pki b");
+    let token = hsm
+        .create_token("two-servers", USER_PIN, SO_PIN)
+        .expect("token");
+    let from_a = token
+        .add_identity(&a, &LeafSpec::new("User of A"))
+        .expect("identity a");
+    let from_b = token
+        .add_identity(&b, &LeafSpec::new("User of B").key(KeyAlg::Rsa2048))
+        .expect("identity b");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Each server has exactly one candidate; this origin may get it.
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "send_when_single_candidate = [\"https://localhost\"]\n",
+    )
+    .expect("config");
+    let daemon = Daemon::start_with_args(
+        &[
+            "--module".as_ref(),
+            hsm.module_path().as_os_str(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ],
+        hsm.env(),
+    );
+    login(&daemon, &token);
+
+    let servers: Vec<(tempfile::TempDir, OpensslServer)> = [&a, &b]
+        .into_iter()
+        .map(|client_ca| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            write_server_files(dir.path(), &a, client_ca);
+            let server = verifying_server(dir.path());
+            (dir, server)
+        })
+        .collect();
+    let ca = servers[0].0.path().join("root.pem");
+    let ca = ca.to_str().expect("utf-8 path");
+    for ((_, server), (cn, other)) in servers
+        .iter()
+        .zip([("User of A", "User of B"), ("User of B", "User of A")])
+    {
+        let out = daemon.cli(&["get", &server.url(), "--ca-file", ca]);
+        assert!(
+            out.status.success(),
+            "{}\n--- s_server\n{}",
+            describe(&out),
+            server.log()
+        );
+        let page = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            page.contains(&format!("CN = {cn}")) || page.contains(&format!("CN={cn}")),
+            "{page}"
+        );
+        assert!(!page.contains(other), "{page}");
+    }
+
+    // probe shows server A's request and the local decision.
+    let (_, server_a) = &servers[0];
+    let target = format!("localhost:{}", server_a.port());
+    let out = daemon.cli(&["probe", &target]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "The server asks for a client certificate; without one it refuses",
+        "Acceptable client certificate CA names (1):\n  CN=Server A Client Root\n",
+        "Requested signature schemes: ",
+        "ecdsa_secp256r1_sha256",
+        &format!("→ {} CN=User of A", &from_a.fingerprint_hex()[..16]),
+        &format!("✗ {} CN=User of B", &from_b.fingerprint_hex()[..16]),
+        "issuer_not_accepted: issued by CN=Server B Client Root",
+    ] {
+        assert!(report.contains(needle), "{needle:?} missing:\n{report}");
+    }
+    let json = daemon.cli_json(&["probe", &target, "--json", "--tls12"]);
+    assert_eq!(json["protocol"], "TLSv1.2");
+    assert_eq!(json["certificate_requested"], true);
+    assert_eq!(
+        json["ca_names"],
+        serde_json::json!(["CN=Server A Client Root"])
+    );
+    assert_eq!(json["selection"]["decision"], "selected");
+    assert_eq!(
+        json["selection"]["identity"]["id"],
+        from_a.fingerprint_hex()
+    );
+
+    // A server that asks for nothing.
+    let plain_dir = tempfile::tempdir().expect("tempdir");
+    write_server_files(plain_dir.path(), &a, &a);
+    let plain = OpensslServer::start::<&str>(plain_dir.path(), &[]);
+    let json = daemon.cli_json(&["probe", &format!("127.0.0.1:{}", plain.port()), "--json"]);
+    assert_eq!(json["certificate_requested"], false);
+    assert!(json["selection"].is_null());
+}

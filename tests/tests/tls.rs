@@ -394,3 +394,106 @@ fn the_servers_ca_list_decides_which_identity_is_sent() {
         other => panic!("expected no identity to be sent, got {other:?}"),
     }
 }
+
+#[test]
+fn the_applications_choice_is_remembered_for_its_origin() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let hsm = SoftHsm::new().expect("softhsm");
+    let pki = Pki::new("Choice Root").expect("pki");
+    let token = hsm
+        .create_token("tls-choice", USER_PIN, SO_PIN)
+        .expect("token");
+    token
+        .add_identity(&pki, &LeafSpec::new("A first"))
+        .expect("first identity");
+    let second = token
+        .add_identity(&pki, &LeafSpec::new("B second"))
+        .expect("second identity");
+    let daemon = Daemon::start(hsm.module_path(), hsm.env());
+    login(&daemon, &token);
+    let rt = runtime();
+
+    // The application's chooser: counts questions, answers `answer`.
+    let asked = Arc::new(AtomicUsize::new(0));
+    let resolver = |origin: &str, answer: Option<UserChoice>| {
+        let asked = asked.clone();
+        Arc::new(
+            AgentResolver::builder(origin)
+                .socket(daemon.socket())
+                .chooser(Arc::new(move |_origin: &str, choices: &[_]| {
+                    asked.fetch_add(1, Ordering::SeqCst);
+                    let _: &[p11agent_client::proto::Identity] = choices;
+                    answer.clone()
+                }))
+                .build(),
+        )
+    };
+    let pick_second = Some(UserChoice::Send {
+        id: second.fingerprint_hex(),
+        remember: true,
+    });
+    let connect = |resolver: Arc<AgentResolver>| {
+        let client = tls::client_config(roots(&[pki.root_der()]), resolver).expect("client config");
+        let server = server_config(
+            &pki,
+            roots(&[pki.root_der()]),
+            None,
+            &rustls::version::TLS13,
+        );
+        exchange(&rt, server, client, ProtocolVersion::TLSv1_3)
+    };
+
+    // First connection: the user is asked and picks the second identity.
+    let seen = connect(resolver("https://localhost:443", pick_second.clone()));
+    assert_eq!(seen.peer_chain[0].as_ref(), second.cert_der.as_slice());
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+    // Next connection to the same origin: not asked, same identity.
+    let seen = connect(resolver("https://localhost", None));
+    assert_eq!(seen.peer_chain[0].as_ref(), second.cert_der.as_slice());
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+    // Another origin (port): asked again.
+    let seen = connect(resolver("https://localhost:8443", pick_second));
+    assert_eq!(seen.peer_chain[0].as_ref(), second.cert_der.as_slice());
+    assert_eq!(asked.load(Ordering::SeqCst), 2);
+
+    // "Send none", remembered: nothing is sent, and nobody is asked again.
+    let declined = || {
+        let resolver = resolver(
+            "https://localhost:9443",
+            Some(UserChoice::SendNone { remember: true }),
+        );
+        let client =
+            tls::client_config(roots(&[pki.root_der()]), resolver.clone()).expect("client config");
+        let server = server_config(
+            &pki,
+            roots(&[pki.root_der()]),
+            None,
+            &rustls::version::TLS13,
+        );
+        rt.block_on(async {
+            let (addr, server) = serve_once(server).await;
+            let _ = get(addr, client).await;
+            assert!(server.await.expect("server task").is_err());
+        });
+        resolver.last_resolution()
+    };
+    match declined() {
+        Some(Resolution::Answered(selection)) => {
+            assert_eq!(selection.decision, Decision::Declined)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(asked.load(Ordering::SeqCst), 3);
+    match declined() {
+        Some(Resolution::Answered(selection)) => assert_eq!(
+            (selection.decision, selection.basis),
+            (
+                Decision::Declined,
+                p11agent_client::proto::Basis::Remembered
+            )
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(asked.load(Ordering::SeqCst), 3);
+}
