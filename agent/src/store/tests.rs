@@ -733,10 +733,38 @@ fn thousand_identities() {
     let json = serde_json::to_vec(&all).expect("serialises");
     let serialised = started.elapsed();
 
+    // Selection's filter with a 100-name CA list: 99 names nobody uses
+    // and the (self-signed) subject of one identity that has a key.
+    let mut ca_names: Vec<Vec<u8>> = (0..99)
+        .map(|i| {
+            let mut name = rcgen::DistinguishedName::new();
+            name.push(rcgen::DnType::CommonName, format!("Noise CA {i}"));
+            let mut p = params("noise");
+            p.distinguished_name = name;
+            let der = self_signed(&p);
+            let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("parses");
+            cert.subject().as_raw().to_vec()
+        })
+        .collect();
+    ca_names.push({
+        let der = store.get(&all[4].id, NOW).expect("found").1.to_vec();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("parses");
+        cert.subject().as_raw().to_vec()
+    });
+    let server = crate::select::candidates::ServerRequest {
+        ca_names,
+        schemes: None,
+    };
+    let started = Instant::now();
+    let filtered_for_tls = crate::select::candidates::filter(&store, &server, NOW);
+    let selected = started.elapsed();
+    assert_eq!(filtered_for_tls.candidates.len(), 1);
+    assert_eq!(filtered_for_tls.excluded.len(), 999);
+
     eprintln!(
         "1000 identities: generate {generated:?}, insert {inserted:?}, \
          query all {queried:?} (again {requeried:?}), filtered query {filtered:?}, \
-         JSON {serialised:?} ({} bytes)",
+         JSON {serialised:?} ({} bytes), selection filter with 100 CA names {selected:?}",
         json.len()
     );
 }
