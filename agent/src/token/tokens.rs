@@ -301,7 +301,9 @@ impl Tokens {
         let result = match self.sign_with(entry, state, lease, found, plan, input, prompted) {
             // Some tokens show private keys before login but refuse to use
             // them: log in and try once more.
-            Err(err) if err.rv() == Some(RvError::UserNotLoggedIn) && !state.logged_in()? => {
+            // (`login_user` does nothing when another request logged in
+            // meanwhile.)
+            Err(err) if err.rv() == Some(RvError::UserNotLoggedIn) => {
                 self.login_user(state, None, prompted)?;
                 self.sign_with(entry, state, lease, found, plan, input, prompted)
             }
@@ -325,11 +327,11 @@ impl Tokens {
         if let Some(found) = state.find_key(lease.session(), key_id)? {
             return Ok(found);
         }
-        if !state.logged_in()? {
-            self.login_user(state, None, prompted)?;
-            if let Some(found) = state.find_key(lease.session(), key_id)? {
-                return Ok(found);
-            }
+        // Not visible: log in unless logged in - which another request may
+        // have done since the search above, so search again either way.
+        self.login_user(state, None, prompted)?;
+        if let Some(found) = state.find_key(lease.session(), key_id)? {
+            return Ok(found);
         }
         Err(SignError::KeyNotFound {
             token: state.token.label.clone(),
