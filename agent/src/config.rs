@@ -42,6 +42,15 @@
 //! # sent without a rule. Default: none; a client certificate identifies
 //! # you to every site that gets it, so nothing is sent silently.
 //! send_when_single_candidate = ["https://[*.]intranet.example"]
+//!
+//! # How often each module is asked which tokens are present (ms;
+//! # default 500), and how long one PKCS#11 poll or scan may take before
+//! # the module is marked unavailable (ms; default 5000).
+//! poll_interval_ms = 500
+//! module_deadline_ms = 5000
+//! # Keep listing the identities of removed tokens (as absent), so that a
+//! # request for one says which token to insert (default true).
+//! remember_absent_tokens = true
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -78,6 +87,12 @@ pub struct Config {
     /// Origins that may get their only candidate without a rule.
     #[serde(default)]
     pub send_when_single_candidate: SingleCandidatePatterns,
+    /// Milliseconds between polls of a module for token changes.
+    pub poll_interval_ms: Option<u64>,
+    /// Milliseconds one poll or scan of a module may take.
+    pub module_deadline_ms: Option<u64>,
+    /// Keep the identities of removed tokens listed, as absent.
+    pub remember_absent_tokens: Option<bool>,
 }
 
 /// Why the configuration could not be read.

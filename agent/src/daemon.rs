@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use p11agent_proto::ModuleError;
-use tokio::sync::RwLock;
+use tokio::sync::{broadcast, RwLock};
 
+use crate::hotplug::{self, Change, Health, WatchOptions};
 use crate::pin::PinSource;
 use crate::select::selector::Selector;
 use crate::server::{self, SocketError};
@@ -30,6 +31,8 @@ pub struct State {
     pub started: Instant,
     /// Client-certificate selection: policy, remembered choices, chooser.
     pub selector: Selector,
+    /// Whether each module answers.
+    pub health: Health,
 }
 
 /// How to run the daemon.
@@ -45,6 +48,8 @@ pub struct Options {
     pub ca_folder: Vec<Arc<ChainCert>>,
     /// Selection policy, memory and chooser.
     pub selector: Selector,
+    /// How tokens are watched for insertion and removal.
+    pub watch: WatchOptions,
 }
 
 /// Why the daemon could not start.
@@ -81,7 +86,7 @@ pub async fn run(mut options: Options) -> Result<(), DaemonError> {
     };
 
     let started = Instant::now();
-    let (mut store, loaded, module_errors) = load_all(modules).await;
+    let (mut store, loaded, module_errors) = load_all(modules, options.watch.deadline).await;
     store.set_ca_folder(std::mem::take(&mut options.ca_folder));
     let paths = loaded
         .iter()
@@ -97,6 +102,9 @@ pub async fn run(mut options: Options) -> Result<(), DaemonError> {
 
     let socket = server::bind(&options.socket)?;
     tracing::info!(socket = %socket.path().display(), "listening");
+    let health = Health::new(
+        (0..tokens.module_count()).filter_map(|i| tokens.module_name(i).map(str::to_owned)),
+    );
     let state = Arc::new(State {
         store: RwLock::new(store),
         tokens,
@@ -105,30 +113,65 @@ pub async fn run(mut options: Options) -> Result<(), DaemonError> {
         socket: options.socket.clone(),
         started,
         selector: options.selector,
+        health,
     });
+    let (stop_watchers, _) = broadcast::channel(1);
+    for index in 0..state.tokens.module_count() {
+        tokio::spawn(hotplug::watch_module(
+            state.clone(),
+            index,
+            options.watch,
+            announce,
+            stop_watchers.subscribe(),
+        ));
+    }
     let shutdown = shutdown_signal().map_err(DaemonError::Signals)?;
     server::serve(socket, state, shutdown).await;
+    let _ = stop_watchers.send(());
     tracing::info!("stopped");
     Ok(())
 }
 
 /// Loads and scans every module, each on its own blocking thread so that
 /// a slow module does not hold up the others.
-async fn load_all(paths: Vec<PathBuf>) -> (Store, Vec<Module>, Vec<ModuleError>) {
+///
+/// A module that has not answered within `deadline` is reported and left
+/// out, so one hung module cannot keep the agent from starting.
+async fn load_all(
+    paths: Vec<PathBuf>,
+    deadline: Duration,
+) -> (Store, Vec<Module>, Vec<ModuleError>) {
     let scans = paths.into_iter().map(|path| {
-        tokio::task::spawn_blocking(move || {
-            let result = Module::load(&path).and_then(|module| module.scan().map(|t| (module, t)));
-            (path, result)
-        })
+        let task_path = path.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let result =
+                Module::load(&task_path).and_then(|module| module.scan().map(|t| (module, t)));
+            (task_path, result)
+        });
+        (path, task)
     });
     let mut store = Store::new();
     let mut loaded = Vec::new();
     let mut errors = Vec::new();
-    for scan in scans.collect::<Vec<_>>() {
-        let (path, result) = match scan.await {
-            Ok(done) => done,
-            Err(e) => {
-                tracing::error!(error = %e, "module scan panicked");
+    let scans: Vec<_> = scans.collect();
+    let until = tokio::time::Instant::now() + deadline;
+    for (path, scan) in scans {
+        let (path, result) = match tokio::time::timeout_at(until, scan).await {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => {
+                tracing::error!(module = %path.display(), error = %e, "module scan panicked");
+                continue;
+            }
+            Err(_) => {
+                let error = format!(
+                    "no answer within {} ms while loading; left out",
+                    deadline.as_millis()
+                );
+                tracing::warn!(module = %path.display(), %error, "module unusable");
+                errors.push(ModuleError {
+                    module: path.display().to_string(),
+                    error,
+                });
                 continue;
             }
         };
@@ -163,4 +206,9 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
             _ = int.recv() => {},
         }
     })
+}
+
+/// Reports a change the watchers saw.
+fn announce(_state: &State, change: Change) {
+    tracing::debug!(?change, "change");
 }

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod hotplug;
 pub mod pin;
 mod process;
 pub mod select;

@@ -49,6 +49,7 @@ fn identity(n: u8, subject: &str) -> Identity {
         key_uri: Some("pkcs11:object=k".into()),
         client_auth: ClientAuth::from_reasons(Vec::new()),
         schemes: Vec::new(),
+        present: true,
     }
 }
 

@@ -51,6 +51,15 @@ pub struct Identity {
     /// key on its token: those the key type allows and the token's
     /// mechanism list supports. Empty without a key.
     pub schemes: Vec<crate::Scheme>,
+    /// Whether its token is inserted. An identity of a removed token stays
+    /// listed (when the agent remembers absent tokens) with `false`, so a
+    /// request for it can say which token to insert.
+    #[serde(default = "present_by_default")]
+    pub present: bool,
+}
+
+fn present_by_default() -> bool {
+    true
 }
 
 /// The algorithm family of a key.
@@ -134,6 +143,34 @@ pub struct TokenSummary {
     /// Number of private keys found (or inferred from public keys before
     /// login; see the store documentation).
     pub keys: usize,
+    /// Whether the token can be used now.
+    #[serde(default)]
+    pub status: TokenStatus,
+}
+
+/// Whether a token can be used now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenStatus {
+    /// Inserted, and its module answers.
+    #[default]
+    Present,
+    /// Removed; its identities are remembered until it comes back.
+    Absent,
+    /// Its module does not answer in time (hung or failing); the agent
+    /// keeps trying.
+    Unavailable,
+}
+
+impl TokenStatus {
+    /// The name as on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenStatus::Present => "present",
+            TokenStatus::Absent => "absent",
+            TokenStatus::Unavailable => "unavailable",
+        }
+    }
 }
 
 /// Whether an identity may be used for TLS client authentication, and

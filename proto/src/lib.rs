@@ -15,7 +15,9 @@ pub mod scheme;
 pub mod select;
 
 pub use frame::{FrameError, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
-pub use identity::{ClientAuth, Curve, Identity, KeyType, Reason, Token, TokenSummary};
+pub use identity::{
+    ClientAuth, Curve, Identity, KeyType, Reason, Token, TokenStatus, TokenSummary,
+};
 pub use message::{ErrorCode, Filter, ModuleError, Request, Response, Status, PROTOCOL_VERSION};
 pub use pin::Pin;
 pub use scheme::Scheme;

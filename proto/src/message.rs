@@ -172,6 +172,9 @@ pub struct Filter {
     /// Whether the identity is usable for client authentication.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_auth: Option<bool>,
+    /// Whether its token is inserted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub present: Option<bool>,
 }
 
 /// The agent's description of itself.
@@ -303,8 +306,13 @@ pub enum ErrorCode {
     NoPrivateKey,
     /// No token matches, or several do and none was named.
     TokenNotFound,
-    /// The token is gone.
+    /// The token is not inserted (the message says which to insert).
     TokenAbsent,
+    /// The token was removed while the request used it.
+    TokenRemoved,
+    /// The token's PKCS#11 module does not answer in time (hung or
+    /// failing); other modules are not affected.
+    ModuleUnavailable,
     /// A PIN is needed and no PIN source is configured or able to give one.
     PinRequired,
     /// The token rejected the PIN. The message says how many tries remain
@@ -351,6 +359,8 @@ impl ErrorCode {
             ErrorCode::NoPrivateKey => "no_private_key",
             ErrorCode::TokenNotFound => "token_not_found",
             ErrorCode::TokenAbsent => "token_absent",
+            ErrorCode::TokenRemoved => "token_removed",
+            ErrorCode::ModuleUnavailable => "module_unavailable",
             ErrorCode::PinRequired => "pin_required",
             ErrorCode::PinIncorrect => "pin_incorrect",
             ErrorCode::PinLocked => "pin_locked",

@@ -261,6 +261,7 @@ mod tests {
             key_uri: Some("pkcs11:object=k".into()),
             client_auth: ClientAuth::from_reasons(Vec::new()),
             schemes: Vec::new(),
+            present: true,
         }
     }
 

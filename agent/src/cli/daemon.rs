@@ -1,9 +1,11 @@
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::CliError;
 use crate::config::Config;
 use crate::daemon::{self, Options};
+use crate::hotplug::WatchOptions;
 use crate::select::chooser::Chooser;
 use crate::select::decide::Policy;
 use crate::select::decisions::Decisions;
@@ -42,6 +44,15 @@ pub struct DaemonArgs {
     /// they last until the daemon exits.
     #[arg(long, value_name = "FILE")]
     decisions_file: Option<PathBuf>,
+    /// Ask each module every MS milliseconds which tokens are present
+    /// (insertions and removals show within about that time)
+    /// [default: 500].
+    #[arg(long, value_name = "MS")]
+    poll_interval: Option<u64>,
+    /// Mark a module unavailable when one PKCS#11 poll or scan takes
+    /// longer than MS milliseconds [default: 5000].
+    #[arg(long, value_name = "MS")]
+    module_deadline: Option<u64>,
 }
 
 pub fn run(socket: Option<PathBuf>, args: DaemonArgs) -> Result<(), CliError> {
@@ -101,6 +112,22 @@ pub fn run(socket: Option<PathBuf>, args: DaemonArgs) -> Result<(), CliError> {
         ),
         ca_folder,
         selector: Selector::new(policy, decisions, chooser),
+        watch: {
+            let defaults = WatchOptions::default();
+            WatchOptions {
+                interval: args
+                    .poll_interval
+                    .or(config.poll_interval_ms)
+                    .map_or(defaults.interval, Duration::from_millis),
+                deadline: args
+                    .module_deadline
+                    .or(config.module_deadline_ms)
+                    .map_or(defaults.deadline, Duration::from_millis),
+                remember_absent: config
+                    .remember_absent_tokens
+                    .unwrap_or(defaults.remember_absent),
+            }
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -118,6 +118,7 @@ mod tests {
             key_uri: None,
             client_auth: ClientAuth::from_reasons(Vec::new()),
             schemes: Vec::new(),
+            present: true,
         }
     }
 

@@ -41,6 +41,12 @@ pub struct ListArgs {
     /// Only identities not usable for TLS client authentication.
     #[arg(long)]
     unusable: bool,
+    /// Only identities whose token is inserted.
+    #[arg(long, conflicts_with = "absent")]
+    present: bool,
+    /// Only identities of removed tokens the agent remembers.
+    #[arg(long)]
+    absent: bool,
     /// Print JSON for scripts instead of a table.
     #[arg(long)]
     json: bool,
@@ -76,6 +82,7 @@ impl ListArgs {
             token: self.token.clone(),
             has_key: flag(self.has_key, self.no_key),
             client_auth: flag(self.usable, self.unusable),
+            present: flag(self.present, self.absent),
         }
     }
 }
@@ -110,7 +117,11 @@ pub fn run(client: &mut Client, args: ListArgs) -> Result<(), CliError> {
             i.issuer.clone(),
             key_summary(i),
             if i.has_private_key { "yes" } else { "no" }.to_owned(),
-            i.token.label.clone(),
+            if i.present {
+                i.token.label.clone()
+            } else {
+                format!("{} (absent)", i.token.label)
+            },
             client_auth_summary(&i.client_auth),
         ]);
     }

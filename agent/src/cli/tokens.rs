@@ -23,6 +23,7 @@ pub fn run(client: &mut Client, json: bool) -> Result<(), CliError> {
         "SLOT",
         "CERTS",
         "KEYS",
+        "STATUS",
         "MODULE",
     ]);
     for t in &tokens {
@@ -34,6 +35,7 @@ pub fn run(client: &mut Client, json: bool) -> Result<(), CliError> {
             t.token.slot.to_string(),
             t.certificates.to_string(),
             t.keys.to_string(),
+            t.status.as_str().to_owned(),
             t.token.module.clone(),
         ]);
     }

@@ -13,7 +13,9 @@
 //!   servers that list only intermediates both work;
 //! - [`Reason::NoCommonScheme`]: the server's schemes are known and the
 //!   key can make none of them. An identity without a usable key does
-//!   not get this reason as well: its first reason already says why.
+//!   not get this reason as well: its first reason already says why;
+//! - [`Reason::TokenAbsent`]: its token was removed (the store remembers
+//!   the identities of absent tokens).
 //!
 //! The same certificate stored twice (on two tokens) is one identity
 //! here: the copy with the fewest reasons stands for it.
@@ -132,6 +134,9 @@ fn reasons(
         {
             reasons.push(Reason::NoCommonScheme);
         }
+    }
+    if !stored.present() {
+        reasons.push(Reason::TokenAbsent);
     }
     reasons
 }

@@ -213,6 +213,7 @@ impl ParsedCertificate {
             key_uri,
             client_auth,
             schemes,
+            present: true,
         }
     }
 }

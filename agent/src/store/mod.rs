@@ -40,7 +40,7 @@ mod test_certs;
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use p11agent_proto::{ClientAuth, Filter, Identity, Token, TokenSummary};
+use p11agent_proto::{ClientAuth, Filter, Identity, Token, TokenStatus, TokenSummary};
 use time::OffsetDateTime;
 
 use crate::select::policy::NameParts;
@@ -87,6 +87,8 @@ pub struct KeyLocation {
     pub curve: Option<p11agent_proto::Curve>,
     /// The schemes the key can make on its token.
     pub schemes: Vec<p11agent_proto::Scheme>,
+    /// Whether the token is inserted.
+    pub present: bool,
 }
 
 /// Every identity on every token, parsed.
@@ -102,6 +104,9 @@ pub struct Store {
 #[derive(Debug)]
 struct TokenEntry {
     token: Token,
+    /// False once the token was removed: its identities stay listed (see
+    /// [`Store::mark_absent`]) until it comes back or is forgotten.
+    present: bool,
     /// Certificate objects found, readable or not.
     certificates: usize,
     keys: usize,
@@ -182,6 +187,7 @@ impl<'a> Matcher<'a> {
             && f.has_key.is_none_or(|h| id.has_private_key == h)
             && f.client_auth
                 .is_none_or(|u| entry.usability.is_usable(now) == u)
+            && f.present.is_none_or(|p| id.present == p)
     }
 }
 
@@ -228,7 +234,13 @@ impl Store {
             key_count,
             schemes,
         } = found;
-        self.tokens.retain(|t| !same_token(&t.token, &token));
+        // The same token remembered as absent may come back in another
+        // slot: the fresh scan replaces it.
+        self.tokens.retain(|t| {
+            let remembered =
+                !t.present && t.token.module == token.module && t.token.serial == token.serial;
+            !(same_token(&t.token, &token) || remembered)
+        });
 
         let certificate_count = certificates.len();
         let mut entries = Vec::with_capacity(certificate_count);
@@ -297,6 +309,7 @@ impl Store {
             position,
             TokenEntry {
                 token,
+                present: true,
                 certificates: certificate_count,
                 keys: key_count,
                 entries,
@@ -338,23 +351,44 @@ impl Store {
         self.tokens.len() != before
     }
 
-    /// Forgets every token in `slot` of the module at `module`. Returns how
-    /// many were stored.
-    pub fn remove_slot(&mut self, module: &str, slot: u64) -> usize {
-        let before = self.tokens.len();
-        self.tokens
-            .retain(|t| !(t.token.slot == slot && t.token.module == module));
-        self.rebuild_chains();
-        before - self.tokens.len()
+    /// Marks the token with the same module, slot and serial as `token`
+    /// as removed: its identities stay listed with `present: false`, so
+    /// that a request for one can name the token to insert. Returns
+    /// whether it was stored and present.
+    pub fn mark_absent(&mut self, token: &Token) -> bool {
+        match self
+            .tokens
+            .iter_mut()
+            .find(|t| t.present && same_token(&t.token, token))
+        {
+            Some(entry) => {
+                entry.present = false;
+                for e in &mut entry.entries {
+                    e.identity.present = false;
+                }
+                true
+            }
+            None => false,
+        }
     }
 
-    /// Forgets every token of the module at `module` (for instance when it
-    /// is finalised and initialised again). Returns how many were stored.
-    pub fn remove_module(&mut self, module: &str) -> usize {
-        let before = self.tokens.len();
-        self.tokens.retain(|t| t.token.module != module);
-        self.rebuild_chains();
-        before - self.tokens.len()
+    /// The tokens of module `module` that are present, as stored.
+    pub fn present_tokens(&self, module: &str) -> Vec<Token> {
+        self.tokens
+            .iter()
+            .filter(|t| t.present && t.token.module == module)
+            .map(|t| t.token.clone())
+            .collect()
+    }
+
+    /// The ids and subjects of the identities stored for `token`.
+    pub fn identities_of(&self, token: &Token) -> Vec<(String, String)> {
+        self.tokens
+            .iter()
+            .filter(|t| same_token(&t.token, token))
+            .flat_map(|t| t.entries.iter())
+            .map(|e| (e.identity.id.clone(), e.identity.subject.clone()))
+            .collect()
     }
 
     /// The stored tokens in listing order, with the number of certificate
@@ -367,6 +401,11 @@ impl Store {
                 token: t.token.clone(),
                 certificates: t.certificates,
                 keys: t.keys,
+                status: if t.present {
+                    TokenStatus::Present
+                } else {
+                    TokenStatus::Absent
+                },
             })
             .collect()
     }
@@ -421,6 +460,7 @@ impl Store {
             key_type: entry.identity.key_type,
             curve: entry.identity.curve,
             schemes: entry.identity.schemes.clone(),
+            present: entry.identity.present,
         }))
     }
 
@@ -430,7 +470,7 @@ impl Store {
         if prefix.len() < MIN_ID_PREFIX {
             return Err(LookupError::TooShort(prefix.len()));
         }
-        let mut best: Option<(&Entry, (bool, bool))> = None;
+        let mut best: Option<(&Entry, (bool, bool, bool))> = None;
         let mut ids: Vec<&str> = Vec::new();
         for entry in self
             .entries()
@@ -440,6 +480,7 @@ impl Store {
                 ids.push(&entry.identity.id);
             }
             let rank = (
+                entry.identity.present,
                 entry.usability.is_usable(now),
                 entry.identity.has_private_key,
             );
@@ -506,6 +547,11 @@ impl<'a> Stored<'a> {
     /// The record as stored; its `client_auth` is a placeholder.
     pub fn identity(&self) -> &'a Identity {
         &self.entry.identity
+    }
+
+    /// Whether its token is inserted.
+    pub fn present(&self) -> bool {
+        self.entry.identity.present
     }
 
     /// The time-independent and validity reasons that exclude it at

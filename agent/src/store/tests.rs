@@ -551,7 +551,7 @@ fn insert_token_replaces_previous_contents() {
 }
 
 #[test]
-fn remove_token_slot_module() {
+fn remove_token() {
     let (mut store, _) = sample();
     assert!(store.remove_token(&token("alpha", "A1", 0)));
     assert!(!store.remove_token(&token("alpha", "A1", 0)));
@@ -561,13 +561,59 @@ fn remove_token_slot_module() {
     assert!(store.remove_token(&token("relabelled", "B2", 1)));
     assert!(store.is_empty());
     assert_eq!(store.token_count(), 0);
+}
 
-    let (mut store, _) = sample();
-    assert_eq!(store.remove_slot("/usr/lib/softhsm/libsofthsm2.so", 1), 1);
-    assert_eq!(store.remove_slot("/other.so", 0), 0);
-    assert_eq!(store.len(), 3);
-    assert_eq!(store.remove_module("/usr/lib/softhsm/libsofthsm2.so"), 1);
-    assert_eq!(store.token_count(), 0);
+#[test]
+fn absent_tokens_stay_listed_until_they_come_back() {
+    let (mut store, ders) = sample();
+    let alpha = token("alpha", "A1", 0);
+    let ids: Vec<String> = store
+        .identities_of(&alpha)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert!(!ids.is_empty());
+    assert!(store.mark_absent(&alpha));
+    assert!(!store.mark_absent(&alpha), "already absent");
+    assert_eq!(
+        store.present_tokens(&alpha.module),
+        [token("beta", "B2", 1)]
+    );
+    let absent = store.query(
+        &Filter {
+            present: Some(false),
+            ..Filter::default()
+        },
+        NOW,
+    );
+    assert_eq!(absent.iter().map(|i| i.id.clone()).collect::<Vec<_>>(), ids);
+    assert!(absent.iter().all(|i| !i.present));
+    let summary = store.tokens();
+    assert_eq!(summary[0].status, p11agent_proto::TokenStatus::Absent);
+    // A lookup still finds it, and says where its key was.
+    let key = store
+        .key_location(&ids[0], NOW)
+        .expect("found")
+        .expect("has a key");
+    assert!(!key.present);
+
+    // The same token (serial) back in another slot replaces the record.
+    let back = token("alpha", "A1", 7);
+    store.insert_token(found(
+        back.clone(),
+        vec![found_cert(ders[0].clone(), "a", true)],
+    ));
+    assert_eq!(store.token_count(), 2);
+    let alpha_now = store.query(
+        &Filter {
+            token: Some("alpha".into()),
+            ..Filter::default()
+        },
+        NOW,
+    );
+    assert_eq!(alpha_now.len(), 1);
+    assert!(alpha_now[0].present);
+    assert_eq!(alpha_now[0].token.slot, 7);
 }
 
 // ---- lookup ----------------------------------------------------------

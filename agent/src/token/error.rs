@@ -9,6 +9,9 @@ use std::path::PathBuf;
 /// `CKR_*` return value).
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
+    /// No module has this index.
+    #[error("no PKCS#11 module number {0} is loaded")]
+    NoSuchModule(usize),
     /// The shared library could not be loaded, or it is not a PKCS#11
     /// module (no `C_GetFunctionList`).
     #[error("cannot load PKCS#11 module {}", path.display())]

@@ -73,12 +73,33 @@ impl Module {
         Ok(tokens)
     }
 
-    /// Scans the token in one slot (by its slot id), in a new read-only
-    /// session. Private keys are only visible when the process is logged
-    /// in to the token; before that, public keys stand in for them. The
-    /// token's schemes come from its mechanism list (see
-    /// [`FoundToken::schemes`]).
-    pub fn scan_slot(&self, slot_id: u64) -> Result<FoundToken, TokenError> {
+    /// The initialised tokens present now, by slot: `C_GetSlotList` and
+    /// `C_GetTokenInfo` only, cheap enough to poll for insertions and
+    /// removals. Blocking.
+    pub fn present_tokens(&self) -> Result<Vec<Token>, TokenError> {
+        let slots =
+            self.pkcs11()
+                .get_slots_with_token()
+                .map_err(|source| TokenError::SlotList {
+                    path: self.path().to_path_buf(),
+                    source,
+                })?;
+        let mut tokens = Vec::with_capacity(slots.len());
+        for slot in slots {
+            match self.token_in(slot.id()) {
+                Ok((_, token)) => tokens.push(token),
+                Err(TokenError::TokenNotInitialized { .. }) => {}
+                // Pulled out between the two calls, or a reader that
+                // cannot answer now: the next poll sees it again.
+                Err(TokenError::TokenInfo { source, .. }) if token_gone(&source) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(tokens)
+    }
+
+    /// The token in slot `slot_id`, when initialised.
+    fn token_in(&self, slot_id: u64) -> Result<(Slot, Token), TokenError> {
         let path = || self.path().to_path_buf();
         let slot = Slot::try_from(slot_id).map_err(|_| TokenError::InvalidSlot {
             path: path(),
@@ -106,6 +127,17 @@ impl Module {
             slot: slot_id,
             module: self.path().display().to_string(),
         };
+        Ok((slot, token))
+    }
+
+    /// Scans the token in one slot (by its slot id), in a new read-only
+    /// session. Private keys are only visible when the process is logged
+    /// in to the token; before that, public keys stand in for them. The
+    /// token's schemes come from its mechanism list (see
+    /// [`FoundToken::schemes`]).
+    pub fn scan_slot(&self, slot_id: u64) -> Result<FoundToken, TokenError> {
+        let path = || self.path().to_path_buf();
+        let (slot, token) = self.token_in(slot_id)?;
         let session =
             self.pkcs11()
                 .open_ro_session(slot)

@@ -25,7 +25,7 @@ pub enum SignError {
     /// logging in, where that was needed).
     #[error(
         "no private key with CKA_ID {key_id} on token '{token}'; \
-         the key may have been deleted (run `p11agent tokens` to rescan)"
+         the key may have been deleted, or the token removed"
     )]
     KeyNotFound {
         /// The token label.
@@ -41,6 +41,14 @@ pub enum SignError {
         /// The token label.
         token: String,
         /// What was found instead.
+        detail: String,
+    },
+    /// The token went away while the request used it.
+    #[error("token '{token}' was removed during the request ({detail}); insert it and try again")]
+    TokenRemoved {
+        /// The token label.
+        token: String,
+        /// What the module answered.
         detail: String,
     },
 
@@ -137,6 +145,7 @@ impl SignError {
             SignError::UnsupportedScheme { .. } => ErrorCode::UnsupportedScheme,
             SignError::KeyNotFound { .. } => ErrorCode::NoPrivateKey,
             SignError::TokenAbsent { .. } => ErrorCode::TokenAbsent,
+            SignError::TokenRemoved { .. } => ErrorCode::TokenRemoved,
             SignError::PinRequired { .. } | SignError::PinSourceFailed { .. } => {
                 ErrorCode::PinRequired
             }

@@ -260,6 +260,7 @@ impl Fixture {
             key_id: key.id.clone(),
             key_type,
             curve,
+            present: true,
             schemes: self
                 .found
                 .schemes
@@ -397,11 +398,13 @@ fn every_scheme_signs_and_verifies_independently() {
 
     // Latency per key type (logged in, key handle known), and the same
     // signature made directly with cryptoki on one session.
-    let module = fx.tokens.modules().next().expect("module");
+    let pkcs11 = fx
+        .tokens
+        .with_module(0, |m| Ok(m.pkcs11().clone()))
+        .expect("module");
     let slot = cryptoki::slot::Slot::try_from(fx.token().slot).expect("slot");
-    let direct = module.pkcs11().open_ro_session(slot).expect("session");
-    let mechanisms =
-        super::mechanisms::signing_mechanisms(module.pkcs11(), slot).expect("mechanisms");
+    let direct = pkcs11.open_ro_session(slot).expect("session");
+    let mechanisms = super::mechanisms::signing_mechanisms(&pkcs11, slot).expect("mechanisms");
     for index in 0..fx.keys.len() {
         let location = fx.location(index);
         let private = direct
@@ -495,7 +498,10 @@ fn a_wrong_pin_is_reported_once_and_never_retried() {
     // Exactly one failed attempt: SoftHSM now reports "count low", not
     // "final try" or "locked", and the error passed that on.
     let slot = cryptoki::slot::Slot::try_from(fx.token().slot).expect("slot");
-    let pkcs11 = fx.tokens.modules().next().expect("module").pkcs11();
+    let pkcs11 = fx
+        .tokens
+        .with_module(0, |m| Ok(m.pkcs11().clone()))
+        .expect("module");
     let info = pkcs11.get_token_info(slot).expect("token info");
     assert!(info.user_pin_count_low());
     assert!(!info.user_pin_final_try());
@@ -737,7 +743,7 @@ fn tokens_owns_modules_and_finalises_them() {
     let Some(hsm) = SoftHsm::new() else { return };
     let module: Module = hsm.load();
     let tokens = Tokens::new(vec![module], CountingPins::new(USER_PIN));
-    assert_eq!(tokens.modules().count(), 1);
+    assert_eq!(tokens.module_count(), 1);
     drop(tokens);
     // Finalised: loading again initialises afresh.
     let module = hsm.load();

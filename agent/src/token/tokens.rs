@@ -40,7 +40,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Instant;
 
 use cryptoki::context::Pkcs11;
@@ -52,6 +52,7 @@ use cryptoki::slot::{Slot, TokenInfo};
 use p11agent_proto::{Scheme, Token};
 use secrecy::SecretString;
 
+use super::error::TokenError;
 use super::mechanisms::{signing_mechanisms, Plan};
 use super::module::Module;
 use super::raw_sign::RawSign;
@@ -85,9 +86,14 @@ impl fmt::Debug for Tokens {
 }
 
 struct ModuleEntry {
-    module: Module,
+    /// Read-locked by every operation that calls into the module (or
+    /// drops its sessions), write-locked to re-initialise it: so a
+    /// re-initialisation waits for operations in flight and none starts
+    /// during it.
+    module: RwLock<Module>,
     /// The module path as [`Token::module`] spells it.
     name: String,
+    path: std::path::PathBuf,
     slots: Mutex<HashMap<u64, Arc<SlotState>>>,
     raw_sign: OnceLock<Result<RawSign, String>>,
 }
@@ -99,7 +105,8 @@ impl Tokens {
             .into_iter()
             .map(|module| ModuleEntry {
                 name: module.path().display().to_string(),
-                module,
+                path: module.path().to_path_buf(),
+                module: RwLock::new(module),
                 slots: Mutex::new(HashMap::new()),
                 raw_sign: OnceLock::new(),
             })
@@ -107,9 +114,43 @@ impl Tokens {
         Tokens { modules, pins }
     }
 
-    /// The modules, for scanning.
-    pub fn modules(&self) -> impl Iterator<Item = &Module> {
-        self.modules.iter().map(|m| &m.module)
+    /// How many modules there are; they are numbered from 0 in the
+    /// order given to [`Tokens::new`].
+    pub fn module_count(&self) -> usize {
+        self.modules.len()
+    }
+
+    /// The path of module `index` as [`Token::module`] spells it.
+    pub fn module_name(&self, index: usize) -> Option<&str> {
+        self.modules.get(index).map(|m| m.name.as_str())
+    }
+
+    /// Runs `f` on module `index` while no re-initialisation can run.
+    pub fn with_module<T>(
+        &self,
+        index: usize,
+        f: impl FnOnce(&Module) -> Result<T, TokenError>,
+    ) -> Result<T, TokenError> {
+        let entry = self
+            .modules
+            .get(index)
+            .ok_or(TokenError::NoSuchModule(index))?;
+        f(&read(&entry.module))
+    }
+
+    /// Finalises and initialises module `index` again (see
+    /// [`Module::reinitialize`]): waits for the operations in flight on it,
+    /// drops its sessions and logins, and holds new operations back until
+    /// it is done. The other modules are not touched.
+    pub fn reinitialize(&self, index: usize) -> Result<(), TokenError> {
+        let entry = self
+            .modules
+            .get(index)
+            .ok_or(TokenError::NoSuchModule(index))?;
+        let mut module = entry.module.write().unwrap_or_else(PoisonError::into_inner);
+        // Close the sessions while the module can still answer.
+        lock(&entry.slots).clear();
+        module.reinitialize()
     }
 
     /// Signs `message` with the key at `key` under `scheme` and returns
@@ -183,6 +224,7 @@ impl Tokens {
     /// agent never signed or logged in on, or that is gone, was not.
     pub fn logout(&self, token: &Token) -> Result<bool, SignError> {
         let entry = self.entry(token)?;
+        let _module = read(&entry.module);
         let Some(state) = entry.existing(token) else {
             return Ok(false);
         };
@@ -213,6 +255,7 @@ impl Tokens {
     /// e.g. when it was removed. Its login ends with its last session.
     pub fn forget(&self, token: &Token) {
         if let Ok(entry) = self.entry(token) {
+            let _module = read(&entry.module);
             if let Some(state) = entry.existing(token) {
                 entry.evict(&state);
             }
@@ -238,10 +281,11 @@ impl Tokens {
         token: &Token,
         mut f: impl FnMut(&SlotState, &mut bool) -> Result<T, SignError>,
     ) -> Result<T, SignError> {
+        let module = read(&entry.module);
         let mut prompted = false;
         let mut retried = false;
         loop {
-            let state = entry.state(token)?;
+            let state = entry.state(module.pkcs11(), token)?;
             match f(&state, &mut prompted) {
                 Err(err) if err.ends_session() && !retried && !prompted => {
                     tracing::debug!(token = %token.label, error = %err, "sessions of the token are dead; starting over");
@@ -512,11 +556,11 @@ impl Tokens {
 impl ModuleEntry {
     /// The state of the token `token` names, made (after checking the
     /// slot holds that token) when there is none.
-    fn state(&self, token: &Token) -> Result<Arc<SlotState>, SignError> {
+    fn state(&self, pkcs11: &Pkcs11, token: &Token) -> Result<Arc<SlotState>, SignError> {
         if let Some(state) = self.existing(token) {
             return Ok(state);
         }
-        let made = Arc::new(SlotState::open(self.module.pkcs11(), token)?);
+        let made = Arc::new(SlotState::open(pkcs11, token)?);
         let mut slots = lock(&self.slots);
         match slots.get(&token.slot) {
             // Another thread made one meanwhile: use it, drop ours.
@@ -549,7 +593,7 @@ impl ModuleEntry {
 
     fn raw_sign(&self) -> Result<&RawSign, &str> {
         self.raw_sign
-            .get_or_init(|| RawSign::load(self.module.path()))
+            .get_or_init(|| RawSign::load(&self.path))
             .as_ref()
             .map_err(String::as_str)
     }
@@ -861,7 +905,7 @@ fn absent_if_gone(err: SignError) -> SignError {
             token,
             operation,
             source: CryptokiError::Pkcs11(rv, _),
-        } if token_gone(rv) => SignError::TokenAbsent {
+        } if token_gone(rv) => SignError::TokenRemoved {
             token,
             detail: format!("{operation} answered {rv}"),
         },
@@ -895,6 +939,12 @@ fn pin_warning(info: &TokenInfo) -> Option<String> {
     } else {
         None
     }
+}
+
+/// Reads the module, whatever a panicking thread left: the module itself
+/// holds no state a panic could corrupt.
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

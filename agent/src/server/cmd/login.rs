@@ -1,9 +1,9 @@
 //! `login`: log in to a token ahead of the first signature.
 
-use p11agent_proto::{ErrorCode, Pin, Response};
+use p11agent_proto::{Pin, Response};
 use secrecy::SecretString;
 
-use super::resolve_token;
+use super::{on_token, resolve_token};
 use crate::daemon::State;
 
 /// Logs in to the named token (or the only one) with `pin`, or with the
@@ -16,9 +16,8 @@ pub async fn run(state: &State, token: Option<&str>, pin: Option<Pin>) -> Respon
     let pin = pin.map(|pin| SecretString::from(pin.expose()));
     let tokens = state.tokens.clone();
     let target = token.clone();
-    match tokio::task::spawn_blocking(move || tokens.login(&target, pin)).await {
-        Ok(Ok(())) => Response::LoggedIn { token },
-        Ok(Err(e)) => Response::error(e.code(), e.to_string()),
-        Err(e) => Response::error(ErrorCode::Internal, format!("login task failed: {e}")),
+    match on_token(state, &token, move || tokens.login(&target, pin)).await {
+        Ok(()) => Response::LoggedIn { token },
+        Err(response) => response,
     }
 }

@@ -1,6 +1,6 @@
 //! `logout`: log out of one token or all of them.
 
-use p11agent_proto::{ErrorCode, Response};
+use p11agent_proto::{ErrorCode, Response, TokenStatus};
 
 use super::resolve_token;
 use crate::daemon::State;
@@ -12,13 +12,17 @@ pub async fn run(state: &State, token: Option<&str>) -> Response {
             Ok(token) => vec![token],
             Err(response) => return response,
         },
+        // Every present token whose module answers: a hung module must
+        // not hold up logging out of the others.
         None => state
             .store
             .read()
             .await
             .tokens()
             .into_iter()
+            .filter(|t| t.status == TokenStatus::Present)
             .map(|t| t.token)
+            .filter(|t| state.health.problem(&t.module).is_none())
             .collect(),
     };
     let tokens = state.tokens.clone();

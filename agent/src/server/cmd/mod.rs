@@ -13,10 +13,13 @@ pub mod sign;
 pub mod status;
 pub mod tokens;
 
-use p11agent_proto::{ErrorCode, Request, Response, Token};
+use p11agent_proto::{ErrorCode, Request, Response, Token, TokenStatus};
+
+use tokio::sync::watch;
 
 use crate::select::origin::Origin;
 use crate::store::LookupError;
+use crate::token::SignError;
 
 use crate::daemon::State;
 
@@ -73,6 +76,69 @@ pub(crate) fn lookup_error(e: LookupError) -> Response {
     }
 }
 
+/// Runs a blocking operation on `token` (a signature, a login) off the
+/// reactor. Refuses at once when the token's module is unavailable, and
+/// stops waiting when the module is declared unavailable meanwhile: a
+/// call into a hung module cannot be cancelled, but the client gets its
+/// answer and the call finishes (or not) in the background.
+pub(crate) async fn on_token<T: Send + 'static>(
+    state: &State,
+    token: &Token,
+    operation: impl FnOnce() -> Result<T, SignError> + Send + 'static,
+) -> Result<T, Response> {
+    if let Some(problem) = state.health.problem(&token.module) {
+        return Err(unavailable(token, &problem));
+    }
+    let mut health = state.health.subscribe(&token.module);
+    let mut task = tokio::task::spawn_blocking(operation);
+    tokio::select! {
+        joined = &mut task => match joined {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(Response::error(e.code(), e.to_string())),
+            Err(e) => Err(Response::error(ErrorCode::Internal, format!("token task failed: {e}"))),
+        },
+        problem = became_unavailable(&mut health) => Err(unavailable(token, &problem)),
+    }
+}
+
+/// Waits until the watched module is declared unavailable; forever when
+/// there is nothing to watch.
+async fn became_unavailable(health: &mut Option<watch::Receiver<Option<String>>>) -> String {
+    let Some(rx) = health else {
+        return std::future::pending().await;
+    };
+    loop {
+        if let Some(problem) = rx.borrow_and_update().clone() {
+            return problem;
+        }
+        if rx.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
+fn unavailable(token: &Token, problem: &str) -> Response {
+    Response::error(
+        ErrorCode::ModuleUnavailable,
+        format!(
+            "token '{}' cannot be used now: its module {} is unavailable ({problem}); \
+             other tokens are not affected",
+            token.label, token.module
+        ),
+    )
+}
+
+/// "insert token LABEL (serial …)", for a request on an absent token.
+pub(crate) fn insert_token(token: &Token) -> Response {
+    Response::error(
+        ErrorCode::TokenAbsent,
+        format!(
+            "insert token '{}' (serial {}): it was removed",
+            token.label, token.serial
+        ),
+    )
+}
+
 /// The token a client named by label or serial, or the only token when
 /// it named none.
 pub(crate) async fn resolve_token(state: &State, name: Option<&str>) -> Result<Token, Response> {
@@ -82,6 +148,7 @@ pub(crate) async fn resolve_token(state: &State, name: Option<&str>) -> Result<T
         .await
         .tokens()
         .into_iter()
+        .filter(|t| t.status == TokenStatus::Present)
         .map(|t| t.token)
         .filter(|t| name.is_none_or(|n| t.label == n || t.serial == n))
         .collect();

@@ -4,7 +4,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use p11agent_proto::{ErrorCode, Response, Scheme};
 
-use super::lookup_error;
+use super::{insert_token, lookup_error, on_token};
 use crate::daemon::State;
 
 /// Signs `message` (base64) with the identity `id` under `scheme`.
@@ -26,16 +26,21 @@ pub async fn run(state: &State, id: &str, scheme: Scheme, message: &str) -> Resp
         }
         Err(e) => return lookup_error(e),
     };
+    if !key.present {
+        return insert_token(&key.token);
+    }
     let tokens = state.tokens.clone();
+    let token = key.token.clone();
     // Signing may wait for a PIN prompt or a slow card: never on the reactor.
-    match tokio::task::spawn_blocking(move || tokens.sign(&key, scheme, &message)).await {
-        Ok(Ok(signature)) => Response::Signature {
+    match on_token(state, &token, move || tokens.sign(&key, scheme, &message)).await {
+        Ok(signature) => Response::Signature {
             signature: STANDARD.encode(signature),
         },
-        Ok(Err(e)) => {
-            tracing::info!(identity = id, %scheme, error = %e, "signature refused");
-            Response::error(e.code(), e.to_string())
+        Err(response) => {
+            if let Response::Error { code, message } = &response {
+                tracing::info!(identity = id, %scheme, %code, %message, "signature refused");
+            }
+            response
         }
-        Err(e) => Response::error(ErrorCode::Internal, format!("signing task failed: {e}")),
     }
 }

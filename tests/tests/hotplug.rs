@@ -1,0 +1,269 @@
+//! Tokens come and go while the daemon runs: SoftHSM tokens created,
+//! "pulled" (their directory moved away) and put back, with signatures in
+//! flight.
+
+use std::time::{Duration, Instant};
+
+use p11agent_client::proto::{ErrorCode, Pin, Request, Response, Scheme};
+use p11agent_client::{Client, ClientError};
+use p11agent_softhsm::{KeyAlg, LeafSpec, Pki, Provisioned, SoftHsm, Token};
+use p11agent_tests::{describe, Daemon};
+use serde_json::Value;
+
+const PIN: &str = "1234";
+const SO_PIN: &str = "12345678";
+
+/// A daemon polling every 100 ms, with no PIN source: logins are explicit.
+fn start(hsm: &SoftHsm) -> Daemon {
+    Daemon::start_with_args(
+        &[
+            "--module".as_ref(),
+            hsm.module_path().as_os_str(),
+            "--poll-interval".as_ref(),
+            "100".as_ref(),
+        ],
+        hsm.env(),
+    )
+}
+
+/// Waits until `check` holds, for at most 15 s (a deadline, not a timing:
+/// the daemon polls every 100 ms).
+fn eventually(what: &str, daemon: &Daemon, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "never happened: {what}\n--- daemon\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn listed(daemon: &Daemon, id: &str) -> Option<Value> {
+    let list = daemon.cli_json(&["list", "--json"]);
+    list["identities"]
+        .as_array()
+        .expect("identities")
+        .iter()
+        .find(|i| i["id"] == id)
+        .cloned()
+}
+
+fn token_status(daemon: &Daemon, label: &str) -> Option<String> {
+    let tokens = daemon.cli_json(&["tokens", "--json"]);
+    tokens["tokens"]
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .find(|t| t["label"] == label)
+        .map(|t| t["status"].as_str().expect("status").to_owned())
+}
+
+fn login(client: &mut Client, token: &Token) -> Response {
+    client
+        .call(&Request::Login {
+            token: Some(token.label().to_owned()),
+            pin: Some(Pin::new(PIN.to_owned())),
+        })
+        .expect("login call")
+}
+
+/// The agent's error code for a failed call.
+fn code(result: Result<Vec<u8>, ClientError>) -> ErrorCode {
+    match result {
+        Err(ClientError::Agent { code, .. }) => code,
+        other => panic!("expected an agent error, got {other:?}"),
+    }
+}
+
+/// Verifies an ECDSA P-256 signature with the certificate's public key
+/// (the uncompressed point ends the SubjectPublicKeyInfo).
+fn verifies(identity: &Provisioned, message: &[u8], signature: &[u8]) -> bool {
+    let spki = &identity.public_key_spki;
+    let point = &spki[spki.len() - 65..];
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, point)
+        .verify(message, signature)
+        .is_ok()
+}
+
+#[test]
+fn tokens_inserted_and_removed_while_running() {
+    let hsm = SoftHsm::new().expect("softhsm");
+    let pki = Pki::new("Hotplug Root").expect("pki");
+    let first = hsm.create_token("first", PIN, SO_PIN).expect("token");
+    first
+        .add_identity(&pki, &LeafSpec::new("already there"))
+        .expect("identity");
+    let daemon = start(&hsm);
+
+    // A token created by another process after the daemon started.
+    let late = hsm.create_token("late", PIN, SO_PIN).expect("token");
+    let identity = late
+        .add_identity(&pki, &LeafSpec::new("late user").key(KeyAlg::EcP256))
+        .expect("identity");
+    let id = identity.fingerprint_hex();
+    eventually("the new token's identity is listed", &daemon, || {
+        listed(&daemon, &id).is_some_and(|i| i["present"] == true)
+    });
+    assert_eq!(token_status(&daemon, "late").as_deref(), Some("present"));
+
+    let mut client = daemon.client();
+    assert!(matches!(
+        login(&mut client, &late),
+        Response::LoggedIn { .. }
+    ));
+    let signature = client
+        .sign(&id, Scheme::EcdsaSecp256r1Sha256, b"before")
+        .expect("sign before removal");
+    assert!(verifies(&identity, b"before", &signature));
+
+    // Pulled: still listed, as absent; requests name the token to insert.
+    late.remove().expect("remove");
+    eventually("the identity is marked absent", &daemon, || {
+        listed(&daemon, &id).is_some_and(|i| i["present"] == false)
+    });
+    assert_eq!(token_status(&daemon, "late").as_deref(), Some("absent"));
+    match client.sign(&id, Scheme::EcdsaSecp256r1Sha256, b"absent") {
+        Err(ClientError::Agent { code, message }) => {
+            assert_eq!(code, ErrorCode::TokenAbsent);
+            assert!(
+                message.contains("insert token 'late'") && message.contains(late.serial()),
+                "{message}"
+            );
+        }
+        other => panic!("expected token_absent, got {other:?}"),
+    }
+    let selection = daemon.cli_json(&["select", "--json", "--origin", "https://x.test"]);
+    let excluded = selection["excluded"].as_array().expect("excluded");
+    let entry = excluded
+        .iter()
+        .find(|e| e["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("not excluded: {selection:#}"));
+    assert_eq!(entry["reasons"], serde_json::json!(["token_absent"]));
+    let out = daemon.cli(&["list"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("late (absent)"),
+        "{}",
+        describe(&out)
+    );
+
+    // Put back: present again, and its login is gone.
+    late.insert().expect("insert");
+    eventually("the identity is present again", &daemon, || {
+        listed(&daemon, &id).is_some_and(|i| i["present"] == true)
+    });
+    assert_eq!(
+        code(client.sign(&id, Scheme::EcdsaSecp256r1Sha256, b"after")),
+        ErrorCode::PinRequired
+    );
+    assert!(matches!(
+        login(&mut client, &late),
+        Response::LoggedIn { .. }
+    ));
+    let signature = client
+        .sign(&id, Scheme::EcdsaSecp256r1Sha256, b"after")
+        .expect("sign after reinsertion");
+    assert!(verifies(&identity, b"after", &signature));
+
+    // Deleted for good: absent, the first token untouched throughout.
+    late.delete().expect("delete");
+    eventually("the deleted token is absent", &daemon, || {
+        token_status(&daemon, "late").as_deref() == Some("absent")
+    });
+    assert_eq!(token_status(&daemon, "first").as_deref(), Some("present"));
+}
+
+#[test]
+fn signatures_in_flight_when_the_token_goes() {
+    let hsm = SoftHsm::new().expect("softhsm");
+    let pki = Pki::new("In Flight Root").expect("pki");
+    let token = hsm.create_token("flight", PIN, SO_PIN).expect("token");
+    let identity = token
+        .add_identity(&pki, &LeafSpec::new("flying").key(KeyAlg::EcP256))
+        .expect("identity");
+    let id = identity.fingerprint_hex();
+    let daemon = start(&hsm);
+    let mut client = daemon.client();
+    assert!(matches!(
+        login(&mut client, &token),
+        Response::LoggedIn { .. }
+    ));
+
+    // Four clients sign in a loop while the token is pulled.
+    let (ok, errors) = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|n| {
+                let (socket, id, identity) = (daemon.socket(), &id, &identity);
+                scope.spawn(move || {
+                    let mut client = Client::connect(socket).expect("connect");
+                    let mut ok = 0;
+                    let mut errors = Vec::new();
+                    let deadline = Instant::now() + Duration::from_secs(4);
+                    let mut round = 0;
+                    while Instant::now() < deadline {
+                        let message = format!("worker {n} round {round}");
+                        round += 1;
+                        match client.sign(id, Scheme::EcdsaSecp256r1Sha256, message.as_bytes()) {
+                            Ok(signature) => {
+                                assert!(
+                                    verifies(identity, message.as_bytes(), &signature),
+                                    "a wrong signature for {message}"
+                                );
+                                ok += 1;
+                            }
+                            Err(ClientError::Agent { code, .. }) => errors.push(code),
+                            Err(other) => panic!("not a clean error: {other}"),
+                        }
+                    }
+                    (ok, errors)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(800));
+        token.remove().expect("remove");
+        workers.into_iter().map(|w| w.join().expect("worker")).fold(
+            (0, Vec::new()),
+            |(ok, mut errors), (o, e)| {
+                errors.extend(e);
+                (ok + o, errors)
+            },
+        )
+    });
+    assert!(ok > 0, "no signature before the removal");
+    assert!(!errors.is_empty(), "no signature failed after the removal");
+    for code in &errors {
+        assert!(
+            matches!(
+                code,
+                ErrorCode::TokenAbsent
+                    | ErrorCode::TokenRemoved
+                    | ErrorCode::PinRequired
+                    // SoftHSM re-reads its files: with the directory gone
+                    // and the module not yet re-initialised, the key is
+                    // simply not found.
+                    | ErrorCode::NoPrivateKey
+            ),
+            "unexpected error {code}\n{}",
+            daemon.log()
+        );
+    }
+    // The daemon is fine; the token back means a login again, then it signs.
+    client.status().expect("daemon still answers");
+    token.insert().expect("insert");
+    eventually("present again", &daemon, || {
+        listed(&daemon, &id).is_some_and(|i| i["present"] == true)
+    });
+    assert_eq!(
+        code(client.sign(&id, Scheme::EcdsaSecp256r1Sha256, b"back")),
+        ErrorCode::PinRequired
+    );
+    assert!(matches!(
+        login(&mut client, &token),
+        Response::LoggedIn { .. }
+    ));
+    let signature = client
+        .sign(&id, Scheme::EcdsaSecp256r1Sha256, b"back")
+        .expect("sign");
+    assert!(verifies(&identity, b"back", &signature));
+}
