@@ -4,9 +4,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use p11agent_proto::ModuleError;
+use p11agent_proto::{Event, EventKind, ModuleError};
 use tokio::sync::{broadcast, RwLock};
 
+use crate::events::Events;
 use crate::hotplug::{self, Change, Health, WatchOptions};
 use crate::pin::PinSource;
 use crate::select::selector::Selector;
@@ -33,6 +34,8 @@ pub struct State {
     pub selector: Selector,
     /// Whether each module answers.
     pub health: Health,
+    /// Where what happens is announced to `watch` clients.
+    pub events: Events,
 }
 
 /// How to run the daemon.
@@ -114,6 +117,7 @@ pub async fn run(mut options: Options) -> Result<(), DaemonError> {
         started,
         selector: options.selector,
         health,
+        events: Events::new(),
     });
     let (stop_watchers, _) = broadcast::channel(1);
     for index in 0..state.tokens.module_count() {
@@ -208,7 +212,21 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-/// Reports a change the watchers saw.
-fn announce(_state: &State, change: Change) {
-    tracing::debug!(?change, "change");
+/// Announces a change the watchers saw to `watch` clients.
+fn announce(state: &State, change: Change) {
+    let event = match change {
+        Change::TokenInserted(token) => Event::now(EventKind::TokenInserted).token(token),
+        Change::TokenRemoved(token) => Event::now(EventKind::TokenRemoved).token(token),
+        Change::IdentityAdded { token, id, subject } => Event::now(EventKind::IdentityAdded)
+            .token(token)
+            .identity(id, subject),
+        Change::IdentityRemoved { token, id, subject } => Event::now(EventKind::IdentityRemoved)
+            .token(token)
+            .identity(id, subject),
+        Change::ModuleUnavailable { module, detail } => {
+            Event::now(EventKind::ModuleUnavailable).detail(format!("{module}: {detail}"))
+        }
+        Change::ModuleAvailable { module } => Event::now(EventKind::ModuleAvailable).detail(module),
+    };
+    state.events.emit(event);
 }

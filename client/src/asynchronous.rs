@@ -4,7 +4,7 @@ use p11agent_proto::frame::{tokio_io, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
 use p11agent_proto::{paths, Filter, Identity, Request, Response, Scheme, Status, TokenSummary};
 use tokio::net::UnixStream;
 
-use crate::{ClientError, ShownIdentity};
+use crate::{AsyncEventStream, ClientError, ShownIdentity};
 
 /// A connection to the agent for tokio programs.
 #[derive(Debug)]
@@ -122,5 +122,24 @@ impl AsyncClient {
             })
             .await?,
         )
+    }
+
+    /// Turns this connection into a stream of the agent's events; see
+    /// [`Client::watch`](crate::Client::watch).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), p11agent_client::ClientError> {
+    /// let agent = p11agent_client::AsyncClient::connect_default().await?;
+    /// let mut events = agent.watch().await?;
+    /// while let Some(event) = events.next().await {
+    ///     let event = event?;
+    ///     println!("{} {}", event.time, event.event);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn watch(mut self) -> Result<AsyncEventStream, ClientError> {
+        crate::expect_watching(self.call(&Request::Watch).await?)?;
+        Ok(AsyncEventStream::new(self.stream))
     }
 }

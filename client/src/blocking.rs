@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use p11agent_proto::frame::{self, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
 use p11agent_proto::{paths, Filter, Identity, Request, Response, Scheme, Status, TokenSummary};
 
-use crate::{ClientError, ShownIdentity};
+use crate::{ClientError, EventStream, ShownIdentity};
 
 /// A blocking connection to the agent.
 #[derive(Debug)]
@@ -120,5 +120,28 @@ impl Client {
         crate::into_forgotten(self.call(&Request::Forget {
             origin: origin.map(str::to_owned),
         })?)
+    }
+
+    /// Turns this connection into a stream of the agent's events (tokens
+    /// inserted and removed, identities added and removed, logins and
+    /// logouts, modules failing): every event from the moment this
+    /// returns, until the agent stops or the stream is dropped.
+    ///
+    /// The connection serves nothing else afterwards, hence `self`; open
+    /// another for requests. A watcher that reads too slowly misses the
+    /// oldest events and gets a [`Lagged`](p11agent_proto::EventKind::Lagged)
+    /// event saying how many instead.
+    ///
+    /// ```no_run
+    /// let agent = p11agent_client::Client::connect_default()?;
+    /// for event in agent.watch()? {
+    ///     let event = event?;
+    ///     println!("{} {}", event.time, event.event);
+    /// }
+    /// # Ok::<(), p11agent_client::ClientError>(())
+    /// ```
+    pub fn watch(mut self) -> Result<EventStream, ClientError> {
+        crate::expect_watching(self.call(&Request::Watch)?)?;
+        Ok(EventStream::new(self.stream))
     }
 }

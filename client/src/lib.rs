@@ -2,7 +2,9 @@
 //!
 //! [`Client`] is a blocking connection, [`AsyncClient`] the same over
 //! tokio. Both perform the version handshake on connect and offer one
-//! typed call per request the agent answers.
+//! typed call per request the agent answers; `watch` turns a connection
+//! into a stream of the agent's events ([`EventStream`],
+//! [`AsyncEventStream`]).
 //!
 //! The [`tls`] module plugs the agent into rustls 0.23 (ring provider):
 //! a client-certificate resolver and signing key whose private-key
@@ -23,11 +25,13 @@ mod asynchronous;
 mod blocking;
 pub mod dn;
 mod error;
+mod events;
 pub mod tls;
 
 pub use asynchronous::AsyncClient;
 pub use blocking::Client;
 pub use error::ClientError;
+pub use events::{AsyncEventStream, EventStream};
 pub use p11agent_proto as proto;
 
 use p11agent_proto::{Identity, Request, Response, Status, TokenSummary, PROTOCOL_VERSION};
@@ -54,6 +58,14 @@ fn unexpected(resp: Response) -> ClientError {
     match resp {
         Response::Error { code, message } => ClientError::Agent { code, message },
         other => ClientError::Protocol(format!("unexpected response: {other:?}")),
+    }
+}
+
+/// Checks the agent's answer to `watch`.
+fn expect_watching(resp: Response) -> Result<(), ClientError> {
+    match resp {
+        Response::Watching => Ok(()),
+        other => Err(unexpected(other)),
     }
 }
 

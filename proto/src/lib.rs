@@ -2,10 +2,11 @@
 //!
 //! Everything a client needs to talk to the agent: the message types
 //! ([`Request`], [`Response`]), the records they carry ([`Identity`],
-//! [`Token`]), the error codes ([`ErrorCode`]) and the framing
+//! [`Token`], [`Event`]), the error codes ([`ErrorCode`]) and the framing
 //! ([`frame`]). The protocol itself is specified in this crate's README,
 //! which is the reference for clients written in other languages.
 
+pub mod event;
 pub mod frame;
 pub mod identity;
 pub mod message;
@@ -14,6 +15,7 @@ pub mod pin;
 pub mod scheme;
 pub mod select;
 
+pub use event::{Event, EventKind};
 pub use frame::{FrameError, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
 pub use identity::{
     ClientAuth, Curve, Identity, KeyType, Reason, Token, TokenStatus, TokenSummary,

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::Event;
 use crate::identity::{Identity, KeyType, Token, TokenSummary};
 use crate::select::{ChooserMode, RememberedChoice, Selection};
 use crate::{Pin, Scheme};
@@ -113,6 +114,11 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         origin: Option<String>,
     },
+    /// Turns the connection into an event stream: the agent answers
+    /// [`Response::Watching`], then sends a [`Response::Event`] for each
+    /// event until the client closes the connection or the agent stops.
+    /// The client sends nothing more: any further frame ends the stream.
+    Watch,
 }
 
 fn yes() -> bool {
@@ -120,6 +126,23 @@ fn yes() -> bool {
 }
 
 impl Request {
+    /// Every operation name, as [`Request::op`] gives them.
+    pub const OPS: &'static [&'static str] = &[
+        "hello",
+        "status",
+        "tokens",
+        "list",
+        "show",
+        "sign",
+        "login",
+        "logout",
+        "select",
+        "choose",
+        "decisions",
+        "forget",
+        "watch",
+    ];
+
     /// The operation name as on the wire, for logs.
     pub fn op(&self) -> &'static str {
         match self {
@@ -135,6 +158,7 @@ impl Request {
             Request::Choose { .. } => "choose",
             Request::Decisions => "decisions",
             Request::Forget { .. } => "forget",
+            Request::Watch => "watch",
         }
     }
 }
@@ -270,6 +294,10 @@ pub enum Response {
         /// The origins whose choices were forgotten.
         origins: Vec<String>,
     },
+    /// Answer to [`Request::Watch`]: events follow.
+    Watching,
+    /// One event on a connection that sent [`Request::Watch`].
+    Event(Event),
     /// The request failed; the connection stays usable unless the code
     /// says otherwise (see [`ErrorCode::closes_connection`]).
     Error {
@@ -386,6 +414,58 @@ impl Response {
         Response::Error {
             code,
             message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod op_tests {
+    use super::*;
+
+    /// `OPS` must name every operation, or the server would call a badly
+    /// formed known request "unknown".
+    #[test]
+    fn ops_lists_every_operation() {
+        let every = [
+            Request::Hello {
+                version: 1,
+                client: None,
+            },
+            Request::Status,
+            Request::Tokens,
+            Request::List {
+                filter: Filter::default(),
+            },
+            Request::Show { id: String::new() },
+            Request::Sign {
+                id: String::new(),
+                scheme: Scheme::Ed25519,
+                message: String::new(),
+            },
+            Request::Login {
+                token: None,
+                pin: None,
+            },
+            Request::Logout { token: None },
+            Request::Select {
+                origin: String::new(),
+                ca_names: Vec::new(),
+                schemes: None,
+                chooser: ChooserMode::default(),
+                id: None,
+            },
+            Request::Choose {
+                origin: String::new(),
+                id: None,
+                remember: true,
+            },
+            Request::Decisions,
+            Request::Forget { origin: None },
+            Request::Watch,
+        ];
+        assert_eq!(every.len(), Request::OPS.len());
+        for request in &every {
+            assert!(Request::OPS.contains(&request.op()), "{}", request.op());
         }
     }
 }

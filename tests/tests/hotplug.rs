@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use p11agent_client::proto::{ErrorCode, Pin, Request, Response, Scheme};
+use p11agent_client::proto::{ErrorCode, Event, EventKind, Pin, Request, Response, Scheme};
 use p11agent_client::{Client, ClientError};
 use p11agent_softhsm::{KeyAlg, LeafSpec, Pki, Provisioned, SoftHsm, Token};
 use p11agent_tests::{describe, Daemon};
@@ -96,6 +96,26 @@ fn tokens_inserted_and_removed_while_running() {
         .add_identity(&pki, &LeafSpec::new("already there"))
         .expect("identity");
     let daemon = start(&hsm);
+    // A watcher collects every event of the test.
+    let (events_tx, events) = std::sync::mpsc::channel::<Event>();
+    let stream = daemon.client().watch().expect("watch");
+    std::thread::spawn(move || {
+        for event in stream.flatten() {
+            if events_tx.send(event).is_err() {
+                return;
+            }
+        }
+    });
+    let seen = std::cell::RefCell::new(Vec::<Event>::new());
+    let saw = |kind: EventKind, label: &str, id: Option<&str>| {
+        let mut seen = seen.borrow_mut();
+        seen.extend(events.try_iter());
+        seen.iter().any(|e| {
+            e.event == kind
+                && e.token.as_ref().is_some_and(|t| t.label == label)
+                && id.is_none_or(|id| e.id.as_deref() == Some(id))
+        })
+    };
 
     // A token created by another process after the daemon started.
     let late = hsm.create_token("late", PIN, SO_PIN).expect("token");
@@ -107,6 +127,10 @@ fn tokens_inserted_and_removed_while_running() {
         listed(&daemon, &id).is_some_and(|i| i["present"] == true)
     });
     assert_eq!(token_status(&daemon, "late").as_deref(), Some("present"));
+    eventually("watch reports the insertion", &daemon, || {
+        saw(EventKind::TokenInserted, "late", None)
+            && saw(EventKind::IdentityAdded, "late", Some(&id))
+    });
 
     let mut client = daemon.client();
     assert!(matches!(
@@ -124,6 +148,11 @@ fn tokens_inserted_and_removed_while_running() {
         listed(&daemon, &id).is_some_and(|i| i["present"] == false)
     });
     assert_eq!(token_status(&daemon, "late").as_deref(), Some("absent"));
+    eventually("watch reports the removal", &daemon, || {
+        saw(EventKind::TokenRemoved, "late", None)
+            && saw(EventKind::IdentityRemoved, "late", Some(&id))
+    });
+    assert!(saw(EventKind::Login, "late", None));
     match client.sign(&id, Scheme::EcdsaSecp256r1Sha256, b"absent") {
         Err(ClientError::Agent { code, message }) => {
             assert_eq!(code, ErrorCode::TokenAbsent);

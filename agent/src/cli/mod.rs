@@ -14,6 +14,7 @@ mod show;
 mod sign;
 mod status;
 mod tokens;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -117,6 +118,27 @@ pub enum Command {
     /// input) or having no terminal exits 1 with nothing on stdout; the
     /// agent then sends no certificate and remembers nothing.
     Chooser(chooser::ChooserArgs),
+    /// Print what happens in the agent, one line per event, as it happens
+    ///
+    /// Runs until the agent stops (then exits 0) or until interrupted.
+    /// The events:
+    ///
+    ///   token_inserted, token_removed     a token (card, USB key) came or went
+    ///   identity_added, identity_removed  a certificate entered or left the store
+    ///   login, logout                     the agent logged in to or out of a token
+    ///   module_unavailable                a PKCS#11 module failed or stopped answering
+    ///   module_available                  such a module works again
+    ///   lagged                            this watch read too slowly and missed
+    ///                                     the number of events shown
+    ///
+    /// Each line starts with the time of the event; token and identity
+    /// events name the token and the identity. With --json each line is
+    /// one JSON object with `event` and `time`, and `token`, `id`,
+    /// `subject` and `detail` where they apply (described in the
+    /// protocol's README); later versions may add events. Every line is
+    /// flushed as it is written, so a pipe sees it at once.
+    #[command(verbatim_doc_comment)]
+    Watch(watch::WatchArgs),
 }
 
 /// The `--json` switch shared by listings.
@@ -199,6 +221,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         Command::Forget(a) => decisions::forget(&mut connect(socket)?, a),
         Command::Probe(a) => probe::run(socket, a),
         Command::Chooser(a) => chooser::run(a),
+        Command::Watch(a) => watch::run(connect(socket)?, a),
     }
 }
 

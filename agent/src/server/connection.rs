@@ -5,12 +5,14 @@ use std::sync::Arc;
 
 use p11agent_proto::frame::{tokio_io, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
 use p11agent_proto::{ErrorCode, FrameError, Request, Response, PROTOCOL_VERSION};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite};
 use tokio::net::UnixStream;
 use tokio::sync::broadcast;
 use zeroize::Zeroize as _;
 
 use super::cmd;
 use crate::daemon::State;
+use crate::events::Subscription;
 
 pub(super) struct Connection {
     stream: UnixStream,
@@ -22,6 +24,8 @@ pub(super) struct Connection {
 enum Next {
     Continue,
     Close,
+    /// Stream these events until the client leaves (`watch`).
+    Watch(Subscription),
 }
 
 impl Connection {
@@ -61,23 +65,49 @@ impl Connection {
                     return;
                 }
             };
-            if let Err(e) = self.send(&response).await {
+            if let Err(e) = send(&mut self.stream, &response).await {
                 tracing::debug!(error = %e, "cannot answer client");
                 return;
             }
-            if let Next::Close = next {
-                return;
+            match next {
+                Next::Continue => {}
+                Next::Close => return,
+                Next::Watch(events) => return self.stream_events(events, &mut stop).await,
             }
         }
     }
 
-    async fn send(&mut self, response: &Response) -> Result<(), FrameError> {
-        match tokio_io::write(&mut self.stream, response, MAX_RESPONSE_FRAME).await {
-            Err(e @ FrameError::TooLarge { .. }) => {
-                let err = Response::error(ErrorCode::Internal, e.to_string());
-                tokio_io::write(&mut self.stream, &err, MAX_RESPONSE_FRAME).await
+    /// Sends events until the client sends anything or leaves, or the
+    /// agent shuts down.
+    ///
+    /// A client that does not read stalls only this task: its writes
+    /// wait, while the hub moves on and later reports what this client
+    /// missed as a `lagged` event. Shutdown and the client's leaving are
+    /// watched during those writes too, so a stalled client never holds
+    /// up the agent's exit.
+    async fn stream_events(
+        &mut self,
+        mut events: Subscription,
+        stop: &mut broadcast::Receiver<()>,
+    ) {
+        let (mut reader, mut writer) = self.stream.split();
+        loop {
+            let response = tokio::select! {
+                _ = stop.recv() => return,
+                _ = client_spoke(&mut reader) => return,
+                next = cmd::watch::next(&mut events) => match next {
+                    Some(response) => response,
+                    None => return,
+                },
+            };
+            tokio::select! {
+                _ = stop.recv() => return,
+                _ = client_spoke(&mut reader) => return,
+                sent = send(&mut writer, &response) => if let Err(e) = sent {
+                    tracing::debug!(error = %e, "cannot send event");
+                    return;
+                },
             }
-            other => other,
         }
     }
 
@@ -109,9 +139,32 @@ impl Connection {
                 ),
                 Next::Continue,
             ),
+            Request::Watch => {
+                let (response, events) = cmd::watch::start(&self.state);
+                (response, Next::Watch(events))
+            }
             request => (cmd::dispatch(&self.state, request).await, Next::Continue),
         }
     }
+}
+
+/// Writes one response; one too large to send becomes an `internal`
+/// error, so the client still gets an answer.
+async fn send<W: AsyncWrite + Unpin>(w: &mut W, response: &Response) -> Result<(), FrameError> {
+    match tokio_io::write(w, response, MAX_RESPONSE_FRAME).await {
+        Err(e @ FrameError::TooLarge { .. }) => {
+            let err = Response::error(ErrorCode::Internal, e.to_string());
+            tokio_io::write(w, &err, MAX_RESPONSE_FRAME).await
+        }
+        other => other,
+    }
+}
+
+/// Completes when the client sends anything or closes its end: on an
+/// event stream, either ends the stream. Cancel-safe, as a plain read is.
+async fn client_spoke<R: AsyncRead + Unpin>(r: &mut R) {
+    let mut byte = [0u8; 1];
+    let _ = r.read(&mut byte).await;
 }
 
 /// Parses a request body, telling a shape it does not know
@@ -145,6 +198,4 @@ fn decode(body: &[u8]) -> Result<Request, (ErrorCode, String)> {
     }
 }
 
-const KNOWN_OPS: &[&str] = &[
-    "hello", "status", "tokens", "list", "show", "sign", "login", "logout",
-];
+const KNOWN_OPS: &[&str] = Request::OPS;

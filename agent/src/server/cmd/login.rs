@@ -1,6 +1,6 @@
 //! `login`: log in to a token ahead of the first signature.
 
-use p11agent_proto::{Pin, Response};
+use p11agent_proto::{Event, EventKind, Pin, Response};
 use secrecy::SecretString;
 
 use super::{on_token, resolve_token};
@@ -17,7 +17,12 @@ pub async fn run(state: &State, token: Option<&str>, pin: Option<Pin>) -> Respon
     let tokens = state.tokens.clone();
     let target = token.clone();
     match on_token(state, &token, move || tokens.login(&target, pin)).await {
-        Ok(()) => Response::LoggedIn { token },
+        Ok(()) => {
+            state
+                .events
+                .emit(Event::now(EventKind::Login).token(token.clone()));
+            Response::LoggedIn { token }
+        }
         Err(response) => response,
     }
 }

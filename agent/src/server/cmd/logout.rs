@@ -1,6 +1,6 @@
 //! `logout`: log out of one token or all of them.
 
-use p11agent_proto::{ErrorCode, Response, TokenStatus};
+use p11agent_proto::{ErrorCode, Event, EventKind, Response, TokenStatus};
 
 use super::resolve_token;
 use crate::daemon::State;
@@ -26,19 +26,33 @@ pub async fn run(state: &State, token: Option<&str>) -> Response {
             .collect(),
     };
     let tokens = state.tokens.clone();
+    // A failure on one token ends the loop but not the logouts already
+    // done: watchers still hear of those.
     let result = tokio::task::spawn_blocking(move || {
         let mut logged_out = Vec::new();
         for token in targets {
-            if tokens.logout(&token)? {
-                logged_out.push(token);
+            match tokens.logout(&token) {
+                Ok(true) => logged_out.push(token),
+                Ok(false) => {}
+                Err(e) => return (logged_out, Some(e)),
             }
         }
-        Ok::<_, crate::token::SignError>(logged_out)
+        (logged_out, None)
     })
     .await;
-    match result {
-        Ok(Ok(tokens)) => Response::LoggedOut { tokens },
-        Ok(Err(e)) => Response::error(e.code(), e.to_string()),
-        Err(e) => Response::error(ErrorCode::Internal, format!("logout task failed: {e}")),
+    let (logged_out, failure) = match result {
+        Ok(done) => done,
+        Err(e) => {
+            return Response::error(ErrorCode::Internal, format!("logout task failed: {e}"));
+        }
+    };
+    for token in &logged_out {
+        state
+            .events
+            .emit(Event::now(EventKind::Logout).token(token.clone()));
+    }
+    match failure {
+        None => Response::LoggedOut { tokens: logged_out },
+        Some(e) => Response::error(e.code(), e.to_string()),
     }
 }

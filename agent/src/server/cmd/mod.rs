@@ -12,10 +12,11 @@ pub mod show;
 pub mod sign;
 pub mod status;
 pub mod tokens;
+pub mod watch;
 
 use p11agent_proto::{ErrorCode, Request, Response, Token, TokenStatus};
 
-use tokio::sync::watch;
+use tokio::sync::watch as state_watch;
 
 use crate::select::origin::Origin;
 use crate::store::LookupError;
@@ -52,6 +53,11 @@ pub async fn dispatch(state: &State, request: Request) -> Response {
         } => choose::run(state, &origin, id.as_deref(), remember).await,
         Request::Decisions => decisions::run(state).await,
         Request::Forget { origin } => forget::run(state, origin.as_deref()).await,
+        // The connection serves `watch` itself: it outlives one answer.
+        Request::Watch => Response::error(
+            ErrorCode::Internal,
+            "watch is served by the connection, not dispatched",
+        ),
     }
 }
 
@@ -103,7 +109,7 @@ pub(crate) async fn on_token<T: Send + 'static>(
 
 /// Waits until the watched module is declared unavailable; forever when
 /// there is nothing to watch.
-async fn became_unavailable(health: &mut Option<watch::Receiver<Option<String>>>) -> String {
+async fn became_unavailable(health: &mut Option<state_watch::Receiver<Option<String>>>) -> String {
     let Some(rx) = health else {
         return std::future::pending().await;
     };
@@ -152,17 +158,19 @@ pub(crate) async fn resolve_token(state: &State, name: Option<&str>) -> Result<T
         .map(|t| t.token)
         .filter(|t| name.is_none_or(|n| t.label == n || t.serial == n))
         .collect();
-    match (tokens.len(), name) {
-        (1, _) => Ok(tokens.into_iter().next().expect("one token")),
-        (0, Some(n)) => Err(Response::error(
+    let count = tokens.len();
+    let mut tokens = tokens.into_iter();
+    match (tokens.next(), count, name) {
+        (Some(only), 1, _) => Ok(only),
+        (_, 0, Some(n)) => Err(Response::error(
             ErrorCode::TokenNotFound,
             format!("no token has the label or serial {n:?}; see `p11agent tokens`"),
         )),
-        (0, None) => Err(Response::error(
+        (_, 0, None) => Err(Response::error(
             ErrorCode::TokenNotFound,
             "no token is present",
         )),
-        (n, _) => Err(Response::error(
+        (_, n, _) => Err(Response::error(
             ErrorCode::TokenNotFound,
             format!("{n} tokens match; name one by label or serial (see `p11agent tokens`)"),
         )),

@@ -1,0 +1,262 @@
+//! Event streams: a connection turned over to the agent's events by
+//! [`Client::watch`](crate::Client::watch) or
+//! [`AsyncClient::watch`](crate::AsyncClient::watch).
+
+use std::os::unix::net::UnixStream;
+
+use p11agent_proto::frame::{self, FrameError, MAX_RESPONSE_FRAME};
+use p11agent_proto::{Event, Response};
+use tokio::io::AsyncReadExt as _;
+
+use crate::ClientError;
+
+/// The events of a blocking connection, in the order the agent sent them.
+///
+/// Iterating blocks until the next event. The iteration ends (`None`)
+/// when the agent closes the connection, which it does when it stops.
+/// An event frame that cannot be decoded is reported as an error and the
+/// stream goes on (the framing is intact); a broken connection is
+/// reported once, and then the stream ends. Dropping the stream closes
+/// the connection.
+#[derive(Debug)]
+pub struct EventStream {
+    stream: UnixStream,
+    done: bool,
+}
+
+impl EventStream {
+    pub(crate) fn new(stream: UnixStream) -> Self {
+        EventStream {
+            stream,
+            done: false,
+        }
+    }
+}
+
+impl Iterator for EventStream {
+    type Item = Result<Event, ClientError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let item = match frame::read(&mut self.stream, MAX_RESPONSE_FRAME) {
+            Ok(response) => into_event(response),
+            Err(FrameError::Closed) => {
+                self.done = true;
+                return None;
+            }
+            Err(e) => Err(e.into()),
+        };
+        self.done = ends_stream(&item);
+        Some(item)
+    }
+}
+
+impl std::iter::FusedIterator for EventStream {}
+
+/// The events of an async connection, in the order the agent sent them.
+///
+/// Behaves as [`EventStream`] does: [`next`](AsyncEventStream::next)
+/// returns `None` once the agent closed the connection.
+#[derive(Debug)]
+pub struct AsyncEventStream {
+    stream: tokio::net::UnixStream,
+    /// Bytes read but not yet returned as events: whole frames, then
+    /// the start of the next one.
+    buffer: Vec<u8>,
+    done: bool,
+}
+
+impl AsyncEventStream {
+    pub(crate) fn new(stream: tokio::net::UnixStream) -> Self {
+        AsyncEventStream {
+            stream,
+            buffer: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// The next event, or `None` when the agent closed the connection.
+    ///
+    /// Cancel-safe: it may be raced against a timeout or other work in
+    /// `tokio::select!` without losing or splitting an event.
+    pub async fn next(&mut self) -> Option<Result<Event, ClientError>> {
+        if self.done {
+            return None;
+        }
+        loop {
+            let item = match take_frame(&mut self.buffer) {
+                Ok(Some(body)) => decode(&body),
+                Ok(None) => match self.stream.read_buf(&mut self.buffer).await {
+                    Ok(0) if self.buffer.is_empty() => {
+                        self.done = true;
+                        return None;
+                    }
+                    Ok(0) => Err(FrameError::Truncated.into()),
+                    Ok(_) => continue,
+                    Err(e) => Err(FrameError::Io(e).into()),
+                },
+                Err(e) => Err(e.into()),
+            };
+            self.done = ends_stream(&item);
+            return Some(item);
+        }
+    }
+}
+
+/// Removes the first whole frame from `buffer` and returns its body;
+/// `None` while the frame is incomplete.
+///
+/// Unlike reading straight from the socket, a half-read frame stays in
+/// the buffer when the caller gives up waiting, which is what makes
+/// [`AsyncEventStream::next`] cancel-safe.
+fn take_frame(buffer: &mut Vec<u8>) -> Result<Option<Vec<u8>>, FrameError> {
+    let Some(head) = buffer.first_chunk::<4>() else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes(*head);
+    if len == 0 {
+        return Err(FrameError::Empty);
+    }
+    if len > MAX_RESPONSE_FRAME {
+        return Err(FrameError::TooLarge {
+            len,
+            max: MAX_RESPONSE_FRAME,
+        });
+    }
+    let end = 4 + len as usize;
+    if buffer.len() < end {
+        return Ok(None);
+    }
+    let body = buffer[4..end].to_vec();
+    buffer.drain(..end);
+    Ok(Some(body))
+}
+
+/// One frame's body as an event.
+fn decode(body: &[u8]) -> Result<Event, ClientError> {
+    into_event(serde_json::from_slice(body).map_err(FrameError::from)?)
+}
+
+/// The event a response carries; the agent's error answer, or any other
+/// response, as an error.
+fn into_event(response: Response) -> Result<Event, ClientError> {
+    match response {
+        Response::Event(event) => Ok(event),
+        other => Err(crate::unexpected(other)),
+    }
+}
+
+/// Whether the stream cannot go on after `item`: only an undecodable
+/// frame leaves the framing, and so the stream, intact.
+fn ends_stream(item: &Result<Event, ClientError>) -> bool {
+    !matches!(item, Ok(_) | Err(ClientError::Frame(FrameError::Json(_))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p11agent_proto::{ErrorCode, EventKind};
+
+    fn frame_of(response: &Response) -> Vec<u8> {
+        frame::encode(response, MAX_RESPONSE_FRAME).expect("encode")
+    }
+
+    fn event(detail: &str) -> Response {
+        Response::Event(Event::new(EventKind::Login, "t").detail(detail))
+    }
+
+    #[test]
+    fn frames_are_taken_whole_and_in_order() {
+        let mut wire = frame_of(&event("1"));
+        wire.extend(frame_of(&event("2")));
+        let mut buffer = wire[..wire.len() - 3].to_vec();
+        let first = take_frame(&mut buffer).expect("frame").expect("whole");
+        assert_eq!(decode(&first).expect("event").detail.as_deref(), Some("1"));
+        assert!(take_frame(&mut buffer).expect("no error").is_none());
+        buffer.extend_from_slice(&wire[wire.len() - 3..]);
+        let second = take_frame(&mut buffer).expect("frame").expect("whole");
+        assert_eq!(decode(&second).expect("event").detail.as_deref(), Some("2"));
+        assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn bad_lengths_are_errors() {
+        assert!(matches!(
+            take_frame(&mut vec![0, 0, 0, 0]),
+            Err(FrameError::Empty)
+        ));
+        let mut huge = (MAX_RESPONSE_FRAME + 1).to_be_bytes().to_vec();
+        assert!(matches!(
+            take_frame(&mut huge),
+            Err(FrameError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn the_blocking_stream_ends_when_the_agent_closes() {
+        let (ours, mut agent) = UnixStream::pair().expect("pair");
+        use std::io::Write as _;
+        agent.write_all(&frame_of(&event("1"))).expect("write");
+        agent.write_all(b"{not json").expect("write");
+        drop(agent);
+        let mut stream = EventStream::new(ours);
+        assert!(matches!(stream.next(), Some(Ok(e)) if e.detail.as_deref() == Some("1")));
+        // The stray bytes are no frame: reported once, then the end.
+        assert!(matches!(stream.next(), Some(Err(_))));
+        assert!(stream.next().is_none());
+        assert!(stream.next().is_none());
+    }
+
+    #[test]
+    fn an_error_answer_or_an_undecodable_event_is_reported() {
+        let (ours, mut agent) = UnixStream::pair().expect("pair");
+        use std::io::Write as _;
+        let mut garbled = frame::encode(&event("x"), MAX_RESPONSE_FRAME).expect("encode");
+        let last = garbled.len() - 1;
+        garbled[last] = b'!';
+        agent.write_all(&garbled).expect("write");
+        agent.write_all(&frame_of(&event("2"))).expect("write");
+        agent
+            .write_all(&frame_of(&Response::error(ErrorCode::Internal, "boom")))
+            .expect("write");
+        agent.write_all(&frame_of(&event("3"))).expect("write");
+        let mut stream = EventStream::new(ours);
+        assert!(matches!(
+            stream.next(),
+            Some(Err(ClientError::Frame(FrameError::Json(_))))
+        ));
+        assert!(matches!(stream.next(), Some(Ok(e)) if e.detail.as_deref() == Some("2")));
+        assert!(matches!(
+            stream.next(),
+            Some(Err(ClientError::Agent {
+                code: ErrorCode::Internal,
+                ..
+            }))
+        ));
+        assert!(stream.next().is_none(), "an error answer ends the stream");
+    }
+
+    #[tokio::test]
+    async fn the_async_stream_survives_cancellation_mid_frame() {
+        use tokio::io::AsyncWriteExt as _;
+        let (ours, mut agent) = tokio::net::UnixStream::pair().expect("pair");
+        let mut stream = AsyncEventStream::new(ours);
+        let wire = frame_of(&event("1"));
+        agent.write_all(&wire[..5]).await.expect("write");
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(50), stream.next()).await;
+        assert!(waited.is_err(), "half a frame is no event");
+        agent.write_all(&wire[5..]).await.expect("write");
+        let got = stream.next().await.expect("event").expect("decoded");
+        assert_eq!(got.detail.as_deref(), Some("1"));
+        agent.write_all(&wire[..2]).await.expect("write");
+        drop(agent);
+        assert!(matches!(
+            stream.next().await,
+            Some(Err(ClientError::Frame(FrameError::Truncated)))
+        ));
+        assert!(stream.next().await.is_none());
+    }
+}
