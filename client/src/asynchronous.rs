@@ -2,15 +2,21 @@ use std::path::{Path, PathBuf};
 
 use p11agent_proto::frame::{tokio_io, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
 use p11agent_proto::{paths, Filter, Identity, Request, Response, Scheme, Status, TokenSummary};
+use tokio::io::AsyncReadExt as _;
 use tokio::net::UnixStream;
 
-use crate::{AsyncEventStream, ClientError, ShownIdentity};
+use crate::{AsyncEventStream, ClientError, Failure, ShownIdentity};
 
 /// A connection to the agent for tokio programs.
+///
+/// A call that finds the connection broken (the agent restarted)
+/// connects again and repeats the request once; see the crate
+/// documentation, "Reconnecting".
 #[derive(Debug)]
 pub struct AsyncClient {
     stream: UnixStream,
     agent: String,
+    path: PathBuf,
 }
 
 impl AsyncClient {
@@ -24,15 +30,18 @@ impl AsyncClient {
     /// version handshake.
     pub async fn connect(path: impl AsRef<Path>) -> Result<Self, ClientError> {
         let path: PathBuf = path.as_ref().to_path_buf();
-        let stream = UnixStream::connect(&path)
+        let mut stream = UnixStream::connect(&path)
             .await
-            .map_err(|e| ClientError::connect(path, e))?;
-        let mut client = AsyncClient {
+            .map_err(|e| ClientError::connect(path.clone(), e))?;
+        // Straight on the new stream: a handshake is never retried.
+        let hello = exchange(&mut stream, &crate::hello())
+            .await
+            .map_err(Failure::into_error)?;
+        Ok(AsyncClient {
             stream,
-            agent: String::new(),
-        };
-        client.agent = crate::expect_hello(client.call(&crate::hello()).await?)?;
-        Ok(client)
+            agent: crate::expect_hello(hello)?,
+            path,
+        })
     }
 
     /// The agent's name and version, from the handshake.
@@ -40,10 +49,32 @@ impl AsyncClient {
         &self.agent
     }
 
+    /// The socket this client is connected to.
+    pub fn socket(&self) -> &Path {
+        &self.path
+    }
+
     /// Sends one request and reads its response.
+    ///
+    /// When the connection turns out to be dead before any of the
+    /// response arrived, connects to the same socket again and sends the
+    /// request once more; [`ClientError::NotRunning`] when no agent
+    /// listens there any more. See the crate documentation,
+    /// "Reconnecting", for when exactly, and why repeating is safe.
+    ///
+    /// Not cancel-safe: dropping the future while a response is being
+    /// read leaves the connection at an unknown position in the stream.
     pub async fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
-        tokio_io::write(&mut self.stream, req, MAX_REQUEST_FRAME).await?;
-        Ok(tokio_io::read(&mut self.stream, MAX_RESPONSE_FRAME).await?)
+        match exchange(&mut self.stream, req).await {
+            Ok(response) => Ok(response),
+            Err(failure) if failure.allows_retry_of(req) => {
+                *self = AsyncClient::connect(&self.path).await?;
+                exchange(&mut self.stream, req)
+                    .await
+                    .map_err(Failure::into_error)
+            }
+            Err(failure) => Err(failure.into_error()),
+        }
     }
 
     /// The agent's status.
@@ -142,4 +173,22 @@ impl AsyncClient {
         crate::expect_watching(self.call(&Request::Watch).await?)?;
         Ok(AsyncEventStream::new(self.stream))
     }
+}
+
+/// Writes `req` and reads its response on `stream`, telling a connection
+/// that was already dead from other failures.
+async fn exchange(stream: &mut UnixStream, req: &Request) -> Result<Response, Failure> {
+    tokio_io::write(stream, req, MAX_REQUEST_FRAME)
+        .await
+        .map_err(crate::write_failure)?;
+    // The first byte alone, so that an end of stream here (nothing of the
+    // answer arrived) can be told from one inside the frame.
+    let mut first = [0u8; 1];
+    while !crate::first_byte(stream.read(&mut first).await)? {}
+    tokio_io::read(
+        &mut first.as_slice().chain(&mut *stream),
+        MAX_RESPONSE_FRAME,
+    )
+    .await
+    .map_err(|e| Failure::Final(e.into()))
 }

@@ -1,12 +1,17 @@
+use std::io::Read as _;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use p11agent_proto::frame::{self, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
 use p11agent_proto::{paths, Filter, Identity, Request, Response, Scheme, Status, TokenSummary};
 
-use crate::{ClientError, EventStream, ShownIdentity};
+use crate::{ClientError, EventStream, Failure, ShownIdentity};
 
 /// A blocking connection to the agent.
+///
+/// A call that finds the connection broken (the agent restarted)
+/// connects again and repeats the request once; see the crate
+/// documentation, "Reconnecting".
 #[derive(Debug)]
 pub struct Client {
     stream: UnixStream,
@@ -25,15 +30,15 @@ impl Client {
     /// version handshake.
     pub fn connect(path: impl AsRef<Path>) -> Result<Self, ClientError> {
         let path = path.as_ref().to_path_buf();
-        let stream =
+        let mut stream =
             UnixStream::connect(&path).map_err(|e| ClientError::connect(path.clone(), e))?;
-        let mut client = Client {
+        // Straight on the new stream: a handshake is never retried.
+        let hello = exchange(&mut stream, &crate::hello()).map_err(Failure::into_error)?;
+        Ok(Client {
             stream,
-            agent: String::new(),
+            agent: crate::expect_hello(hello)?,
             path,
-        };
-        client.agent = crate::expect_hello(client.call(&crate::hello())?)?;
-        Ok(client)
+        })
     }
 
     /// The agent's name and version, from the handshake.
@@ -47,9 +52,21 @@ impl Client {
     }
 
     /// Sends one request and reads its response.
+    ///
+    /// When the connection turns out to be dead before any of the
+    /// response arrived, connects to the same socket again and sends the
+    /// request once more; [`ClientError::NotRunning`] when no agent
+    /// listens there any more. See the crate documentation,
+    /// "Reconnecting", for when exactly, and why repeating is safe.
     pub fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
-        frame::write(&mut self.stream, req, MAX_REQUEST_FRAME)?;
-        Ok(frame::read(&mut self.stream, MAX_RESPONSE_FRAME)?)
+        match exchange(&mut self.stream, req) {
+            Ok(response) => Ok(response),
+            Err(failure) if failure.allows_retry_of(req) => {
+                *self = Client::connect(&self.path)?;
+                exchange(&mut self.stream, req).map_err(Failure::into_error)
+            }
+            Err(failure) => Err(failure.into_error()),
+        }
     }
 
     /// The agent's status.
@@ -144,4 +161,19 @@ impl Client {
         crate::expect_watching(self.call(&Request::Watch)?)?;
         Ok(EventStream::new(self.stream))
     }
+}
+
+/// Writes `req` and reads its response on `stream`, telling a connection
+/// that was already dead from other failures.
+fn exchange(stream: &mut UnixStream, req: &Request) -> Result<Response, Failure> {
+    frame::write(stream, req, MAX_REQUEST_FRAME).map_err(crate::write_failure)?;
+    // The first byte alone, so that an end of stream here (nothing of the
+    // answer arrived) can be told from one inside the frame.
+    let mut first = [0u8; 1];
+    while !crate::first_byte(stream.read(&mut first))? {}
+    frame::read(
+        &mut first.as_slice().chain(&mut *stream),
+        MAX_RESPONSE_FRAME,
+    )
+    .map_err(|e| Failure::Final(e.into()))
 }

@@ -13,6 +13,33 @@
 //! the agent exists to do TLS client authentication, and rustls with
 //! ring is a modest dependency.
 //!
+//! # Reconnecting
+//!
+//! A client outlives the agent it connected to: when a call finds its
+//! connection dead — writing the request fails with `EPIPE` or
+//! `ECONNRESET`, or the stream ends (EOF, `ECONNRESET`) before the first
+//! byte of the response — the client connects to the same socket again,
+//! repeats the `hello` handshake and sends the request once more. That
+//! happens once per call and for those transport failures only: never
+//! after the agent answered (an `error` response is an answer), and never
+//! once part of a response frame has arrived, since the agent was then
+//! alive and working on it. When nothing listens on the socket any more,
+//! the call fails with [`ClientError::NotRunning`], as `connect` does; the
+//! next call tries again.
+//!
+//! Sending a request a second time is safe because every request is
+//! either read-only (`status`, `tokens`, `list`, `show`, `select`,
+//! `decisions`), idempotent (`choose` records the same choice again,
+//! `forget` and `logout` forget again), or worth doing again: a `sign`
+//! repeated after the agent died is a fresh signature over the same
+//! message from the new agent, and the first attempt's signature, if one
+//! was made, was never delivered to anybody. The exception is `login`,
+//! which tries a PIN (the one it carries, or the agent's PIN source's):
+//! a PIN is never tried twice without a person asking, since a wrong one
+//! counts towards locking the card. So a `login` is sent again only when
+//! the first request demonstrably never reached an agent (its write
+//! failed), not when the connection broke while it was being answered.
+//!
 //! ```no_run
 //! let mut agent = p11agent_client::Client::connect_default()?;
 //! for identity in agent.list(&Default::default())? {
@@ -34,7 +61,81 @@ pub use error::ClientError;
 pub use events::{AsyncEventStream, EventStream};
 pub use p11agent_proto as proto;
 
-use p11agent_proto::{Identity, Request, Response, Status, TokenSummary, PROTOCOL_VERSION};
+use p11agent_proto::{
+    FrameError, Identity, Request, Response, Status, TokenSummary, PROTOCOL_VERSION,
+};
+
+/// How one request/response exchange on a connection failed.
+enum Failure {
+    /// The connection was dead before the agent answered anything: the
+    /// request could not be written (`delivered` false), or the stream
+    /// ended before the first byte of the response (`delivered` true: the
+    /// agent may have read the request before it went away). Sending the
+    /// request again on a new connection may help.
+    Stale {
+        /// What the transport reported, returned when no retry follows.
+        error: ClientError,
+        /// Whether an agent may have received the request.
+        delivered: bool,
+    },
+    /// Anything else, returned as is.
+    Final(ClientError),
+}
+
+impl Failure {
+    fn into_error(self) -> ClientError {
+        match self {
+            Failure::Stale { error, .. } | Failure::Final(error) => error,
+        }
+    }
+
+    /// Whether `req` may be sent again on a new connection after this
+    /// failure (see the crate documentation, "Reconnecting").
+    fn allows_retry_of(&self, req: &Request) -> bool {
+        match self {
+            Failure::Final(_) => false,
+            Failure::Stale { delivered, .. } => {
+                !*delivered || !matches!(req, Request::Login { .. })
+            }
+        }
+    }
+}
+
+/// Whether an I/O error says the peer is gone: the errors a dead agent's
+/// socket gives (a live agent that closes on purpose sends EOF instead).
+fn peer_gone(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+    )
+}
+
+/// Classifies a failure to write a request.
+fn write_failure(e: FrameError) -> Failure {
+    match e {
+        FrameError::Io(io) if peer_gone(&io) => Failure::Stale {
+            error: FrameError::Io(io).into(),
+            delivered: false,
+        },
+        other => Failure::Final(other.into()),
+    }
+}
+
+/// Classifies the outcome of reading the first byte of a response:
+/// `Ok(true)` when a byte arrived, `Ok(false)` to read again.
+fn first_byte(result: std::io::Result<usize>) -> Result<bool, Failure> {
+    let stale = |error: FrameError| Failure::Stale {
+        error: error.into(),
+        delivered: true,
+    };
+    match result {
+        Ok(0) => Err(stale(FrameError::Closed)),
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(false),
+        Err(e) if peer_gone(&e) => Err(stale(FrameError::Io(e))),
+        Err(e) => Err(Failure::Final(FrameError::Io(e).into())),
+    }
+}
 
 /// The first request on every connection.
 fn hello() -> Request {

@@ -69,6 +69,18 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// p11-kit (the `p11-kit` program or `p11-kit-client.so`) is not
+    /// installed where it was looked for.
+    #[error(
+        "p11-kit not found ({0}); install it (apt install p11-kit p11-kit-modules) \
+         or set P11AGENT_P11KIT / P11AGENT_P11KIT_CLIENT"
+    )]
+    P11KitNotFound(String),
+
+    /// A `p11-kit server` did not start, or could not be signalled.
+    #[error("p11-kit server: {0}")]
+    P11KitServer(String),
+
     /// A JSON manifest could not be read or written.
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),

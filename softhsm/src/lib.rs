@@ -12,6 +12,8 @@
 //!   certificates described by a [`LeafSpec`] (subject, issuer, serial,
 //!   validity, Key Usage, Extended Key Usage, key type), and TLS server
 //!   certificates with software keys.
+//! - [`P11KitServer`]: a `p11-kit server` serving an environment's tokens
+//!   to `p11-kit-client.so`, which can be paused to make that module hang.
 //!
 //! ```no_run
 //! use p11agent_softhsm::{KeyAlgorithm, LeafSpec, Pki, SoftHsm};
@@ -61,6 +63,7 @@ mod env;
 mod error;
 mod keys;
 mod module;
+mod p11kit_server;
 mod pki;
 mod token;
 mod util;
@@ -69,6 +72,9 @@ pub use env::{SoftHsm, StoredCertificate, TokenInventory, TokenSummary, TMPDIR_E
 pub use error::{Error, Result};
 pub use keys::{GeneratedKey, KeyAlg, KeyAlgorithm, PublicKey};
 pub use module::{module_path, provisioning_lock, ProvisioningLock, CONF_ENV, MODULE_ENV};
+pub use p11kit_server::{
+    p11kit_client_module, P11KitServer, P11KIT_CLIENT_ENV, P11KIT_ENV, SERVER_ADDRESS_ENV,
+};
 pub use pki::{Eku, IssuedBy, KeyUsage, LeafSpec, Pki, SoftwareIdentity};
 pub use rcgen::{DnType, ExtendedKeyUsagePurpose, KeyUsagePurpose};
 pub use token::{Provisioned, Provisioner, Token};

@@ -132,6 +132,14 @@ impl Daemon {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Kills the daemon with SIGKILL and reaps it, as a crash would end
+    /// it: connections break without a goodbye and the socket file stays
+    /// behind, with nobody listening.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Runs `p11agent ARGS` against this daemon.
     pub fn cli(&self, args: &[&str]) -> Output {
         run_cli(args, &self.socket, &self.env)
@@ -157,6 +165,11 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // A daemon already reaped (see `kill`) has no pid any more: the
+        // number may belong to another process by now.
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         // SIGTERM lets the daemon remove its socket; kill if it lingers.
         if let Ok(pid) = i32::try_from(self.child.id()) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);

@@ -296,3 +296,93 @@ fn signatures_in_flight_when_the_token_goes() {
         .expect("sign");
     assert!(verifies(&identity, b"back", &signature));
 }
+
+#[test]
+fn a_hung_module_holds_up_nobody_else() {
+    use p11agent_softhsm::P11KitServer;
+
+    let direct_hsm = SoftHsm::new().expect("softhsm");
+    let remote_hsm = SoftHsm::new().expect("second softhsm");
+    let pki = Pki::new("Hang Root").expect("pki");
+    let direct = direct_hsm
+        .create_token("direct", PIN, SO_PIN)
+        .expect("token");
+    let local = direct
+        .add_identity(&pki, &LeafSpec::new("direct user").key(KeyAlg::EcP256))
+        .expect("identity");
+    let remote = remote_hsm
+        .create_token("remote", PIN, SO_PIN)
+        .expect("token");
+    let far = remote
+        .add_identity(&pki, &LeafSpec::new("remote user").key(KeyAlg::EcP256))
+        .expect("identity");
+    let server = match P11KitServer::start(&remote_hsm) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("skipped: no p11-kit server ({e})");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pin = dir.path().join("pin");
+    std::fs::write(&pin, format!("{PIN}\n")).expect("pin");
+    std::fs::set_permissions(&pin, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    let mut env = direct_hsm.env();
+    env.extend(server.client_env());
+    // SoftHSM directly, and SoftHSM behind p11-kit's RPC.
+    let daemon = Daemon::start_with_args(
+        &[
+            "--module".as_ref(),
+            direct_hsm.module_path().as_os_str(),
+            "--module".as_ref(),
+            server.client_module().as_os_str(),
+            "--pin-file".as_ref(),
+            pin.as_os_str(),
+            "--poll-interval".as_ref(),
+            "100".as_ref(),
+            "--module-deadline".as_ref(),
+            "1000".as_ref(),
+        ],
+        env,
+    );
+    let (local_id, far_id) = (local.fingerprint_hex(), far.fingerprint_hex());
+    let mut client = daemon.client();
+    for (identity, id) in [(&local, &local_id), (&far, &far_id)] {
+        let signature = client
+            .sign(id, Scheme::EcdsaSecp256r1Sha256, b"both answer")
+            .expect("sign");
+        assert!(verifies(identity, b"both answer", &signature));
+    }
+
+    // The p11-kit server stops: the remote module hangs.
+    server.pause().expect("SIGSTOP");
+    eventually("the remote token shows unavailable", &daemon, || {
+        token_status(&daemon, "remote").as_deref() == Some("unavailable")
+    });
+    // Everything else answers: listing, the other module's signatures.
+    assert!(listed(&daemon, &far_id).is_some());
+    let signature = client
+        .sign(&local_id, Scheme::EcdsaSecp256r1Sha256, b"while hung")
+        .expect("the direct module still signs");
+    assert!(verifies(&local, b"while hung", &signature));
+    assert_eq!(
+        code(client.sign(&far_id, Scheme::EcdsaSecp256r1Sha256, b"hung")),
+        ErrorCode::ModuleUnavailable
+    );
+    let status = daemon.cli_json(&["status", "--json"]);
+    assert!(
+        status["module_errors"].to_string().contains("unavailable"),
+        "{status:#}"
+    );
+
+    // Back: the remote module answers and signs again.
+    server.resume().expect("SIGCONT");
+    eventually("the remote token is present again", &daemon, || {
+        token_status(&daemon, "remote").as_deref() == Some("present")
+    });
+    let signature = client
+        .sign(&far_id, Scheme::EcdsaSecp256r1Sha256, b"resumed")
+        .expect("the remote module signs again");
+    assert!(verifies(&far, b"resumed", &signature));
+}
