@@ -38,6 +38,7 @@ pub mod usability;
 mod test_certs;
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use p11agent_proto::{ClientAuth, Filter, Identity, Token, TokenStatus, TokenSummary};
@@ -236,15 +237,30 @@ impl Store {
         } = found;
         // The same token remembered as absent may come back in another
         // slot: the fresh scan replaces it.
-        self.tokens.retain(|t| {
-            let remembered =
-                !t.present && t.token.module == token.module && t.token.serial == token.serial;
-            !(same_token(&t.token, &token) || remembered)
-        });
+        let replaced = |t: &TokenEntry| {
+            same_token(&t.token, &token)
+                || (!t.present && t.token.module == token.module && t.token.serial == token.serial)
+        };
+        // Keys seen before (after a login) stay known when this scan, made
+        // without a login, cannot see them: a private key is usually
+        // CKA_PRIVATE, and a card put back or a module re-initialised has
+        // logged out. Signing then logs in (asking for the PIN) and finds
+        // the key, or says it is gone.
+        let known_keys: HashMap<String, (Vec<u8>, Option<String>)> = self
+            .tokens
+            .iter()
+            .filter(|t| replaced(t))
+            .flat_map(|t| t.entries.iter())
+            .filter_map(|e| {
+                let key_id = e.key_id.clone()?;
+                Some((e.identity.id.clone(), (key_id, e.identity.key_uri.clone())))
+            })
+            .collect();
+        self.tokens.retain(|t| !replaced(t));
 
         let certificate_count = certificates.len();
         let mut entries = Vec::with_capacity(certificate_count);
-        for found_cert in certificates {
+        for mut found_cert in certificates {
             let parsed = match ParsedCertificate::from_der(found_cert.der) {
                 Ok(parsed) => parsed,
                 Err(error) => {
@@ -258,6 +274,12 @@ impl Store {
                     continue;
                 }
             };
+            if found_cert.key_id.is_none() {
+                if let Some((key_id, key_uri)) = known_keys.get(&parsed.id) {
+                    found_cert.key_id = Some(key_id.clone());
+                    found_cert.key_uri = key_uri.clone();
+                }
+            }
             let usability = Usability::new(
                 found_cert.key_uri.is_some(),
                 parsed.key_type,

@@ -814,3 +814,34 @@ fn thousand_identities() {
         json.len()
     );
 }
+
+#[test]
+fn keys_seen_after_a_login_outlive_a_scan_that_cannot_see_them() {
+    let (mut store, ders) = sample();
+    let alpha = token("alpha", "A1", 0);
+    let alice = hex::encode(sha2::Sha256::digest(&ders[0]));
+    assert!(store.get(&alice, NOW).expect("alice").0.has_private_key);
+    // Put back, scanned without a login: the private key is not visible.
+    store.mark_absent(&alpha);
+    store.insert_token(found(
+        alpha.clone(),
+        vec![found_cert(ders[0].clone(), "alice", false)],
+    ));
+    let (identity, _) = store.get(&alice, NOW).expect("alice");
+    assert!(identity.has_private_key && identity.present);
+    assert!(identity.client_auth.usable);
+    assert!(store.key_location(&alice, NOW).expect("found").is_some());
+    // Another token with the same certificate does not inherit it.
+    store.insert_token(found(
+        token("gamma", "G1", 2),
+        vec![found_cert(ders[0].clone(), "alice", false)],
+    ));
+    let copies = store.query(
+        &Filter {
+            token: Some("gamma".into()),
+            ..Filter::default()
+        },
+        NOW,
+    );
+    assert!(!copies[0].has_private_key);
+}

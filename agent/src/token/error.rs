@@ -12,6 +12,9 @@ pub enum TokenError {
     /// No module has this index.
     #[error("no PKCS#11 module number {0} is loaded")]
     NoSuchModule(usize),
+    /// The module a token names is not loaded.
+    #[error("PKCS#11 module {0} is not loaded")]
+    NotLoaded(String),
     /// The shared library could not be loaded, or it is not a PKCS#11
     /// module (no `C_GetFunctionList`).
     #[error("cannot load PKCS#11 module {}", path.display())]

@@ -138,6 +138,17 @@ impl Tokens {
         f(&read(&entry.module))
     }
 
+    /// Scans `token` again, e.g. after a login made its private keys
+    /// visible.
+    pub fn rescan(&self, token: &Token) -> Result<super::FoundToken, TokenError> {
+        let entry = self
+            .modules
+            .iter()
+            .find(|m| m.name == token.module)
+            .ok_or_else(|| TokenError::NotLoaded(token.module.clone()))?;
+        read(&entry.module).scan_slot(token.slot)
+    }
+
     /// Finalises and initialises module `index` again (see
     /// [`Module::reinitialize`]): waits for the operations in flight on it,
     /// drops its sessions and logins, and holds new operations back until

@@ -1,10 +1,11 @@
 //! `login`: log in to a token ahead of the first signature.
 
-use p11agent_proto::{Event, EventKind, Pin, Response};
+use p11agent_proto::{Event, EventKind, Pin, Response, Token};
 use secrecy::SecretString;
 
 use super::{on_token, resolve_token};
 use crate::daemon::State;
+use crate::token::SignError;
 
 /// Logs in to the named token (or the only one) with `pin`, or with the
 /// agent's PIN source when `pin` is `None`.
@@ -21,8 +22,33 @@ pub async fn run(state: &State, token: Option<&str>, pin: Option<Pin>) -> Respon
             state
                 .events
                 .emit(Event::now(EventKind::Login).token(token.clone()));
+            rescan(state, &token).await;
             Response::LoggedIn { token }
         }
         Err(response) => response,
+    }
+}
+
+/// Scans the token again now that it is logged in: private keys are
+/// usually `CKA_PRIVATE`, so a token without public-key objects showed
+/// its certificates without keys until now.
+async fn rescan(state: &State, token: &Token) {
+    let tokens = state.tokens.clone();
+    let target = token.clone();
+    let scanned = on_token(state, token, move || {
+        tokens.rescan(&target).map_err(|e| SignError::TokenAbsent {
+            token: target.label.clone(),
+            detail: e.to_string(),
+        })
+    })
+    .await;
+    match scanned {
+        Ok(found) if found.token.serial == token.serial => {
+            let mut store = state.store.write().await;
+            store.insert_token(found);
+            tracing::debug!(token = %token.label, "rescanned after login");
+        }
+        Ok(_) => tracing::info!(token = %token.label, "another token is in the slot now"),
+        Err(_) => tracing::info!(token = %token.label, "rescan after login failed"),
     }
 }
