@@ -51,12 +51,26 @@
 //! # Keep listing the identities of removed tokens (as absent), so that a
 //! # request for one says which token to insert (default true).
 //! remember_absent_tokens = true
+//!
+//! # What keys may sign: "tls" (only TLS CertificateVerify inputs; the
+//! # default) or "any"; per identity (id or unique id prefix) below.
+//! purpose = "tls"
+//! # Users besides the agent's own allowed to connect (uids).
+//! allowed_uids = [1001]
+//! # Append one JSON line per signature, selection, login, logout and
+//! # refusal here (created 0600); --audit-log overrides it.
+//! audit_log = "/home/me/.local/state/p11agent/audit.log"
+//!
+//! [identities."3f2a9c1b7d0e4a55"]
+//! purpose = "any"        # e.g. a key also used for document signing
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::purpose::Purpose;
 use crate::select::policy::{AutoSelectRules, SingleCandidatePatterns};
 
 /// The settings a configuration file may hold.
@@ -93,6 +107,25 @@ pub struct Config {
     pub module_deadline_ms: Option<u64>,
     /// Keep the identities of removed tokens listed, as absent.
     pub remember_absent_tokens: Option<bool>,
+    /// What keys may sign, unless an identity says otherwise.
+    #[serde(default)]
+    pub purpose: Purpose,
+    /// Other users allowed to connect.
+    #[serde(default)]
+    pub allowed_uids: Vec<u32>,
+    /// The audit log file.
+    pub audit_log: Option<PathBuf>,
+    /// Settings per identity, by id or unique id prefix.
+    #[serde(default)]
+    pub identities: BTreeMap<String, IdentitySettings>,
+}
+
+/// Settings for one identity.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentitySettings {
+    /// What its key may sign.
+    pub purpose: Option<Purpose>,
 }
 
 /// Why the configuration could not be read.

@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 use p11agent_proto::{Event, EventKind, ModuleError};
 use tokio::sync::{broadcast, RwLock};
 
+use crate::audit::Audit;
 use crate::events::Events;
 use crate::hotplug::{self, Change, Health, WatchOptions};
 use crate::pin::PinSource;
+use crate::purpose::Purposes;
 use crate::select::selector::Selector;
 use crate::server::{self, SocketError};
 use crate::store::{ChainCert, Store};
@@ -34,6 +36,12 @@ pub struct State {
     pub selector: Selector,
     /// Whether each module answers.
     pub health: Health,
+    /// What each identity's key may sign.
+    pub purposes: Purposes,
+    /// Other users allowed to connect.
+    pub allowed_uids: Vec<u32>,
+    /// The audit trail.
+    pub audit: Audit,
     /// Where what happens is announced to `watch` clients.
     pub events: Events,
 }
@@ -53,6 +61,12 @@ pub struct Options {
     pub selector: Selector,
     /// How tokens are watched for insertion and removal.
     pub watch: WatchOptions,
+    /// What each identity's key may sign.
+    pub purposes: Purposes,
+    /// Other users allowed to connect.
+    pub allowed_uids: Vec<u32>,
+    /// The audit trail.
+    pub audit: Audit,
 }
 
 /// Why the daemon could not start.
@@ -118,6 +132,9 @@ pub async fn run(mut options: Options) -> Result<(), DaemonError> {
         selector: options.selector,
         health,
         events: Events::new(),
+        purposes: options.purposes,
+        allowed_uids: options.allowed_uids,
+        audit: options.audit,
     });
     let (stop_watchers, _) = broadcast::channel(1);
     for index in 0..state.tokens.module_count() {

@@ -6,6 +6,7 @@
 //! ([`events`]), the daemon that ties them together ([`daemon`]) and the
 //! command line ([`cli`]).
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -13,6 +14,7 @@ pub mod events;
 pub mod hotplug;
 pub mod pin;
 mod process;
+pub mod purpose;
 pub mod select;
 pub mod server;
 pub mod store;

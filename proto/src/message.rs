@@ -352,6 +352,9 @@ pub enum ErrorCode {
     Cancelled,
     /// The token failed to sign.
     SigningFailed,
+    /// The message is not one the identity's purpose allows (by default
+    /// only TLS CertificateVerify inputs are signed).
+    PurposeRefused,
     /// The origin is not a valid `scheme://host:port`, URL or
     /// `host:port`.
     InvalidOrigin,
@@ -394,6 +397,7 @@ impl ErrorCode {
             ErrorCode::PinLocked => "pin_locked",
             ErrorCode::Cancelled => "cancelled",
             ErrorCode::SigningFailed => "signing_failed",
+            ErrorCode::PurposeRefused => "purpose_refused",
             ErrorCode::InvalidOrigin => "invalid_origin",
             ErrorCode::DecisionsFailed => "decisions_failed",
             ErrorCode::Internal => "internal",

@@ -308,3 +308,14 @@ impl Drop for OpensslServer {
         let _ = self.child.wait();
     }
 }
+
+/// A TLS 1.3 client CertificateVerify input (64 spaces, the context
+/// string, a zero byte, a SHA-256 "transcript hash" of `label`): what the
+/// agent signs under its default purpose binding, for tests that sign.
+pub fn tls13_input(label: &[u8]) -> Vec<u8> {
+    let mut message = vec![0x20; 64];
+    message.extend_from_slice(b"TLS 1.3, client CertificateVerify");
+    message.push(0);
+    message.extend_from_slice(&p11agent_softhsm::sha256(label));
+    message
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use p11agent_client::proto::{ErrorCode, Event, EventKind, Pin, Request, Response, Scheme};
 use p11agent_client::{Client, ClientError};
 use p11agent_softhsm::{KeyAlg, LeafSpec, Pki, Provisioned, SoftHsm, Token};
-use p11agent_tests::{describe, Daemon};
+use p11agent_tests::{describe, tls13_input, Daemon};
 use serde_json::Value;
 
 const PIN: &str = "1234";
@@ -77,9 +77,12 @@ fn code(result: Result<Vec<u8>, ClientError>) -> ErrorCode {
     }
 }
 
-/// Verifies an ECDSA P-256 signature with the certificate's public key
-/// (the uncompressed point ends the SubjectPublicKeyInfo).
-fn verifies(identity: &Provisioned, message: &[u8], signature: &[u8]) -> bool {
+/// Verifies an ECDSA P-256 signature over [`tls13_input`] of `label` with
+/// the certificate's public key (the uncompressed point ends the
+/// SubjectPublicKeyInfo).
+fn verifies(identity: &Provisioned, label: &[u8], signature: &[u8]) -> bool {
+    let message = tls13_input(label);
+    let message = message.as_slice();
     let spki = &identity.public_key_spki;
     let point = &spki[spki.len() - 65..];
     ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, point)
@@ -138,7 +141,7 @@ fn tokens_inserted_and_removed_while_running() {
         Response::LoggedIn { .. }
     ));
     let signature = client
-        .sign(&id, Scheme::EcdsaSecp256r1Sha256, b"before")
+        .sign(&id, Scheme::EcdsaSecp256r1Sha256, &tls13_input(b"before"))
         .expect("sign before removal");
     assert!(verifies(&identity, b"before", &signature));
 
@@ -153,7 +156,7 @@ fn tokens_inserted_and_removed_while_running() {
             && saw(EventKind::IdentityRemoved, "late", Some(&id))
     });
     assert!(saw(EventKind::Login, "late", None));
-    match client.sign(&id, Scheme::EcdsaSecp256r1Sha256, b"absent") {
+    match client.sign(&id, Scheme::EcdsaSecp256r1Sha256, &tls13_input(b"absent")) {
         Err(ClientError::Agent { code, message }) => {
             assert_eq!(code, ErrorCode::TokenAbsent);
             assert!(
@@ -183,7 +186,7 @@ fn tokens_inserted_and_removed_while_running() {
         listed(&daemon, &id).is_some_and(|i| i["present"] == true)
     });
     assert_eq!(
-        code(client.sign(&id, Scheme::EcdsaSecp256r1Sha256, b"after")),
+        code(client.sign(&id, Scheme::EcdsaSecp256r1Sha256, &tls13_input(b"after"))),
         ErrorCode::PinRequired
     );
     assert!(matches!(
@@ -191,7 +194,7 @@ fn tokens_inserted_and_removed_while_running() {
         Response::LoggedIn { .. }
     ));
     let signature = client
-        .sign(&id, Scheme::EcdsaSecp256r1Sha256, b"after")
+        .sign(&id, Scheme::EcdsaSecp256r1Sha256, &tls13_input(b"after"))
         .expect("sign after reinsertion");
     assert!(verifies(&identity, b"after", &signature));
 
@@ -233,7 +236,11 @@ fn signatures_in_flight_when_the_token_goes() {
                     while Instant::now() < deadline {
                         let message = format!("worker {n} round {round}");
                         round += 1;
-                        match client.sign(id, Scheme::EcdsaSecp256r1Sha256, message.as_bytes()) {
+                        match client.sign(
+                            id,
+                            Scheme::EcdsaSecp256r1Sha256,
+                            &tls13_input(message.as_bytes()),
+                        ) {
                             Ok(signature) => {
                                 assert!(
                                     verifies(identity, message.as_bytes(), &signature),
@@ -284,7 +291,7 @@ fn signatures_in_flight_when_the_token_goes() {
         listed(&daemon, &id).is_some_and(|i| i["present"] == true)
     });
     assert_eq!(
-        code(client.sign(&id, Scheme::EcdsaSecp256r1Sha256, b"back")),
+        code(client.sign(&id, Scheme::EcdsaSecp256r1Sha256, &tls13_input(b"back"))),
         ErrorCode::PinRequired
     );
     assert!(matches!(
@@ -292,7 +299,7 @@ fn signatures_in_flight_when_the_token_goes() {
         Response::LoggedIn { .. }
     ));
     let signature = client
-        .sign(&id, Scheme::EcdsaSecp256r1Sha256, b"back")
+        .sign(&id, Scheme::EcdsaSecp256r1Sha256, &tls13_input(b"back"))
         .expect("sign");
     assert!(verifies(&identity, b"back", &signature));
 }
@@ -350,7 +357,11 @@ fn a_hung_module_holds_up_nobody_else() {
     let mut client = daemon.client();
     for (identity, id) in [(&local, &local_id), (&far, &far_id)] {
         let signature = client
-            .sign(id, Scheme::EcdsaSecp256r1Sha256, b"both answer")
+            .sign(
+                id,
+                Scheme::EcdsaSecp256r1Sha256,
+                &tls13_input(b"both answer"),
+            )
             .expect("sign");
         assert!(verifies(identity, b"both answer", &signature));
     }
@@ -363,11 +374,15 @@ fn a_hung_module_holds_up_nobody_else() {
     // Everything else answers: listing, the other module's signatures.
     assert!(listed(&daemon, &far_id).is_some());
     let signature = client
-        .sign(&local_id, Scheme::EcdsaSecp256r1Sha256, b"while hung")
+        .sign(
+            &local_id,
+            Scheme::EcdsaSecp256r1Sha256,
+            &tls13_input(b"while hung"),
+        )
         .expect("the direct module still signs");
     assert!(verifies(&local, b"while hung", &signature));
     assert_eq!(
-        code(client.sign(&far_id, Scheme::EcdsaSecp256r1Sha256, b"hung")),
+        code(client.sign(&far_id, Scheme::EcdsaSecp256r1Sha256, &tls13_input(b"hung"))),
         ErrorCode::ModuleUnavailable
     );
     let status = daemon.cli_json(&["status", "--json"]);
@@ -382,7 +397,11 @@ fn a_hung_module_holds_up_nobody_else() {
         token_status(&daemon, "remote").as_deref() == Some("present")
     });
     let signature = client
-        .sign(&far_id, Scheme::EcdsaSecp256r1Sha256, b"resumed")
+        .sign(
+            &far_id,
+            Scheme::EcdsaSecp256r1Sha256,
+            &tls13_input(b"resumed"),
+        )
         .expect("the remote module signs again");
     assert!(verifies(&far, b"resumed", &signature));
 }

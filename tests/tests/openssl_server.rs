@@ -202,7 +202,7 @@ fn sign_and_verify(
     digest_args: &[&str],
 ) {
     let message = dir.join("message.txt");
-    std::fs::write(&message, b"a message for the token to sign\n").expect("message");
+    std::fs::write(&message, p11agent_tests::tls13_input(b"a transcript")).expect("message");
     let out = daemon.cli(&[
         "sign",
         "--id",

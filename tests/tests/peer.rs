@@ -36,6 +36,7 @@ fn another_users_connection_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     nix::unistd::chown(dir.path(), Some(NOBODY.into()), Some(NOBODY.into())).expect("chown");
     let socket = dir.path().join("run").join("agent.sock");
+    let audit = dir.path().join("audit.log");
     let log_path = dir.path().join("daemon.log");
     let log = std::fs::File::create(&log_path).expect("log");
     let mut daemon = as_nobody(&[
@@ -44,6 +45,8 @@ fn another_users_connection_is_refused() {
         socket.as_os_str(),
         "--module".as_ref(),
         "/nonexistent/module.so".as_ref(),
+        "--audit-log".as_ref(),
+        audit.as_os_str(),
     ])
     .env("RUST_LOG", "info")
     .env("XDG_CONFIG_HOME", dir.path())
@@ -65,11 +68,13 @@ fn another_users_connection_is_refused() {
     }
 
     // Root connects (the directory does not stop root) and is dropped
-    // before any answer.
-    match p11agent_client::Client::connect(&socket) {
-        Ok(_) => panic!("a client of another uid was served"),
-        Err(ClientError::Frame(_)) => {}
-        Err(e) => panic!("unexpected error: {e}"),
+    // before any answer, three times.
+    for _ in 0..3 {
+        match p11agent_client::Client::connect(&socket) {
+            Ok(_) => panic!("a client of another uid was served"),
+            Err(ClientError::Frame(_)) => {}
+            Err(e) => panic!("unexpected error: {e}"),
+        }
     }
 
     // The daemon's own user is still served.
@@ -91,4 +96,16 @@ fn another_users_connection_is_refused() {
         "{}",
         read_log()
     );
+    // Each refusal is audited, with the refused peer's uid and process.
+    let audit = std::fs::read_to_string(&audit).expect("audit log");
+    let refusals: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .filter(|l: &serde_json::Value| l["action"] == "connect" && l["result"] == "refused")
+        .collect();
+    assert_eq!(refusals.len(), 3, "{audit}");
+    for refusal in &refusals {
+        assert_eq!(refusal["peer"]["uid"], 0);
+        assert_eq!(refusal["peer"]["pid"], std::process::id());
+    }
 }

@@ -24,7 +24,11 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const PIN: &str = "135790";
 const SO_PIN: &str = "12345678";
-const MESSAGE: &[u8] = b"TLS 1.3, client CertificateVerify\x00 after a restart";
+/// What the tests sign: a TLS 1.3 CertificateVerify input, as the
+/// agent's default purpose binding requires.
+fn message() -> Vec<u8> {
+    p11agent_tests::tls13_input(b"after a restart")
+}
 
 /// How long a call may take to say that nobody is there: far more than a
 /// failed connect needs, far less than a hang.
@@ -83,7 +87,7 @@ impl Setup {
     }
 
     /// Whether openssl accepts `signature` as ECDSA P-256/SHA-256 over
-    /// `MESSAGE` by the identity's certificate.
+    /// `message()` by the identity's certificate.
     fn verifies(&self, signature: &[u8]) -> bool {
         let dir = self.dir.path();
         let (cert, key, msg, sig) = (
@@ -93,7 +97,7 @@ impl Setup {
             dir.join("sig"),
         );
         std::fs::write(&cert, self.identity.cert_pem()).expect("write cert");
-        std::fs::write(&msg, MESSAGE).expect("write message");
+        std::fs::write(&msg, message()).expect("write message");
         std::fs::write(&sig, signature).expect("write signature");
         let public = Command::new("openssl")
             .args(["x509", "-pubkey", "-noout", "-in"])
@@ -157,7 +161,7 @@ fn use_both(
         blocking.list(&Filter::default()).expect("blocking list")
     ));
     let signature = blocking
-        .sign(&id, Scheme::EcdsaSecp256r1Sha256, MESSAGE)
+        .sign(&id, Scheme::EcdsaSecp256r1Sha256, &message())
         .unwrap_or_else(|e| panic!("blocking sign: {e}\n{}", daemon.log()));
     assert!(setup.verifies(&signature), "blocking signature");
 
@@ -174,7 +178,7 @@ fn use_both(
                 .expect("async list")
         ));
         let signature = nonblocking
-            .sign(&id, Scheme::EcdsaSecp256r1Sha256, MESSAGE)
+            .sign(&id, Scheme::EcdsaSecp256r1Sha256, &message())
             .await
             .unwrap_or_else(|e| panic!("async sign: {e}\n{}", daemon.log()));
         assert!(setup.verifies(&signature), "async signature");
@@ -212,7 +216,7 @@ fn clients_survive_a_daemon_restart_on_the_same_socket() {
     let started = Instant::now();
     assert_not_running(
         "blocking sign",
-        blocking.sign(&setup.id(), Scheme::EcdsaSecp256r1Sha256, MESSAGE),
+        blocking.sign(&setup.id(), Scheme::EcdsaSecp256r1Sha256, &message()),
         started,
     );
     let started = Instant::now();
@@ -355,7 +359,7 @@ fn tls_through_the_agent_fails_cleanly_while_it_is_down_and_works_after_a_restar
     let sign = || {
         key.choose_scheme(&[SignatureScheme::ECDSA_NISTP256_SHA256])
             .expect("P-256 scheme")
-            .sign(MESSAGE)
+            .sign(&message())
     };
 
     drop(daemon);

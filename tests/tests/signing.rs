@@ -10,13 +10,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use p11agent_client::{Client, ClientError};
 use p11agent_proto::{ErrorCode, Request, Response, Scheme};
 use p11agent_softhsm::{KeyAlg, LeafSpec, Pki, Provisioned, SoftHsm};
-use p11agent_tests::{describe, Daemon};
+use p11agent_tests::{describe, tls13_input, Daemon};
 
 const PIN: &str = "246810";
 const SPY: &str = "/usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so";
 
-/// Verifies `signature` over `message` under `scheme` with the public key
-/// of `cert_pem`, using openssl.
+/// Verifies `signature` over [`tls13_input`] of `message` under `scheme`
+/// with the public key of `cert_pem`, using openssl.
 fn openssl_verifies(
     dir: &Path,
     cert_pem: &str,
@@ -35,7 +35,7 @@ fn openssl_verifies(
     let msg = dir.join(format!("{tag}.msg"));
     let sig = dir.join(format!("{tag}.sig"));
     std::fs::write(&cert, cert_pem).expect("write cert");
-    std::fs::write(&msg, message).expect("write msg");
+    std::fs::write(&msg, tls13_input(message)).expect("write msg");
     std::fs::write(&sig, signature).expect("write sig");
     let out = Command::new("openssl")
         .args(["x509", "-pubkey", "-noout", "-in"])
@@ -99,13 +99,15 @@ fn start(hsm: &SoftHsm, module: &Path, extra: &[&OsStr]) -> Daemon {
     Daemon::start_with_args(&args, hsm.env())
 }
 
+/// Signs [`tls13_input`] of `message`: what the default purpose binding
+/// lets through.
 fn sign(
     client: &mut Client,
     id: &str,
     scheme: Scheme,
     message: &[u8],
 ) -> Result<Vec<u8>, ClientError> {
-    client.sign(id, scheme, message)
+    client.sign(id, scheme, &tls13_input(message))
 }
 
 fn agent_code(result: Result<Vec<u8>, ClientError>) -> ErrorCode {
@@ -234,7 +236,11 @@ fn every_scheme_for_every_key_type_verifies_independently() {
         .spawn()
         .and_then(|mut child| {
             use std::io::Write as _;
-            child.stdin.take().expect("stdin").write_all(message)?;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(&tls13_input(message))?;
             child.wait_with_output()
         })
         .expect("p11agent sign");
@@ -441,7 +447,11 @@ fn eight_clients_sign_concurrently_on_two_tokens() {
                     for round in 0..10 {
                         let message = format!("client {client_no} round {round}");
                         let signature = client
-                            .sign(&identity.fingerprint_hex(), scheme, message.as_bytes())
+                            .sign(
+                                &identity.fingerprint_hex(),
+                                scheme,
+                                &tls13_input(message.as_bytes()),
+                            )
                             .expect("sign");
                         assert!(
                             openssl_verifies(
@@ -474,4 +484,139 @@ fn eight_clients_sign_concurrently_on_two_tokens() {
         Response::Error { code, .. } => assert_eq!(code, ErrorCode::NotFound),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn purpose_binding_and_the_audit_trail() {
+    let hsm = SoftHsm::new().expect("softhsm");
+    let pki = Pki::new("Purpose Root").expect("pki");
+    let token = hsm.create_token("purpose", PIN, "12345678").expect("token");
+    let tls_only = token
+        .add_identity(&pki, &LeafSpec::new("tls only").key(KeyAlg::EcP256))
+        .expect("identity");
+    let any = token
+        .add_identity(&pki, &LeafSpec::new("signs anything").key(KeyAlg::EcP256))
+        .expect("identity");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pin = pin_file(dir.path(), PIN);
+    let audit = dir.path().join("audit.log");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[identities.\"{}\"]\npurpose = \"any\"\n",
+            &any.fingerprint_hex()[..16]
+        ),
+    )
+    .expect("config");
+    let daemon = start(
+        &hsm,
+        hsm.module_path(),
+        &[
+            "--pin-file".as_ref(),
+            pin.as_os_str(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--audit-log".as_ref(),
+            audit.as_os_str(),
+        ],
+    );
+    let mut client = daemon.client();
+    let scheme = Scheme::EcdsaSecp256r1Sha256;
+    let digest = [0x5a_u8; 32];
+    let document = b"I, the undersigned, owe the bearer everything.\n";
+    let certificate_verify = tls13_input(b"a transcript");
+
+    // TLS CertificateVerify input: signed by both.
+    for identity in [&tls_only, &any] {
+        let signature = client
+            .sign(&identity.fingerprint_hex(), scheme, &certificate_verify)
+            .expect("a CertificateVerify input is signed");
+        assert!(openssl_verifies_raw(
+            dir.path(),
+            &identity.cert_pem(),
+            &certificate_verify,
+            &signature
+        ));
+    }
+    // A bare digest and a document: refused under "tls", signed under "any".
+    for message in [&digest[..], &document[..]] {
+        match client.sign(&tls_only.fingerprint_hex(), scheme, message) {
+            Err(ClientError::Agent { code, message }) => {
+                assert_eq!(code, ErrorCode::PurposeRefused);
+                assert!(message.contains("purpose"), "{message}");
+            }
+            other => panic!("expected purpose_refused, got {other:?}"),
+        }
+        let signature = client
+            .sign(&any.fingerprint_hex(), scheme, message)
+            .expect("purpose any signs anything");
+        assert!(openssl_verifies_raw(
+            dir.path(),
+            &any.cert_pem(),
+            message,
+            &signature
+        ));
+    }
+
+    // One audit line per signature: 2 + 2 refused + 2 signed.
+    let text = std::fs::read_to_string(&audit).expect("audit log");
+    assert!(!text.contains(PIN), "the PIN reached the audit log");
+    assert!(
+        !text.contains("undersigned"),
+        "message content in the audit log"
+    );
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .filter(|l: &serde_json::Value| l["action"] == "sign")
+        .collect();
+    assert_eq!(lines.len(), 6, "{text}");
+    let me = std::process::id();
+    for line in &lines {
+        assert!(line["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+        assert_eq!(line["peer"]["uid"], nix::unistd::getuid().as_raw());
+        assert_eq!(line["peer"]["pid"], me);
+        assert!(line["peer"]["exe"].as_str().is_some());
+        assert_eq!(line["scheme"], "ecdsa_secp256r1_sha256");
+        assert!(line["message_len"].as_u64().is_some());
+        assert_eq!(line["message_sha256"].as_str().map(str::len), Some(64));
+        assert!(line["subject"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("CN=")));
+    }
+    let results: Vec<&str> = lines
+        .iter()
+        .map(|l| l["result"].as_str().expect("result"))
+        .collect();
+    assert_eq!(
+        results,
+        ["ok", "ok", "purpose_refused", "ok", "purpose_refused", "ok"]
+    );
+    assert_eq!(lines[2]["message_len"], 32);
+}
+
+/// Verifies an ECDSA P-256 signature over `message` itself with openssl.
+fn openssl_verifies_raw(dir: &Path, cert_pem: &str, message: &[u8], signature: &[u8]) -> bool {
+    let cert = dir.join("raw-cert.pem");
+    let msg = dir.join("raw-msg");
+    let sig = dir.join("raw-sig");
+    let public = dir.join("raw-pub.pem");
+    std::fs::write(&cert, cert_pem).expect("cert");
+    std::fs::write(&msg, message).expect("msg");
+    std::fs::write(&sig, signature).expect("sig");
+    let out = Command::new("openssl")
+        .args(["x509", "-pubkey", "-noout", "-in"])
+        .arg(&cert)
+        .output()
+        .expect("openssl x509");
+    std::fs::write(&public, out.stdout).expect("pub");
+    Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(&public)
+        .arg("-signature")
+        .arg(&sig)
+        .arg(&msg)
+        .output()
+        .is_ok_and(|o| o.status.success())
 }

@@ -76,3 +76,34 @@ fn a_stale_socket_file_and_a_loose_directory_are_repaired() {
     assert_eq!(mode(&run), 0o700);
     drop(daemon);
 }
+
+#[test]
+fn a_directory_others_can_write_is_refused_with_a_clear_message() {
+    let hsm = SoftHsm::new().expect("softhsm");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).expect("mkdir");
+    for mode_bits in [0o777, 0o770, 0o702] {
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(mode_bits)).expect("chmod");
+        let out = std::process::Command::new(p11agent_tests::p11agent_bin())
+            .arg("daemon")
+            .arg("--socket")
+            .arg(run.join("agent.sock"))
+            .arg("--module")
+            .arg(hsm.module_path())
+            .envs(hsm.env())
+            .output()
+            .expect("run daemon");
+        assert!(
+            !out.status.success(),
+            "started in a {mode_bits:o} directory"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("writable by others") && stderr.contains(&format!("{mode_bits:o}")),
+            "{stderr}"
+        );
+        assert!(!run.join("agent.sock").exists());
+        assert_eq!(mode(&run), mode_bits, "left as it was");
+    }
+}

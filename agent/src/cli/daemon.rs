@@ -3,9 +3,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::CliError;
+use crate::audit::Audit;
 use crate::config::Config;
 use crate::daemon::{self, Options};
 use crate::hotplug::WatchOptions;
+use crate::purpose::Purposes;
 use crate::select::chooser::Chooser;
 use crate::select::decide::Policy;
 use crate::select::decisions::Decisions;
@@ -53,6 +55,10 @@ pub struct DaemonArgs {
     /// longer than MS milliseconds [default: 5000].
     #[arg(long, value_name = "MS")]
     module_deadline: Option<u64>,
+    /// Append an audit record (one JSON line) for every signature,
+    /// selection, login, logout and refusal to FILE (created 0600).
+    #[arg(long, value_name = "FILE")]
+    audit_log: Option<PathBuf>,
 }
 
 pub fn run(socket: Option<PathBuf>, args: DaemonArgs) -> Result<(), CliError> {
@@ -101,6 +107,17 @@ pub fn run(socket: Option<PathBuf>, args: DaemonArgs) -> Result<(), CliError> {
         force_prompt_on_multiple_matches: config.force_prompt_on_multiple_matches,
         send_when_single_candidate: config.send_when_single_candidate,
     };
+    let audit = match args.audit_log.or(config.audit_log) {
+        Some(path) => Audit::to_file(&path).map_err(|e| CliError::Usage(e.to_string()))?,
+        None => Audit::log_only(),
+    };
+    let purposes = Purposes::new(
+        config.purpose,
+        config
+            .identities
+            .iter()
+            .filter_map(|(id, settings)| settings.purpose.map(|p| (id.clone(), p))),
+    );
     let options = Options {
         socket: socket
             .or(config.socket)
@@ -128,6 +145,9 @@ pub fn run(socket: Option<PathBuf>, args: DaemonArgs) -> Result<(), CliError> {
                     .unwrap_or(defaults.remember_absent),
             }
         },
+        purposes,
+        allowed_uids: config.allowed_uids,
+        audit,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -11,12 +11,15 @@ use tokio::sync::broadcast;
 use zeroize::Zeroize as _;
 
 use super::cmd;
+use crate::audit::Peer;
 use crate::daemon::State;
 use crate::events::Subscription;
 
 pub(super) struct Connection {
     stream: UnixStream,
     state: Arc<State>,
+    /// Who connected, for the audit trail.
+    peer: Peer,
     greeted: bool,
 }
 
@@ -29,10 +32,11 @@ enum Next {
 }
 
 impl Connection {
-    pub(super) fn new(stream: UnixStream, state: Arc<State>) -> Self {
+    pub(super) fn new(stream: UnixStream, state: Arc<State>, peer: Peer) -> Self {
         Connection {
             stream,
             state,
+            peer,
             greeted: false,
         }
     }
@@ -143,7 +147,10 @@ impl Connection {
                 let (response, events) = cmd::watch::start(&self.state);
                 (response, Next::Watch(events))
             }
-            request => (cmd::dispatch(&self.state, request).await, Next::Continue),
+            request => (
+                cmd::dispatch(&self.state, &self.peer, request).await,
+                Next::Continue,
+            ),
         }
     }
 }

@@ -9,6 +9,7 @@ use tokio::task::JoinSet;
 use super::connection::Connection;
 use super::peer;
 use super::socket::BoundSocket;
+use crate::audit::{Action, Peer, Record};
 use crate::daemon::State;
 
 /// Most connections served at once; further clients wait in the
@@ -41,22 +42,26 @@ pub async fn serve(socket: BoundSocket, state: Arc<State>, shutdown: impl Future
                 }
             },
         };
-        match peer::is_same_user(&stream) {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!("refused a connection from another user");
-                continue;
-            }
+        let peer = match Peer::of(&stream) {
+            Ok(peer) => peer,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read peer credentials; refusing");
                 continue;
             }
+        };
+        if !peer::allowed(&peer, &state.allowed_uids) {
+            tracing::warn!(uid = peer.uid, "refused a connection from another user");
+            state.audit.record(
+                Record::new(Action::Connect, &peer, "refused")
+                    .detail(format!("uid {} is not allowed", peer.uid)),
+            );
+            continue;
         }
         while tasks.try_join_next().is_some() {}
         let state = state.clone();
         let stop = stop_tx.subscribe();
         tasks.spawn(async move {
-            Connection::new(stream, state).run(stop).await;
+            Connection::new(stream, state, peer).run(stop).await;
             drop(permit);
         });
     }

@@ -1,11 +1,30 @@
-//! Who is on the other end of a connection.
+//! Who may talk to the agent.
 
-use tokio::net::UnixStream;
+use crate::audit::Peer;
 
-/// Whether the peer runs as our own user. Root is not let in either: an
+/// Whether `peer` may use the agent: it runs as our own user, or as one
+/// of `allowed_uids` (configured). Root is not let in unless listed: an
 /// agent serves one user's keys, and root can read its memory anyway if
 /// it wants them, so nothing is gained by answering it.
-pub fn is_same_user(stream: &UnixStream) -> Result<bool, std::io::Error> {
-    let cred = stream.peer_cred()?;
-    Ok(cred.uid() == nix::unistd::getuid().as_raw())
+pub fn allowed(peer: &Peer, allowed_uids: &[u32]) -> bool {
+    peer.uid == nix::unistd::getuid().as_raw() || allowed_uids.contains(&peer.uid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_uid_and_listed_uids_only() {
+        let me = nix::unistd::getuid().as_raw();
+        let peer = |uid| Peer {
+            uid,
+            pid: None,
+            exe: None,
+        };
+        let stranger = me.wrapping_add(4242);
+        assert!(allowed(&peer(me), &[]));
+        assert!(!allowed(&peer(stranger), &[]));
+        assert!(allowed(&peer(stranger), &[stranger]));
+    }
 }

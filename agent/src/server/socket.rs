@@ -32,6 +32,17 @@ pub enum SocketError {
         /// Our uid.
         uid: u32,
     },
+    /// The socket directory is writable by group or others.
+    #[error(
+        "socket directory {path} is writable by others (mode {mode:o}); refusing to use it: \
+         remove it or make it 0700 (`chmod 700 {path}`)"
+    )]
+    OpenDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// Another agent already answers on the socket.
     #[error("another agent is already listening on {0}; stop it first or choose another --socket")]
     InUse(PathBuf),
@@ -131,6 +142,16 @@ fn prepare_dir(dir: &Path) -> Result<(), SocketError> {
             "not a directory",
         )));
     }
+    // Writable by others: someone else may have put things there (a
+    // socket of their own, a symlink) before us. Refuse rather than
+    // narrow it: we cannot know what happened meanwhile.
+    if meta.mode() & 0o022 != 0 {
+        return Err(SocketError::OpenDirectory {
+            path: dir.to_path_buf(),
+            mode: meta.mode() & 0o777,
+        });
+    }
+    // Readable by others only: narrowing it is safe.
     if meta.mode() & 0o777 != 0o700 {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(dir_err)?;
     }

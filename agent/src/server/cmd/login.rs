@@ -4,12 +4,13 @@ use p11agent_proto::{Event, EventKind, Pin, Response, Token};
 use secrecy::SecretString;
 
 use super::{on_token, resolve_token};
+use crate::audit::{Action, Peer, Record};
 use crate::daemon::State;
 use crate::token::SignError;
 
 /// Logs in to the named token (or the only one) with `pin`, or with the
 /// agent's PIN source when `pin` is `None`.
-pub async fn run(state: &State, token: Option<&str>, pin: Option<Pin>) -> Response {
+pub async fn run(state: &State, peer: &Peer, token: Option<&str>, pin: Option<Pin>) -> Response {
     let token = match resolve_token(state, token).await {
         Ok(token) => token,
         Err(response) => return response,
@@ -20,12 +21,24 @@ pub async fn run(state: &State, token: Option<&str>, pin: Option<Pin>) -> Respon
     match on_token(state, &token, move || tokens.login(&target, pin)).await {
         Ok(()) => {
             state
+                .audit
+                .record(Record::new(Action::Login, peer, "ok").token(&token.label));
+            state
                 .events
                 .emit(Event::now(EventKind::Login).token(token.clone()));
             rescan(state, &token).await;
             Response::LoggedIn { token }
         }
-        Err(response) => response,
+        Err(response) => {
+            if let Response::Error { code, message } = &response {
+                state.audit.record(
+                    Record::new(Action::Login, peer, code.as_str())
+                        .token(&token.label)
+                        .detail(message.clone()),
+                );
+            }
+            response
+        }
     }
 }
 

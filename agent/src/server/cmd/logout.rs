@@ -3,10 +3,11 @@
 use p11agent_proto::{ErrorCode, Event, EventKind, Response, TokenStatus};
 
 use super::resolve_token;
+use crate::audit::{Action, Peer, Record};
 use crate::daemon::State;
 
 /// Logs out of the named token, or of every token when `token` is `None`.
-pub async fn run(state: &State, token: Option<&str>) -> Response {
+pub async fn run(state: &State, peer: &Peer, token: Option<&str>) -> Response {
     let targets = match token {
         Some(_) => match resolve_token(state, token).await {
             Ok(token) => vec![token],
@@ -47,6 +48,9 @@ pub async fn run(state: &State, token: Option<&str>) -> Response {
         }
     };
     for token in &logged_out {
+        state
+            .audit
+            .record(Record::new(Action::Logout, peer, "ok").token(&token.label));
         state
             .events
             .emit(Event::now(EventKind::Logout).token(token.clone()));

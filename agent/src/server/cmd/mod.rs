@@ -18,6 +18,7 @@ use p11agent_proto::{ErrorCode, Request, Response, Token, TokenStatus};
 
 use tokio::sync::watch as state_watch;
 
+use crate::audit::Peer;
 use crate::select::origin::Origin;
 use crate::store::LookupError;
 use crate::token::SignError;
@@ -25,7 +26,7 @@ use crate::token::SignError;
 use crate::daemon::State;
 
 /// Runs a request that follows the handshake.
-pub async fn dispatch(state: &State, request: Request) -> Response {
+pub async fn dispatch(state: &State, peer: &Peer, request: Request) -> Response {
     match request {
         Request::Hello { .. } => hello::run(),
         Request::Status => status::run(state).await,
@@ -36,16 +37,27 @@ pub async fn dispatch(state: &State, request: Request) -> Response {
             id,
             scheme,
             message,
-        } => sign::run(state, &id, scheme, &message).await,
-        Request::Login { token, pin } => login::run(state, token.as_deref(), pin).await,
-        Request::Logout { token } => logout::run(state, token.as_deref()).await,
+        } => sign::run(state, peer, &id, scheme, &message).await,
+        Request::Login { token, pin } => login::run(state, peer, token.as_deref(), pin).await,
+        Request::Logout { token } => logout::run(state, peer, token.as_deref()).await,
         Request::Select {
             origin,
             ca_names,
             schemes,
             chooser,
             id,
-        } => select::run(state, &origin, &ca_names, schemes, chooser, id.as_deref()).await,
+        } => {
+            select::run(
+                state,
+                peer,
+                &origin,
+                &ca_names,
+                schemes,
+                chooser,
+                id.as_deref(),
+            )
+            .await
+        }
         Request::Choose {
             origin,
             id,

@@ -5,6 +5,7 @@ use base64::Engine as _;
 use p11agent_proto::{ChooserMode, ErrorCode, Response, Scheme};
 
 use super::{lookup_error, parse_origin};
+use crate::audit::{Action, Peer, Record};
 use crate::daemon::State;
 use crate::select::candidates::ServerRequest;
 use crate::select::selector::Query;
@@ -13,6 +14,7 @@ use crate::select::selector::Query;
 /// `ca_names` (base64 DER) and `schemes`.
 pub async fn run(
     state: &State,
+    peer: &Peer,
     origin: &str,
     ca_names: &[String],
     schemes: Option<Vec<Scheme>>,
@@ -55,6 +57,13 @@ pub async fn run(
         fixed,
     };
     let selection = state.selector.select(&state.store, query).await;
+    let mut record = Record::new(Action::Select, peer, selection.decision.as_str())
+        .origin(&selection.origin)
+        .detail(selection.basis.as_str());
+    if let Some(identity) = &selection.identity {
+        record = record.identity(&identity.id, Some(&identity.subject));
+    }
+    state.audit.record(record);
     tracing::info!(
         origin = %selection.origin,
         decision = selection.decision.as_str(),

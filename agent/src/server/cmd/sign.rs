@@ -5,42 +5,82 @@ use base64::Engine as _;
 use p11agent_proto::{ErrorCode, Response, Scheme};
 
 use super::{insert_token, lookup_error, on_token};
+use crate::audit::{Action, Peer, Record};
 use crate::daemon::State;
 
-/// Signs `message` (base64) with the identity `id` under `scheme`.
-pub async fn run(state: &State, id: &str, scheme: Scheme, message: &str) -> Response {
+/// Signs `message` (base64) with the identity `id` under `scheme`, after
+/// checking the identity's purpose allows it, and audits the outcome.
+pub async fn run(state: &State, peer: &Peer, id: &str, scheme: Scheme, message: &str) -> Response {
     let message = match STANDARD.decode(message) {
         Ok(message) => message,
         Err(e) => {
             return Response::error(ErrorCode::Malformed, format!("message is not base64: {e}"))
         }
     };
-    let now = time::OffsetDateTime::now_utc();
-    let key = match state.store.read().await.key_location(id, now) {
-        Ok(Some(key)) => key,
-        Ok(None) => {
-            return Response::error(
-                ErrorCode::NoPrivateKey,
-                format!("identity {id} has no private key on its token"),
-            )
-        }
-        Err(e) => return lookup_error(e),
+    let (response, identity) = sign(state, id, scheme, &message).await;
+    let result = match &response {
+        Response::Error { code, .. } => code.as_str(),
+        _ => "ok",
     };
+    let mut record = Record::new(Action::Sign, peer, result)
+        .scheme(scheme.as_str())
+        .message(&message);
+    record = match &identity {
+        Some((full_id, subject)) => record.identity(full_id, Some(subject)),
+        None => record.identity(id, None),
+    };
+    if let Response::Error { message, .. } = &response {
+        tracing::info!(identity = id, %scheme, result, %message, "signature refused");
+        record = record.detail(message.clone());
+    }
+    state.audit.record(record);
+    response
+}
+
+/// The signature, or why not; with the identity's full id and subject
+/// when it was found.
+async fn sign(
+    state: &State,
+    id: &str,
+    scheme: Scheme,
+    message: &[u8],
+) -> (Response, Option<(String, String)>) {
+    let now = time::OffsetDateTime::now_utc();
+    let (key, identity) = {
+        let store = state.store.read().await;
+        let identity = match store.get(id, now) {
+            Ok((identity, _)) => (identity.id, identity.subject),
+            Err(e) => return (lookup_error(e), None),
+        };
+        match store.key_location(id, now) {
+            Ok(Some(key)) => (key, identity),
+            Ok(None) => {
+                let response = Response::error(
+                    ErrorCode::NoPrivateKey,
+                    format!("identity {id} has no private key on its token"),
+                );
+                return (response, Some(identity));
+            }
+            Err(e) => return (lookup_error(e), Some(identity)),
+        }
+    };
+    if let Err(refusal) = state.purposes.of(&key.id).allows(message) {
+        let response = Response::error(ErrorCode::PurposeRefused, refusal.to_string());
+        return (response, Some(identity));
+    }
     if !key.present {
-        return insert_token(&key.token);
+        return (insert_token(&key.token), Some(identity));
     }
     let tokens = state.tokens.clone();
     let token = key.token.clone();
+    let message = message.to_vec();
     // Signing may wait for a PIN prompt or a slow card: never on the reactor.
-    match on_token(state, &token, move || tokens.sign(&key, scheme, &message)).await {
+    let response = match on_token(state, &token, move || tokens.sign(&key, scheme, &message)).await
+    {
         Ok(signature) => Response::Signature {
             signature: STANDARD.encode(signature),
         },
-        Err(response) => {
-            if let Response::Error { code, message } = &response {
-                tracing::info!(identity = id, %scheme, %code, %message, "signature refused");
-            }
-            response
-        }
-    }
+        Err(response) => response,
+    };
+    (response, Some(identity))
 }
