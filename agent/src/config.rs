@@ -61,8 +61,12 @@
 //! # refusal here (created 0600); --audit-log overrides it.
 //! audit_log = "/home/me/.local/state/p11agent/audit.log"
 //!
+//! # Log out of a token after this long without a signature (seconds).
+//! login_idle_timeout_secs = 600
+//!
 //! [identities."3f2a9c1b7d0e4a55"]
 //! purpose = "any"        # e.g. a key also used for document signing
+//! confirm = true         # ask (pinentry CONFIRM) before each signature
 //! ```
 
 use std::collections::BTreeMap;
@@ -115,6 +119,9 @@ pub struct Config {
     pub allowed_uids: Vec<u32>,
     /// The audit log file.
     pub audit_log: Option<PathBuf>,
+    /// Log out of a token after this many seconds without a signature
+    /// (as `ssh-add -t`); none: logins last until logout or removal.
+    pub login_idle_timeout_secs: Option<u64>,
     /// Settings per identity, by id or unique id prefix.
     #[serde(default)]
     pub identities: BTreeMap<String, IdentitySettings>,
@@ -126,6 +133,10 @@ pub struct Config {
 pub struct IdentitySettings {
     /// What its key may sign.
     pub purpose: Option<Purpose>,
+    /// Ask the person (through the pinentry program) to allow each
+    /// signature, as `ssh-add -c`.
+    #[serde(default)]
+    pub confirm: bool,
 }
 
 /// Why the configuration could not be read.

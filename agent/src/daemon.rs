@@ -1,16 +1,17 @@
 //! The running agent: its shared state and how it starts and stops.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use p11agent_proto::{Event, EventKind, ModuleError};
+use p11agent_proto::{Event, EventKind, ModuleError, Token};
 use tokio::sync::{broadcast, RwLock};
 
 use crate::audit::Audit;
 use crate::events::Events;
 use crate::hotplug::{self, Change, Health, WatchOptions};
-use crate::pin::PinSource;
+use crate::pin::{PinSource, Pinentry};
 use crate::purpose::Purposes;
 use crate::select::selector::Selector;
 use crate::server::{self, SocketError};
@@ -44,6 +45,11 @@ pub struct State {
     pub audit: Audit,
     /// Where what happens is announced to `watch` clients.
     pub events: Events,
+    /// The pinentry that asks the person to allow a signature, for
+    /// identities that need confirmation.
+    pub confirm_with: Option<Pinentry>,
+    /// When each token last signed, for the idle logout.
+    pub last_use: std::sync::Mutex<HashMap<Token, Instant>>,
 }
 
 /// How to run the daemon.
@@ -67,6 +73,10 @@ pub struct Options {
     pub allowed_uids: Vec<u32>,
     /// The audit trail.
     pub audit: Audit,
+    /// Who confirms signatures.
+    pub confirm_with: Option<Pinentry>,
+    /// Log out of a token after this long without a signature.
+    pub login_idle_timeout: Option<Duration>,
 }
 
 /// Why the daemon could not start.
@@ -119,6 +129,7 @@ pub async fn run(mut options: Options) -> Result<(), DaemonError> {
 
     let socket = server::bind(&options.socket)?;
     tracing::info!(socket = %socket.path().display(), "listening");
+    let (stop_watchers, _) = broadcast::channel(1);
     let health = Health::new(
         (0..tokens.module_count()).filter_map(|i| tokens.module_name(i).map(str::to_owned)),
     );
@@ -135,8 +146,12 @@ pub async fn run(mut options: Options) -> Result<(), DaemonError> {
         purposes: options.purposes,
         allowed_uids: options.allowed_uids,
         audit: options.audit,
+        confirm_with: options.confirm_with,
+        last_use: std::sync::Mutex::new(HashMap::new()),
     });
-    let (stop_watchers, _) = broadcast::channel(1);
+    if let Some(idle) = options.login_idle_timeout {
+        tokio::spawn(idle_logout(state.clone(), idle, stop_watchers.subscribe()));
+    }
     for index in 0..state.tokens.module_count() {
         tokio::spawn(hotplug::watch_module(
             state.clone(),
@@ -246,4 +261,54 @@ fn announce(state: &State, change: Change) {
         Change::ModuleAvailable { module } => Event::now(EventKind::ModuleAvailable).detail(module),
     };
     state.events.emit(event);
+}
+
+/// Logs out of tokens that have not signed for `idle` (as `ssh-add -t`):
+/// a card left in a reader does not stay unlocked forever.
+async fn idle_logout(state: Arc<State>, idle: Duration, mut stop: broadcast::Receiver<()>) {
+    let tick = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = stop.recv() => return,
+        }
+        let expired: Vec<Token> = {
+            let mut last_use = state
+                .last_use
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let expired: Vec<Token> = last_use
+                .iter()
+                .filter(|(_, used)| used.elapsed() >= idle)
+                .map(|(token, _)| token.clone())
+                .collect();
+            for token in &expired {
+                last_use.remove(token);
+            }
+            expired
+        };
+        for token in expired {
+            let tokens = state.tokens.clone();
+            let target = token.clone();
+            let logged_out = tokio::task::spawn_blocking(move || tokens.logout(&target)).await;
+            if matches!(logged_out, Ok(Ok(true))) {
+                tracing::info!(token = %token.label, idle_secs = idle.as_secs(), "logged out after idle time");
+                let me = crate::audit::Peer {
+                    uid: nix::unistd::getuid().as_raw(),
+                    pid: i32::try_from(std::process::id()).ok(),
+                    exe: None,
+                };
+                state.audit.record(
+                    crate::audit::Record::new(crate::audit::Action::Logout, &me, "ok")
+                        .token(&token.label)
+                        .detail(format!("idle for {} s", idle.as_secs())),
+                );
+                state.events.emit(
+                    Event::now(EventKind::Logout)
+                        .token(token)
+                        .detail(format!("idle for {} s", idle.as_secs())),
+                );
+            }
+        }
+    }
 }

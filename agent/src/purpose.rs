@@ -36,11 +36,13 @@ pub enum Purpose {
 }
 
 /// The purpose of every identity: a default, and overrides by id or id
-/// prefix (the longest matching prefix wins).
+/// prefix (the longest matching prefix wins); and which identities need
+/// each signature confirmed.
 #[derive(Debug, Clone, Default)]
 pub struct Purposes {
     default: Purpose,
     overrides: Vec<(String, Purpose)>,
+    confirm: Vec<String>,
 }
 
 impl Purposes {
@@ -49,16 +51,27 @@ impl Purposes {
     pub fn new(default: Purpose, overrides: impl IntoIterator<Item = (String, Purpose)>) -> Self {
         let overrides = overrides
             .into_iter()
-            .map(|(prefix, purpose)| {
-                let prefix: String = prefix
-                    .chars()
-                    .filter(|&c| c != ':')
-                    .map(|c| c.to_ascii_lowercase())
-                    .collect();
-                (prefix, purpose)
-            })
+            .map(|(prefix, purpose)| (normalise(&prefix), purpose))
             .collect();
-        Purposes { default, overrides }
+        Purposes {
+            default,
+            overrides,
+            confirm: Vec::new(),
+        }
+    }
+
+    /// Also require confirmation of each signature by the identities
+    /// `prefixes` name.
+    pub fn confirming(mut self, prefixes: impl IntoIterator<Item = String>) -> Self {
+        self.confirm = prefixes.into_iter().map(|p| normalise(&p)).collect();
+        self
+    }
+
+    /// Whether each signature of identity `id` needs the person's yes.
+    pub fn needs_confirmation(&self, id: &str) -> bool {
+        self.confirm
+            .iter()
+            .any(|prefix| id.starts_with(prefix.as_str()))
     }
 
     /// The purpose of the identity with full id `id`.
@@ -69,6 +82,14 @@ impl Purposes {
             .max_by_key(|(prefix, _)| prefix.len())
             .map_or(self.default, |(_, purpose)| *purpose)
     }
+}
+
+fn normalise(prefix: &str) -> String {
+    prefix
+        .chars()
+        .filter(|&c| c != ':')
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
 }
 
 /// The TLS 1.3 client CertificateVerify context string.

@@ -620,3 +620,112 @@ fn openssl_verifies_raw(dir: &Path, cert_pem: &str, message: &[u8], signature: &
         .output()
         .is_ok_and(|o| o.status.success())
 }
+
+#[test]
+fn confirmation_of_each_signature_and_logout_after_idle_time() {
+    let hsm = SoftHsm::new().expect("softhsm");
+    let pki = Pki::new("Confirm Root").expect("pki");
+    let token = hsm.create_token("confirm", PIN, "12345678").expect("token");
+    let guarded = token
+        .add_identity(&pki, &LeafSpec::new("guarded").key(KeyAlg::EcP256))
+        .expect("identity");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A scripted pinentry: the PIN for GETPIN, and for CONFIRM whatever
+    // the file `answer` says; it logs the commands it got.
+    let answer = dir.path().join("answer");
+    let log = dir.path().join("pinentry.log");
+    let pinentry = dir.path().join("pinentry");
+    std::fs::write(
+        &pinentry,
+        format!(
+            "#!/bin/sh\necho OK\nwhile IFS= read -r line; do\n\
+             echo \"$line\" | cut -d' ' -f1 >> '{log}'\n\
+             case \"$line\" in\n\
+             GETPIN) echo 'D {PIN}'; echo OK;;\n\
+             CONFIRM*) if [ \"$(cat '{answer}')\" = allow ]; then echo OK; \
+             else echo 'ERR 83886179 Operation cancelled'; fi;;\n\
+             BYE) echo OK; exit 0;;\n\
+             *) echo OK;;\n\
+             esac\ndone\n",
+            log = log.display(),
+            answer = answer.display(),
+        ),
+    )
+    .expect("pinentry script");
+    std::fs::set_permissions(
+        &pinentry,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "login_idle_timeout_secs = 1\n[identities.\"{}\"]\nconfirm = true\n",
+            guarded.fingerprint_hex()
+        ),
+    )
+    .expect("config");
+    let daemon = start(
+        &hsm,
+        hsm.module_path(),
+        &[
+            "--pinentry".as_ref(),
+            pinentry.as_os_str(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ],
+    );
+    let mut client = daemon.client();
+    let count = |verb: &str| {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| *l == verb)
+            .count()
+    };
+
+    std::fs::write(&answer, "allow").expect("answer");
+    let signature = sign(
+        &mut client,
+        &guarded.fingerprint_hex(),
+        Scheme::EcdsaSecp256r1Sha256,
+        b"allowed",
+    )
+    .expect("an allowed signature");
+    assert!(openssl_verifies(
+        dir.path(),
+        &guarded.cert_pem(),
+        Scheme::EcdsaSecp256r1Sha256,
+        b"allowed",
+        &signature
+    ));
+    assert_eq!((count("CONFIRM"), count("GETPIN")), (1, 1));
+
+    std::fs::write(&answer, "deny").expect("answer");
+    let denied = sign(
+        &mut client,
+        &guarded.fingerprint_hex(),
+        Scheme::EcdsaSecp256r1Sha256,
+        b"denied",
+    );
+    assert_eq!(agent_code(denied), ErrorCode::Cancelled);
+    assert_eq!(count("CONFIRM"), 2);
+
+    // Idle for over a second: logged out, so the next signature asks for
+    // the PIN again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !daemon.log().contains("logged out after idle time") {
+        assert!(std::time::Instant::now() < deadline, "{}", daemon.log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::fs::write(&answer, "allow").expect("answer");
+    sign(
+        &mut client,
+        &guarded.fingerprint_hex(),
+        Scheme::EcdsaSecp256r1Sha256,
+        b"again",
+    )
+    .expect("signs after a new login");
+    assert_eq!((count("CONFIRM"), count("GETPIN")), (3, 2));
+}

@@ -7,6 +7,7 @@ use crate::audit::Audit;
 use crate::config::Config;
 use crate::daemon::{self, Options};
 use crate::hotplug::WatchOptions;
+use crate::pin::Pinentry;
 use crate::purpose::Purposes;
 use crate::select::chooser::Chooser;
 use crate::select::decide::Policy;
@@ -117,7 +118,19 @@ pub fn run(socket: Option<PathBuf>, args: DaemonArgs) -> Result<(), CliError> {
             .identities
             .iter()
             .filter_map(|(id, settings)| settings.purpose.map(|p| (id.clone(), p))),
+    )
+    .confirming(
+        config
+            .identities
+            .iter()
+            .filter(|(_, settings)| settings.confirm)
+            .map(|(id, _)| id.clone()),
     );
+    let confirm_with = args
+        .pinentry
+        .clone()
+        .or_else(|| config.pinentry.clone())
+        .map(Pinentry::new);
     let options = Options {
         socket: socket
             .or(config.socket)
@@ -148,6 +161,8 @@ pub fn run(socket: Option<PathBuf>, args: DaemonArgs) -> Result<(), CliError> {
         purposes,
         allowed_uids: config.allowed_uids,
         audit,
+        confirm_with,
+        login_idle_timeout: config.login_idle_timeout_secs.map(Duration::from_secs),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -76,6 +76,20 @@ impl Pinentry {
     }
 }
 
+impl Pinentry {
+    /// Asks the person to allow or deny something described by `text`
+    /// (pinentry's `CONFIRM`); `Ok(false)` when they deny or cancel.
+    pub fn confirm(&self, text: &str) -> Result<bool, PinError> {
+        let mut session = Session::start(&self.program)?;
+        let result = session.confirm(text, GREETING_TIMEOUT);
+        if session.send("BYE").is_ok() {
+            let _ = session.read_reply(Some(Duration::from_millis(500)), None);
+        }
+        drop(session);
+        result
+    }
+}
+
 impl PinSource for Pinentry {
     fn pin(&self, request: &PinRequest<'_>) -> Result<SecretString, PinError> {
         self.ask(request, GREETING_TIMEOUT)
@@ -131,6 +145,51 @@ impl Session {
         request: &PinRequest<'_>,
         greeting_timeout: Duration,
     ) -> Result<SecretString, PinError> {
+        self.prepare(greeting_timeout)?;
+        self.required(&command_line("SETDESC", &description(request)))?;
+        self.required("SETPROMPT PIN:")?;
+        if let Some(warning) = &request.warning {
+            self.required(&command_line("SETERROR", warning))?;
+        }
+
+        self.send("GETPIN")?;
+        let mut pin = Zeroizing::new(Vec::with_capacity(256));
+        match self.read_reply(None, Some(&mut pin))? {
+            Reply::Ok => {}
+            Reply::Err { code, .. } if is_cancel(code) => return Err(PinError::Cancelled),
+            Reply::Err { code, text } => {
+                return Err(PinError::Failed(format!(
+                    "pinentry {} failed: ERR {code} {text}",
+                    self.program.display()
+                )));
+            }
+        }
+        if pin.is_empty() {
+            return Err(PinError::Unavailable("the PIN entered was empty".into()));
+        }
+        secret::into_secret_string(&pin)
+            .ok_or_else(|| PinError::Failed("the PIN entered is not valid UTF-8".into()))
+    }
+
+    /// Asks yes or no (`CONFIRM`) with `text` as the description.
+    fn confirm(&mut self, text: &str, greeting_timeout: Duration) -> Result<bool, PinError> {
+        self.prepare(greeting_timeout)?;
+        self.required(&command_line("SETDESC", text))?;
+        self.required("SETOK Allow")?;
+        self.required("SETCANCEL Deny")?;
+        self.send("CONFIRM")?;
+        match self.read_reply(None, None)? {
+            Reply::Ok => Ok(true),
+            Reply::Err { code, .. } if is_cancel(code) => Ok(false),
+            Reply::Err { code, text } => Err(PinError::Failed(format!(
+                "pinentry {} failed to confirm: ERR {code} {text}",
+                self.program.display()
+            ))),
+        }
+    }
+
+    /// The greeting, the options and the title.
+    fn prepare(&mut self, greeting_timeout: Duration) -> Result<(), PinError> {
         match self.read_reply(Some(greeting_timeout), None)? {
             Reply::Ok => {}
             Reply::Err { code, text } => {
@@ -156,29 +215,7 @@ impl Session {
                 return Err(PinError::Cancelled);
             }
         }
-        self.required(&command_line("SETDESC", &description(request)))?;
-        self.required("SETPROMPT PIN:")?;
-        if let Some(warning) = &request.warning {
-            self.required(&command_line("SETERROR", warning))?;
-        }
-
-        self.send("GETPIN")?;
-        let mut pin = Zeroizing::new(Vec::with_capacity(256));
-        match self.read_reply(None, Some(&mut pin))? {
-            Reply::Ok => {}
-            Reply::Err { code, .. } if is_cancel(code) => return Err(PinError::Cancelled),
-            Reply::Err { code, text } => {
-                return Err(PinError::Failed(format!(
-                    "pinentry {} failed: ERR {code} {text}",
-                    self.program.display()
-                )));
-            }
-        }
-        if pin.is_empty() {
-            return Err(PinError::Unavailable("the PIN entered was empty".into()));
-        }
-        secret::into_secret_string(&pin)
-            .ok_or_else(|| PinError::Failed("the PIN entered is not valid UTF-8".into()))
+        Ok(())
     }
 
     /// Sends `line` and reads its reply within [`COMMAND_TIMEOUT`].

@@ -17,7 +17,7 @@ pub async fn run(state: &State, peer: &Peer, id: &str, scheme: Scheme, message: 
             return Response::error(ErrorCode::Malformed, format!("message is not base64: {e}"))
         }
     };
-    let (response, identity) = sign(state, id, scheme, &message).await;
+    let (response, identity) = sign(state, peer, id, scheme, &message).await;
     let result = match &response {
         Response::Error { code, .. } => code.as_str(),
         _ => "ok",
@@ -41,6 +41,7 @@ pub async fn run(state: &State, peer: &Peer, id: &str, scheme: Scheme, message: 
 /// when it was found.
 async fn sign(
     state: &State,
+    peer: &Peer,
     id: &str,
     scheme: Scheme,
     message: &[u8],
@@ -71,16 +72,69 @@ async fn sign(
     if !key.present {
         return (insert_token(&key.token), Some(identity));
     }
+    if state.purposes.needs_confirmation(&key.id) {
+        if let Err(response) = confirm(state, peer, &identity.1, scheme, message.len()).await {
+            return (response, Some(identity));
+        }
+    }
     let tokens = state.tokens.clone();
     let token = key.token.clone();
     let message = message.to_vec();
     // Signing may wait for a PIN prompt or a slow card: never on the reactor.
     let response = match on_token(state, &token, move || tokens.sign(&key, scheme, &message)).await
     {
-        Ok(signature) => Response::Signature {
-            signature: STANDARD.encode(signature),
-        },
+        Ok(signature) => {
+            state
+                .last_use
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(token, std::time::Instant::now());
+            Response::Signature {
+                signature: STANDARD.encode(signature),
+            }
+        }
         Err(response) => response,
     };
     (response, Some(identity))
+}
+
+/// Asks the person to allow this signature (pinentry `CONFIRM`), for an
+/// identity configured with `confirm = true`.
+async fn confirm(
+    state: &State,
+    peer: &Peer,
+    subject: &str,
+    scheme: Scheme,
+    len: usize,
+) -> Result<(), Response> {
+    let Some(pinentry) = state.confirm_with.clone() else {
+        return Err(Response::error(
+            ErrorCode::Cancelled,
+            "this identity needs each signature confirmed, and no pinentry program is \
+             configured to ask (--pinentry)",
+        ));
+    };
+    let who = peer
+        .exe
+        .clone()
+        .unwrap_or_else(|| format!("process {}", peer.pid.unwrap_or_default()));
+    let text = format!(
+        "{who} (uid {}) asks to sign with\n{subject}\n({scheme}, {len} bytes).\n\nAllow it?",
+        peer.uid
+    );
+    match tokio::task::spawn_blocking(move || pinentry.confirm(&text)).await {
+        Ok(Ok(true)) => Ok(()),
+        Ok(Ok(false)) => Err(Response::error(
+            ErrorCode::Cancelled,
+            "the signature was denied at the confirmation prompt",
+        )),
+        Ok(Err(e)) => Err(Response::error(
+            ErrorCode::Cancelled,
+            format!("the signature could not be confirmed: {e}"),
+        )),
+        Err(e) => Err(Response::error(
+            ErrorCode::Internal,
+            format!("confirmation task failed: {e}"),
+        )),
+    }
 }

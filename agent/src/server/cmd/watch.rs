@@ -60,6 +60,8 @@ mod tests {
             purposes: crate::purpose::Purposes::default(),
             allowed_uids: Vec::new(),
             audit: crate::audit::Audit::log_only(),
+            confirm_with: None,
+            last_use: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
