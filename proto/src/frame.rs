@@ -3,9 +3,13 @@
 //! A frame is a 4-byte big-endian unsigned length followed by that many
 //! bytes of UTF-8 JSON. Requests may be at most [`MAX_REQUEST_FRAME`]
 //! bytes, responses at most [`MAX_RESPONSE_FRAME`]; a zero-length frame
-//! is malformed.
+//! is malformed. A frame must cross the socket within [`FRAME_TIMEOUT`]
+//! once it has started, and the agent closes a connection that has no
+//! request in progress for [`IDLE_TIMEOUT`] (the limits are listed in the
+//! crate README, "Limits").
 
 use std::io::{self, Read, Write};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -17,6 +21,30 @@ pub const MAX_REQUEST_FRAME: u32 = 64 * 1024;
 /// Largest response body the agent sends: 32 MiB, room for listing
 /// tens of thousands of identities.
 pub const MAX_RESPONSE_FRAME: u32 = 32 * 1024 * 1024;
+
+/// How long one frame may take to cross the socket once it has started:
+/// from the first byte of a request to its last, and from the agent's
+/// first write of a response to its last (the socket buffers only part
+/// of a large one, so in effect a client must read its answer).
+///
+/// A local client moves even a [`MAX_RESPONSE_FRAME`] in milliseconds,
+/// so 10 s only ever cuts off a client that stopped halfway (a "slow
+/// loris", or one that sends requests without reading the answers),
+/// which would otherwise hold a connection slot and a frame buffer for
+/// as long as it liked.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the agent keeps a connection open with no request in
+/// progress: 5 minutes from its last answer until the first byte of the
+/// next request.
+///
+/// Long enough that an interactive tool holding a connection rarely
+/// sees it go; short enough that connections a client leaked are
+/// returned within minutes. The client library reconnects transparently
+/// when it finds its connection closed, so the bound costs a well-written
+/// client one reconnection. An event stream (`watch`) is not idle: it
+/// stays open.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// Why a frame could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +88,9 @@ pub fn encode<T: Serialize>(msg: &T, max: u32) -> Result<Vec<u8>, FrameError> {
 }
 
 /// Checks an announced frame length against a limit.
+///
+/// Called on the length prefix alone, before the body's buffer exists:
+/// a hostile prefix (up to 4 GiB) is refused without allocating.
 fn check_len(len: u32, max: u32) -> Result<usize, FrameError> {
     match len {
         0 => Err(FrameError::Empty),
@@ -198,6 +229,20 @@ mod tests {
     }
 
     #[test]
+    fn oversized_prefix_is_refused_without_reading_on() {
+        // The body of a 4 GiB announcement is never asked for: the reader
+        // would hand over its bytes if the decoder tried to read them.
+        let mut input = u32::MAX.to_be_bytes().to_vec();
+        input.extend_from_slice(b"{\"op\":\"status\"}");
+        let mut rest = &input[..];
+        assert!(matches!(
+            read_body(&mut rest, MAX_REQUEST_FRAME),
+            Err(FrameError::TooLarge { len: u32::MAX, .. })
+        ));
+        assert_eq!(rest.len(), input.len() - 4, "only the prefix was read");
+    }
+
+    #[test]
     fn request_wire_names() {
         let json = serde_json::to_string(&Request::List {
             filter: crate::Filter {
@@ -209,5 +254,202 @@ mod tests {
         assert_eq!(json, r#"{"op":"list","filter":{"has_key":true}}"#);
         let unknown: Result<Request, _> = serde_json::from_str(r#"{"op":"explode"}"#);
         assert!(unknown.is_err());
+    }
+}
+
+/// Property tests: whatever bytes arrive, the decoders return frames or
+/// typed errors, never panic, never hand out a frame outside the limits,
+/// and the blocking and async decoders agree.
+#[cfg(test)]
+mod properties {
+    use proptest::collection::vec;
+    use proptest::option;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::message::{Filter, Request};
+    use crate::{ChooserMode, KeyType, Pin, Scheme};
+
+    /// What decoding a stream frame by frame gave: the bodies, then the
+    /// error that stopped it, as text (errors are not comparable).
+    type Outcome = (Vec<Vec<u8>>, String);
+
+    /// Decodes frames from `input` with the blocking decoder until it
+    /// fails (at the latest, at the end of the input).
+    fn decode_all(input: &[u8], max: u32) -> Outcome {
+        let mut rest = input;
+        let mut bodies = Vec::new();
+        loop {
+            match read_body(&mut rest, max) {
+                Ok(body) => bodies.push(body),
+                Err(e) => return (bodies, e.to_string()),
+            }
+        }
+    }
+
+    /// The same with the async decoder the agent uses.
+    #[cfg(feature = "tokio")]
+    fn decode_all_async(input: &[u8], max: u32) -> Outcome {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let mut rest = input;
+            let mut bodies = Vec::new();
+            loop {
+                match tokio_io::read_body(&mut rest, max).await {
+                    Ok(body) => bodies.push(body),
+                    Err(e) => return (bodies, e.to_string()),
+                }
+            }
+        })
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        // Any Unicode, including what JSON must escape.
+        any::<String>()
+    }
+
+    fn scheme() -> impl Strategy<Value = Scheme> {
+        proptest::sample::select(Scheme::ALL.to_vec())
+    }
+
+    fn filter() -> impl Strategy<Value = Filter> {
+        (
+            option::of(text()),
+            option::of(text()),
+            option::of(text()),
+            option::of(proptest::sample::select(vec![
+                KeyType::Rsa,
+                KeyType::Ec,
+                KeyType::Ed25519,
+                KeyType::Other,
+            ])),
+            option::of(any::<bool>()),
+            option::of(any::<bool>()),
+        )
+            .prop_map(
+                |(subject, issuer, fingerprint, key_type, has_key, client_auth)| Filter {
+                    subject,
+                    issuer,
+                    fingerprint,
+                    key_type,
+                    has_key,
+                    client_auth,
+                    ..Filter::default()
+                },
+            )
+    }
+
+    /// Requests of every shape that is settled in the protocol.
+    fn request() -> impl Strategy<Value = Request> {
+        prop_oneof![
+            (any::<u32>(), option::of(text()))
+                .prop_map(|(version, client)| Request::Hello { version, client }),
+            Just(Request::Status),
+            Just(Request::Tokens),
+            filter().prop_map(|filter| Request::List { filter }),
+            text().prop_map(|id| Request::Show { id }),
+            (option::of(text()), option::of(text())).prop_map(|(token, pin)| Request::Login {
+                token,
+                pin: pin.map(Pin::new),
+            }),
+            option::of(text()).prop_map(|token| Request::Logout { token }),
+            (
+                text(),
+                vec(text(), 0..4),
+                option::of(vec(scheme(), 0..4)),
+                any::<bool>(),
+                option::of(text()),
+            )
+                .prop_map(|(origin, ca_names, schemes, client, id)| Request::Select {
+                    origin,
+                    ca_names,
+                    schemes,
+                    chooser: if client {
+                        ChooserMode::Client
+                    } else {
+                        ChooserMode::Agent
+                    },
+                    id,
+                }),
+            (text(), option::of(text()), any::<bool>()).prop_map(|(origin, id, remember)| {
+                Request::Choose {
+                    origin,
+                    id,
+                    remember,
+                }
+            }),
+            Just(Request::Decisions),
+            option::of(text()).prop_map(|origin| Request::Forget { origin }),
+            Just(Request::Watch),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_body_round_trips(body in vec(any::<u8>(), 1..4096), tail in vec(any::<u8>(), 0..16)) {
+            let mut input = (body.len() as u32).to_be_bytes().to_vec();
+            input.extend_from_slice(&body);
+            input.extend_from_slice(&tail);
+            let mut rest = &input[..];
+            prop_assert_eq!(read_body(&mut rest, MAX_REQUEST_FRAME).expect("frame"), body);
+            // The decoder took its frame and nothing after it.
+            prop_assert_eq!(rest, &tail[..]);
+        }
+
+        #[test]
+        fn requests_round_trip(request in request()) {
+            let bytes = encode(&request, MAX_REQUEST_FRAME).expect("encode");
+            let back: Request = read(&mut &bytes[..], MAX_REQUEST_FRAME).expect("decode");
+            prop_assert_eq!(back, request);
+        }
+
+        #[test]
+        fn arbitrary_bytes_give_bounded_frames_or_errors(
+            input in vec(any::<u8>(), 0..512),
+            max in 1u32..64,
+        ) {
+            let (bodies, _) = decode_all(&input, max);
+            let mut used = 0;
+            for body in &bodies {
+                prop_assert!(!body.is_empty() && body.len() <= max as usize);
+                used += 4 + body.len();
+            }
+            prop_assert!(used <= input.len());
+        }
+
+        #[test]
+        fn frame_sequences_decode_in_order(
+            bodies in vec(vec(any::<u8>(), 1..64), 0..8),
+            garbage in vec(any::<u8>(), 0..8),
+        ) {
+            let mut input = Vec::new();
+            for body in &bodies {
+                input.extend_from_slice(&(body.len() as u32).to_be_bytes());
+                input.extend_from_slice(body);
+            }
+            input.extend_from_slice(&garbage);
+            let (decoded, _) = decode_all(&input, MAX_REQUEST_FRAME);
+            // The well-formed frames come out first, whatever follows them.
+            prop_assert!(decoded.len() >= bodies.len());
+            prop_assert_eq!(&decoded[..bodies.len()], &bodies[..]);
+        }
+
+        #[test]
+        fn arbitrary_bodies_decode_to_requests_or_errors(body in vec(any::<u8>(), 0..256)) {
+            let mut input = (body.len() as u32).to_be_bytes().to_vec();
+            input.extend_from_slice(&body);
+            // Any outcome is fine; what is checked is that there is one.
+            let _ = read::<_, Request>(&mut &input[..], MAX_REQUEST_FRAME);
+        }
+
+        #[cfg(feature = "tokio")]
+        #[test]
+        fn blocking_and_async_decoders_agree(input in vec(any::<u8>(), 0..256), max in 1u32..64) {
+            prop_assert_eq!(decode_all(&input, max), decode_all_async(&input, max));
+        }
     }
 }

@@ -127,6 +127,11 @@ impl Daemon {
         Client::connect(&self.socket).expect("connect to daemon")
     }
 
+    /// The daemon's process id, for looking at it in `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the daemon process is still alive.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

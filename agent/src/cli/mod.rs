@@ -50,6 +50,11 @@ pub enum Command {
     /// file); with none given, the modules registered with p11-kit. Log
     /// detail follows RUST_LOG (default: info). Stop it with Ctrl-C or
     /// SIGTERM.
+    ///
+    /// For tests, P11AGENT_FRAME_TIMEOUT_MS and P11AGENT_IDLE_TIMEOUT_MS
+    /// (milliseconds) replace how long a client may take over one frame
+    /// (10 s) and how long a connection may wait without a request
+    /// (5 minutes); see "Limits" in the protocol README.
     Daemon(daemon::DaemonArgs),
     /// Show whether the agent runs, its modules and counts.
     Status(JsonArg),

@@ -2,42 +2,57 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::task::JoinSet;
 
 use super::connection::Connection;
+use super::limits::{IdleConnections, Timeouts};
 use super::peer;
 use super::socket::BoundSocket;
 use crate::audit::{Action, Peer, Record};
 use crate::daemon::State;
 
-/// Most connections served at once; further clients wait in the
-/// kernel's accept queue until one closes.
+/// Most connections open at once: 256.
+///
+/// Each costs a file descriptor, a task and at most one request buffer
+/// ([`MAX_REQUEST_FRAME`](p11agent_proto::MAX_REQUEST_FRAME)), so the
+/// cap bounds what clients can make the agent hold (256 × 64 KiB of
+/// request buffers at most) and keeps it well inside the usual limit of
+/// 1,024 open files. One person's tools need a handful. When every slot
+/// is taken, a newcomer takes the slot of the connection that has waited
+/// longest for a request (see `IdleConnections`); when none waits, the
+/// newcomer waits, and those behind it stay in the kernel's accept
+/// queue, costing the agent nothing.
 pub const MAX_CONNECTIONS: usize = 256;
+
+/// How long to pause after a failed `accept` (out of file descriptors,
+/// say) before trying again: such failures persist until something
+/// closes, and retrying at once would spin.
+const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// Serves clients on `socket` until `shutdown` completes, then waits for
 /// the connections in progress to finish their current request.
 pub async fn serve(socket: BoundSocket, state: Arc<State>, shutdown: impl Future<Output = ()>) {
+    let timeouts = Timeouts::from_env();
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let idle = Arc::new(IdleConnections::default());
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
 
     loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
         let stream = tokio::select! {
             _ = &mut shutdown => break,
             accepted = socket.listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
+                    tokio::select! {
+                        _ = &mut shutdown => break,
+                        _ = tokio::time::sleep(ACCEPT_RETRY_PAUSE) => {}
+                    }
                     continue;
                 }
             },
@@ -57,15 +72,54 @@ pub async fn serve(socket: BoundSocket, state: Arc<State>, shutdown: impl Future
             );
             continue;
         }
+        // Room is made only for a peer that may stay: a refused one never
+        // waits for, or takes, another's slot.
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            permit = make_room(&permits, &idle) => match permit {
+                Some(p) => p,
+                None => break,
+            },
+        };
         while tasks.try_join_next().is_some() {}
         let state = state.clone();
         let stop = stop_tx.subscribe();
+        let idle = idle.clone();
         tasks.spawn(async move {
-            Connection::new(stream, state, peer).run(stop).await;
+            Connection::new(stream, state, peer)
+                .run(stop, timeouts, idle)
+                .await;
             drop(permit);
         });
     }
 
     let _ = stop_tx.send(());
     while tasks.join_next().await.is_some() {}
+}
+
+/// A connection slot: a free one, else the slot of the connection that
+/// has waited longest for a request, else the first slot to come free or
+/// to have its connection start waiting. `None` only if the semaphore
+/// was closed, which nothing does.
+async fn make_room(
+    permits: &Arc<Semaphore>,
+    idle: &IdleConnections,
+) -> Option<OwnedSemaphorePermit> {
+    loop {
+        match permits.clone().try_acquire_owned() {
+            Ok(permit) => return Some(permit),
+            Err(TryAcquireError::Closed) => return None,
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        if idle.reclaim_longest() {
+            tracing::debug!("all connection slots taken; closed the longest idle connection");
+            // That connection closes at once and returns its slot; taking
+            // another instead would close two for one newcomer.
+            return permits.clone().acquire_owned().await.ok();
+        }
+        tokio::select! {
+            permit = permits.clone().acquire_owned() => return permit.ok(),
+            () = idle.entered() => {}
+        }
+    }
 }

@@ -4,13 +4,16 @@
 //!
 //! Modelled on mini-redis: `listener.rs` accepts under a connection cap
 //! and stops on shutdown, `connection.rs` owns the framing of one
-//! client, `cmd/` holds what each request does.
+//! client, `limits.rs` the timeouts and the idle connections the
+//! listener may reclaim, `cmd/` holds what each request does.
 
 pub mod cmd;
 mod connection;
+mod limits;
 mod listener;
 mod peer;
 mod socket;
 
+pub use connection::{decode_request, BadRequest};
 pub use listener::{serve, MAX_CONNECTIONS};
 pub use socket::{bind, BoundSocket, SocketError};
