@@ -1,0 +1,206 @@
+//! What the measurements run against: the `p11agent` binary, daemons
+//! started from it, and a PIN file.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use p11agent_client::{Client, ClientError};
+
+use crate::error::BenchError;
+
+/// Builds the `p11agent` binary with cargo, in the profile this benchmark
+/// was built with (release under `cargo run --release`), and returns its
+/// path as cargo reports it.
+///
+/// Building rather than looking for a file next to our own: a stale
+/// daemon from an earlier commit would make the numbers lie.
+pub fn agent_binary() -> Result<PathBuf, BenchError> {
+    let cargo = std::env::var_os("CARGO")
+        .or_else(|| option_env!("CARGO").map(OsString::from))
+        .unwrap_or_else(|| OsString::from("cargo"));
+    let mut build = Command::new(&cargo);
+    build.args([
+        "build",
+        "--quiet",
+        "--message-format=json",
+        "-p",
+        "p11agent",
+        "--bin",
+        "p11agent",
+    ]);
+    if !cfg!(debug_assertions) {
+        build.arg("--release");
+    }
+    let out = build
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| BenchError::io("running", &cargo, e))?;
+    if !out.status.success() {
+        return Err(BenchError::Setup(format!(
+            "cargo build -p p11agent failed ({})",
+            out.status
+        )));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "p11agent")
+        .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
+        .ok_or_else(|| BenchError::Setup("cargo built no p11agent executable".to_owned()))
+}
+
+/// Writes `pin` to a new file `path`, mode 0600 (the agent refuses PIN
+/// files others can read).
+pub fn write_pin_file(path: &Path, pin: &str) -> Result<(), BenchError> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| BenchError::io("creating", path, e))?;
+    writeln!(file, "{pin}").map_err(|e| BenchError::io("writing", path, e))
+}
+
+/// A `p11agent daemon` process, stopped (SIGTERM, then SIGKILL) on drop.
+pub struct Daemon {
+    child: Child,
+    socket: PathBuf,
+    log: PathBuf,
+    started: Instant,
+}
+
+impl Daemon {
+    /// Starts `bin daemon` on `module` with `env` (the SoftHSM
+    /// environment), a PIN file, its socket and log in `dir`, and no
+    /// configuration file (`XDG_CONFIG_HOME` points into `dir`). Returns
+    /// at once; [`Daemon::connect`] waits for it to answer.
+    pub fn spawn(
+        bin: &Path,
+        dir: &Path,
+        module: &Path,
+        env: &[(String, OsString)],
+        pin_file: &Path,
+    ) -> Result<Daemon, BenchError> {
+        let socket = dir.join("run").join("agent.sock");
+        let log = dir.join("daemon.log");
+        let stderr = File::create(&log).map_err(|e| BenchError::io("creating", &log, e))?;
+        let started = Instant::now();
+        let child = Command::new(bin)
+            .arg("daemon")
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--module")
+            .arg(module)
+            .arg("--pin-file")
+            .arg(pin_file)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            // Pinned, so that a RUST_LOG=debug in the caller's shell does
+            // not measure the logger.
+            .env("RUST_LOG", "info")
+            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .env_remove("P11AGENT_SOCK")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| BenchError::io("starting", bin, e))?;
+        Ok(Daemon {
+            child,
+            socket,
+            log,
+            started,
+        })
+    }
+
+    /// When the process was started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The daemon's socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// A connection, once the daemon answers; polls every `every` for at
+    /// most `timeout`, and fails at once if the daemon exited.
+    pub fn connect(&mut self, every: Duration, timeout: Duration) -> Result<Client, BenchError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match Client::connect(&self.socket) {
+                Ok(client) => return Ok(client),
+                Err(ClientError::NotRunning { .. }) if Instant::now() < deadline => {}
+                Err(e) => {
+                    return Err(BenchError::Setup(format!(
+                        "the daemon does not answer: {e}\n{}",
+                        self.log_text()
+                    )))
+                }
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(BenchError::Setup(format!(
+                    "the daemon exited with {status}\n{}",
+                    self.log_text()
+                )));
+            }
+            std::thread::sleep(every);
+        }
+    }
+
+    /// The daemon's resident set and its peak, in KiB
+    /// (`/proc/PID/status`: `VmRSS`, `VmHWM`).
+    pub fn memory_kib(&self) -> Result<(u64, u64), BenchError> {
+        let path = PathBuf::from(format!("/proc/{}/status", self.child.id()));
+        let status =
+            std::fs::read_to_string(&path).map_err(|e| BenchError::io("reading", &path, e))?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+                .ok_or_else(|| BenchError::Setup(format!("no {name} in {}", path.display())))
+        };
+        Ok((field("VmRSS:")?, field("VmHWM:")?))
+    }
+
+    /// What the daemon logged, for error messages.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        // SIGTERM lets the daemon log out and remove its socket.
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

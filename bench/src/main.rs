@@ -1,0 +1,235 @@
+//! `p11agent-bench`: p11agent measured side by side with its peers, on
+//! the same machine, token and keys, in one run.
+//!
+//! ```sh
+//! cargo run --release -p p11agent-bench -- [--duration SECS] [--warmup SECS] [--json FILE] [--smoke]
+//! ```
+//!
+//! Three groups of measurements (docs/BENCHMARKS.md explains each):
+//!
+//! - `sign`: signatures per second and their latency for RSA-2048 (PSS
+//!   and PKCS#1 v1.5, SHA-256) and ECDSA P-256 with 1, 2 and 8 clients:
+//!   cryptoki on SoftHSM in-process (the floor), the agent through its
+//!   socket, and p11-kit remoting (`p11-kit server` and
+//!   `p11-kit-client.so`), with the ratios agent/direct and
+//!   agent/p11-kit;
+//! - `tls`: mutual-TLS 1.3 handshakes per second over loopback, the
+//!   client key behind the agent, on the token through cryptoki
+//!   in-process, or in software;
+//! - `store`: a token with 1,000 certificates: time until the daemon
+//!   lists them all, `list` and `select` latency, the daemon's memory.
+//!
+//! Absolute numbers depend on the machine and its load; the ratios,
+//! taken minutes apart in one run, are what to compare across commits.
+
+mod bed;
+mod error;
+mod fixture;
+mod harness;
+mod job;
+mod p11;
+mod report;
+mod signing;
+mod store;
+mod tls;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+use crate::error::BenchError;
+use crate::harness::Timing;
+use crate::report::Report;
+
+/// Benchmark p11agent against direct PKCS#11 and p11-kit remoting.
+///
+/// Provisions SoftHSM tokens in a temporary directory, builds and starts
+/// the p11agent daemon (in this program's build profile: use
+/// `cargo run --release`), and prints Markdown tables; progress goes to
+/// stderr. A full run takes about 6 minutes with the defaults.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// Seconds measured per row, in all its rounds together [default: 5;
+    /// 0.2 with --smoke]
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+    /// Seconds of load before each round's measurement [default: 0.5;
+    /// 0.1 with --smoke]
+    #[arg(long, value_name = "SECS")]
+    warmup: Option<f64>,
+    /// Rounds per comparison: the backends compared in a row take turns,
+    /// a slice of --duration each, so that they share the machine's
+    /// background load [default: 5; 1 with --smoke]
+    #[arg(long, value_name = "N")]
+    rounds: Option<usize>,
+    /// Write one JSON object per measurement (JSON Lines) to FILE; `-`
+    /// for stdout, and the tables then go to stderr
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// A quick run that only shows everything works: short rows, fewer
+    /// of them, 100 identities instead of 1,000
+    #[arg(long)]
+    smoke: bool,
+    #[command(subcommand)]
+    command: Option<Internal>,
+}
+
+/// Subcommands the benchmark runs itself.
+#[derive(Debug, Subcommand)]
+enum Internal {
+    /// Measures one job read from stdin and prints the result (a child
+    /// process of the benchmark; see job.rs)
+    #[command(hide = true)]
+    Worker,
+}
+
+/// What one run measures, and for how long.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// A smoke run: fewer rows.
+    pub smoke: bool,
+    /// Warm-up per row, seconds.
+    pub warmup_secs: f64,
+    /// Window per row, seconds, all rounds together.
+    pub duration_secs: f64,
+    /// Rounds per comparison.
+    pub rounds: usize,
+    /// Client counts of the signing rows.
+    pub sign_clients: Vec<usize>,
+    /// Client counts of the handshake rows.
+    pub tls_clients: Vec<usize>,
+    /// Identities on the store group's token.
+    pub identities: usize,
+}
+
+impl Plan {
+    fn new(cli: &Cli) -> Result<Plan, BenchError> {
+        let (duration, warmup, rounds) = if cli.smoke {
+            (0.2, 0.1, 1)
+        } else {
+            (5.0, 0.5, 5)
+        };
+        let plan = Plan {
+            smoke: cli.smoke,
+            warmup_secs: cli.warmup.unwrap_or(warmup),
+            duration_secs: cli.duration.unwrap_or(duration),
+            rounds: cli.rounds.unwrap_or(rounds),
+            sign_clients: if cli.smoke { vec![1] } else { vec![1, 2, 8] },
+            tls_clients: if cli.smoke { vec![1] } else { vec![1, 2] },
+            identities: if cli.smoke { 100 } else { 1000 },
+        };
+        let valid = |x: f64| x.is_finite() && x >= 0.0;
+        if !(valid(plan.warmup_secs) && valid(plan.duration_secs) && plan.duration_secs > 0.0) {
+            return Err(BenchError::Setup(
+                "--duration must be a positive number of seconds, --warmup zero or more".into(),
+            ));
+        }
+        if plan.rounds == 0 {
+            return Err(BenchError::Setup("--rounds must be at least 1".into()));
+        }
+        Ok(plan)
+    }
+
+    /// Clients, warm-up and window for a row with `clients` clients.
+    pub fn timing(&self, clients: usize) -> Timing {
+        Timing {
+            clients,
+            warmup_secs: self.warmup_secs,
+            duration_secs: self.duration_secs,
+        }
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let cli = Cli::parse();
+    if let Some(Internal::Worker) = cli.command {
+        return Ok(job::work()?);
+    }
+    let plan = Plan::new(&cli)?;
+    let load_before = load_average();
+    let mut report = Report::default();
+    let result = run(&plan, &mut report);
+    // What was measured is worth printing even when a later row failed.
+    output(&cli, &machine(&plan, &load_before), &report)?;
+    Ok(result?)
+}
+
+/// Runs the three groups.
+fn run(plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
+    eprintln!("building the p11agent daemon");
+    let agent = fixture::agent_binary()?;
+    // In /tmp rather than a long TMPDIR: socket paths must stay below
+    // 108 bytes.
+    let dir = tempfile::Builder::new()
+        .prefix("p11agent-bench.")
+        .tempdir_in("/tmp")
+        .map_err(|e| BenchError::io("creating a directory in", "/tmp", e))?;
+    let subdir = |name: &str| -> Result<PathBuf, BenchError> {
+        let path = dir.path().join(name);
+        std::fs::create_dir(&path).map_err(|e| BenchError::io("creating", &path, e))?;
+        Ok(path)
+    };
+    // The store group first: its provisioning (seconds of SoftHSM work)
+    // and its daemon are gone before any signature is timed.
+    store::measure(&agent, &subdir("store")?, plan, report)?;
+    let bed = bed::Bed::start(&agent, &subdir("bed")?)?;
+    signing::measure(&bed, plan, report)?;
+    tls::measure(&bed, plan, report)?;
+    Ok(())
+}
+
+/// Prints the tables, and writes the JSON Lines where `--json` says.
+fn output(cli: &Cli, header: &str, report: &Report) -> Result<(), BenchError> {
+    let tables = format!("{header}\n\n{}", report.tables());
+    let json = report.json_lines()?;
+    match cli.json.as_deref() {
+        Some(path) if path == Path::new("-") => {
+            eprint!("{tables}");
+            print!("{json}");
+        }
+        Some(path) => {
+            std::fs::write(path, json).map_err(|e| BenchError::io("writing", path, e))?;
+            print!("{tables}");
+        }
+        None => print!("{tables}"),
+    }
+    std::io::stdout()
+        .flush()
+        .map_err(|e| BenchError::io("writing", "stdout", e))
+}
+
+/// The 1-minute load average: on a shared machine, how much else ran.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+/// A line about the machine and the run, for the tables' header.
+fn machine(plan: &Plan, load_before: &str) -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let profile = if cfg!(debug_assertions) {
+        "debug build: not representative"
+    } else {
+        "release build"
+    };
+    format!(
+        "p11agent-bench: {cpus} CPUs ({model}), {profile}; {} s per row in {} round(s), \
+         {} s warm-up per round; load average {load_before} before, {} after",
+        plan.duration_secs,
+        plan.rounds,
+        plan.warmup_secs,
+        load_average()
+    )
+}

@@ -1,0 +1,271 @@
+//! Signing with cryptoki in the benchmark's own process: the "direct"
+//! floor, the p11-kit remoting peer (the same code on
+//! `p11-kit-client.so`) and the in-process TLS key.
+//!
+//! A signature here is the work the agent does for the same request,
+//! minus the socket: hash in software, then one `C_Sign` with the raw
+//! mechanism (`CKM_RSA_PKCS` over a DigestInfo, `CKM_RSA_PKCS_PSS`,
+//! `CKM_ECDSA`) and, for ECDSA, `r || s` converted to DER. Anything less
+//! would flatter the floor; anything more would flatter the agent.
+
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::RvError;
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use p11agent_client::proto::Scheme;
+use sha2::Digest as _;
+
+use crate::error::BenchError;
+
+/// One token of an initialised module, logged in as its user.
+///
+/// The login belongs to the process (PKCS#11 logs in per application),
+/// and lasts while any session on the token is open: the anchor session
+/// holds it for the sessions the client threads open.
+pub struct LoggedIn {
+    pkcs11: Pkcs11,
+    slot: Slot,
+    /// Not used for signing: it keeps the login alive, and logs out at
+    /// the end.
+    anchor: Mutex<Session>,
+}
+
+impl LoggedIn {
+    /// Loads `module`, initialises it (the environment it needs, such as
+    /// `SOFTHSM2_CONF`, was set by whoever started this process), finds
+    /// the token labelled `label` and logs in with `pin`.
+    pub fn open(module: &Path, label: &str, pin: &str) -> Result<LoggedIn, BenchError> {
+        let pkcs11 = Pkcs11::new(module).map_err(BenchError::pkcs11("loading the module"))?;
+        pkcs11
+            .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+            .map_err(BenchError::pkcs11("C_Initialize"))?;
+        let mut found = None;
+        for slot in pkcs11
+            .get_slots_with_token()
+            .map_err(BenchError::pkcs11("C_GetSlotList"))?
+        {
+            let info = pkcs11
+                .get_token_info(slot)
+                .map_err(BenchError::pkcs11("C_GetTokenInfo"))?;
+            if info.label().trim_end() == label {
+                found = Some(slot);
+                break;
+            }
+        }
+        let slot = found.ok_or_else(|| {
+            BenchError::Setup(format!(
+                "no token labelled {label:?} in {}",
+                module.display()
+            ))
+        })?;
+        let anchor = pkcs11
+            .open_ro_session(slot)
+            .map_err(BenchError::pkcs11("C_OpenSession"))?;
+        match anchor.login(UserType::User, Some(&AuthPin::from(pin))) {
+            Ok(()) | Err(cryptoki::error::Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(e) => return Err(BenchError::pkcs11("C_Login")(e)),
+        }
+        Ok(LoggedIn {
+            pkcs11,
+            slot,
+            anchor: Mutex::new(anchor),
+        })
+    }
+
+    /// A new read-only session on the token, and the handle of the private
+    /// key whose `CKA_ID` is `key_id` in it.
+    pub fn session_with_key(&self, key_id: &[u8]) -> Result<(Session, ObjectHandle), BenchError> {
+        let session = self
+            .pkcs11
+            .open_ro_session(self.slot)
+            .map_err(BenchError::pkcs11("C_OpenSession"))?;
+        let template = [
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Id(key_id.to_vec()),
+        ];
+        let key = session
+            .find_objects(&template)
+            .map_err(BenchError::pkcs11("C_FindObjects"))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                BenchError::Setup(format!("no private key with CKA_ID {}", hex(key_id)))
+            })?;
+        Ok((session, key))
+    }
+}
+
+impl Drop for LoggedIn {
+    fn drop(&mut self) {
+        // Sessions close on their own drop; the module is finalised so
+        // that p11-kit-client.so says goodbye to its server.
+        let anchor = self
+            .anchor
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        let _ = anchor.logout();
+        let _ = self.pkcs11.clone().finalize();
+    }
+}
+
+/// A hash of the TLS schemes.
+#[derive(Debug, Clone, Copy)]
+enum Hash {
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl Hash {
+    fn digest(self, message: &[u8]) -> Vec<u8> {
+        match self {
+            Hash::Sha256 => sha2::Sha256::digest(message).to_vec(),
+            Hash::Sha384 => sha2::Sha384::digest(message).to_vec(),
+            Hash::Sha512 => sha2::Sha512::digest(message).to_vec(),
+        }
+    }
+
+    /// RFC 8017 section 9.2, note 1: what precedes the digest in an
+    /// RSASSA-PKCS1-v1_5 signature.
+    fn digest_info_prefix(self) -> &'static [u8] {
+        match self {
+            Hash::Sha256 => &[
+                0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x01, 0x05, 0x00, 0x04, 0x20,
+            ],
+            Hash::Sha384 => &[
+                0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x02, 0x05, 0x00, 0x04, 0x30,
+            ],
+            Hash::Sha512 => &[
+                0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x03, 0x05, 0x00, 0x04, 0x40,
+            ],
+        }
+    }
+
+    /// PSS parameters as TLS fixes them: MGF1 with the same hash, salt as
+    /// long as the digest.
+    fn pss_params(self) -> PkcsPssParams {
+        let (hash_alg, mgf, s_len) = match self {
+            Hash::Sha256 => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, 32u64),
+            Hash::Sha384 => (MechanismType::SHA384, PkcsMgfType::MGF1_SHA384, 48),
+            Hash::Sha512 => (MechanismType::SHA512, PkcsMgfType::MGF1_SHA512, 64),
+        };
+        PkcsPssParams {
+            hash_alg,
+            mgf,
+            s_len: s_len.into(),
+        }
+    }
+}
+
+/// How a scheme is made from a digest.
+#[derive(Debug, Clone, Copy)]
+enum Form {
+    Pkcs1,
+    Pss,
+    Ecdsa,
+}
+
+/// The schemes this module can make: RSA and ECDSA P-256/P-384.
+pub fn supported(scheme: Scheme) -> bool {
+    form(scheme).is_some()
+}
+
+fn form(scheme: Scheme) -> Option<(Form, Hash)> {
+    Some(match scheme {
+        Scheme::RsaPkcs1Sha256 => (Form::Pkcs1, Hash::Sha256),
+        Scheme::RsaPkcs1Sha384 => (Form::Pkcs1, Hash::Sha384),
+        Scheme::RsaPkcs1Sha512 => (Form::Pkcs1, Hash::Sha512),
+        Scheme::RsaPssRsaeSha256 => (Form::Pss, Hash::Sha256),
+        Scheme::RsaPssRsaeSha384 => (Form::Pss, Hash::Sha384),
+        Scheme::RsaPssRsaeSha512 => (Form::Pss, Hash::Sha512),
+        Scheme::EcdsaSecp256r1Sha256 => (Form::Ecdsa, Hash::Sha256),
+        Scheme::EcdsaSecp384r1Sha384 => (Form::Ecdsa, Hash::Sha384),
+        Scheme::EcdsaSecp521r1Sha512 | Scheme::Ed25519 => return None,
+    })
+}
+
+/// Signs `message` with `key` under `scheme` and returns the signature as
+/// TLS sends it (DER for ECDSA).
+pub fn sign(
+    session: &Session,
+    key: ObjectHandle,
+    scheme: Scheme,
+    message: &[u8],
+) -> Result<Vec<u8>, String> {
+    let (form, hash) = form(scheme).ok_or_else(|| format!("{scheme} is not benchmarked"))?;
+    let digest = hash.digest(message);
+    let signed = match form {
+        Form::Pkcs1 => {
+            let mut input = hash.digest_info_prefix().to_vec();
+            input.extend_from_slice(&digest);
+            session.sign(&Mechanism::RsaPkcs, key, &input)
+        }
+        Form::Pss => session.sign(&Mechanism::RsaPkcsPss(hash.pss_params()), key, &digest),
+        Form::Ecdsa => session.sign(&Mechanism::Ecdsa, key, &digest),
+    };
+    let signature = signed.map_err(|e| format!("C_Sign: {e}"))?;
+    match form {
+        Form::Ecdsa => ecdsa_der(&signature),
+        Form::Pkcs1 | Form::Pss => Ok(signature),
+    }
+}
+
+/// `r || s` (PKCS#11) as `SEQUENCE { INTEGER r, INTEGER s }` (TLS).
+fn ecdsa_der(raw: &[u8]) -> Result<Vec<u8>, String> {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) || raw.len() > 2 * 66 {
+        return Err(format!("an ECDSA signature of {} bytes", raw.len()));
+    }
+    let (r, s) = raw.split_at(raw.len() / 2);
+    let mut body = Vec::with_capacity(raw.len() + 6);
+    for half in [r, s] {
+        let digits = &half[half.iter().position(|b| *b != 0).unwrap_or(half.len())..];
+        let pad = digits.first().is_none_or(|b| b & 0x80 != 0);
+        body.push(0x02);
+        // At most 67 bytes: a short-form length.
+        body.push((digits.len() + usize::from(pad)) as u8);
+        if pad {
+            body.push(0);
+        }
+        body.extend_from_slice(digits);
+    }
+    let mut der = vec![0x30];
+    // Up to P-384 the body is shorter than 128 bytes (short form).
+    if body.len() >= 0x80 {
+        der.push(0x81);
+    }
+    der.push(body.len() as u8);
+    der.extend_from_slice(&body);
+    Ok(der)
+}
+
+/// Lower-case hex, for messages.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ecdsa_signatures_become_minimal_der() {
+        let mut raw = vec![0xff; 32];
+        raw.extend(std::iter::repeat_n(0x01, 32));
+        let der = ecdsa_der(&raw).expect("der");
+        assert_eq!(der[..5], [0x30, 2 + 33 + 2 + 32, 0x02, 33, 0x00]);
+        assert_eq!(der.len(), 2 + 35 + 34);
+        let small = ecdsa_der(&[0, 1, 0, 0]).expect("der");
+        assert_eq!(small, [0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x00]);
+        assert!(ecdsa_der(&[1, 2, 3]).is_err());
+    }
+}

@@ -1,0 +1,395 @@
+//! Results: one JSON object per measurement (JSON Lines, for comparing
+//! commits) and Markdown tables for people.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::harness::RunStats;
+
+/// One measurement: a load row (ops/s and latencies) or a single value
+/// (a time, a memory size). Fields that do not apply are left out of the
+/// JSON.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Measurement {
+    /// `sign`, `tls` or `store`.
+    pub group: &'static str,
+    /// What was measured: the signature scheme for `sign`,
+    /// `mtls_handshake` for `tls`, the quantity for `store`.
+    pub name: String,
+    /// The key type (`rsa2048`, `p256`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<&'static str>,
+    /// Who did the work: `direct`, `agent`, `p11kit`, `software`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<&'static str>,
+    /// Concurrent clients.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clients: Option<usize>,
+    /// Operations completed in the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ops: Option<u64>,
+    /// The window, seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<f64>,
+    /// Throughput.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ops_per_sec: Option<f64>,
+    /// Median latency, µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p50_us: Option<f64>,
+    /// 99th-percentile latency, µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p99_us: Option<f64>,
+    /// Failed operations (warm-up included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<u64>,
+    /// The first failure, when any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
+    /// The TLS scheme of the client's CertificateVerify (`tls` rows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    /// On agent rows: agent ops/s divided by direct ops/s, same
+    /// scheme, key and clients. 1.0 is parity; above is better.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_vs_direct: Option<f64>,
+    /// On agent `sign` rows: agent ops/s divided by p11-kit remoting
+    /// ops/s. Above 1.0 means the agent is faster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_vs_p11kit: Option<f64>,
+    /// On agent `tls` rows: agent handshakes/s divided by those with a
+    /// software key. Above 1.0 means the agent is faster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_vs_software: Option<f64>,
+    /// A single value (`store` rows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// Its unit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<&'static str>,
+    /// How many identities the agent held (`store` rows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identities: Option<usize>,
+}
+
+impl Measurement {
+    /// A load row from a harness run.
+    pub fn load(group: &'static str, name: impl Into<String>, stats: &RunStats) -> Self {
+        Measurement {
+            group,
+            name: name.into(),
+            ops: Some(stats.ops),
+            duration_secs: Some(stats.window_secs),
+            ops_per_sec: Some(round(stats.ops_per_sec(), 1)),
+            p50_us: Some(round(stats.p50_us(), 1)),
+            p99_us: Some(round(stats.p99_us(), 1)),
+            errors: Some(stats.errors),
+            first_error: stats.first_error.clone(),
+            scheme: stats.scheme.clone(),
+            ..Measurement::default()
+        }
+    }
+
+    /// A single value.
+    pub fn value(group: &'static str, name: &str, value: f64, unit: &'static str) -> Self {
+        Measurement {
+            group,
+            name: name.to_owned(),
+            value: Some(round(value, 3)),
+            unit: Some(unit),
+            ..Measurement::default()
+        }
+    }
+
+    /// One line of progress for stderr.
+    pub fn progress(&self) -> String {
+        let mut line = format!("{:5} {}", self.group, self.name);
+        for (label, value) in [("key", self.key), ("backend", self.backend)] {
+            if let Some(value) = value {
+                let _ = write!(line, " {label}={value}");
+            }
+        }
+        if let Some(clients) = self.clients {
+            let _ = write!(line, " clients={clients}");
+        }
+        if let (Some(ops), Some(p50), Some(p99)) = (self.ops_per_sec, self.p50_us, self.p99_us) {
+            let _ = write!(line, ": {ops:.1} ops/s, p50 {p50:.0} µs, p99 {p99:.0} µs");
+        }
+        if let (Some(value), Some(unit)) = (self.value, self.unit) {
+            let _ = write!(line, ": {value} {unit}");
+        }
+        if let Some(errors) = self.errors.filter(|e| *e > 0) {
+            let _ = write!(line, " ({errors} errors)");
+        }
+        line
+    }
+}
+
+/// Rounds to `digits` decimals, so the JSON is readable.
+fn round(x: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (x * scale).round() / scale
+}
+
+/// `numerator / denominator` of two rows' throughput, when both exist.
+pub fn ratio(numerator: &Measurement, denominator: Option<&Measurement>) -> Option<f64> {
+    let top = numerator.ops_per_sec?;
+    let bottom = denominator?.ops_per_sec.filter(|v| *v > 0.0)?;
+    Some(round(top / bottom, 3))
+}
+
+/// Every measurement of a run, in order.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// The measurements.
+    pub rows: Vec<Measurement>,
+}
+
+impl Report {
+    /// Adds `row`, and says so on stderr (a full run takes minutes).
+    pub fn push(&mut self, row: Measurement) {
+        eprintln!("{}", row.progress());
+        self.rows.push(row);
+    }
+
+    /// Adds the rows of one comparison (same group, name, key and
+    /// clients; backends `direct`, `agent` and `other`), the agent's row
+    /// with its ratios to the others.
+    pub fn push_compared(&mut self, mut rows: Vec<Measurement>, other: &str) {
+        let find = |rows: &[Measurement], backend: &str| {
+            rows.iter().find(|r| r.backend == Some(backend)).cloned()
+        };
+        let (direct, third) = (find(&rows, "direct"), find(&rows, other));
+        if let Some(agent) = rows.iter_mut().find(|r| r.backend == Some("agent")) {
+            agent.ratio_vs_direct = ratio(agent, direct.as_ref());
+            let vs_other = ratio(agent, third.as_ref());
+            match other {
+                "p11kit" => agent.ratio_vs_p11kit = vs_other,
+                _ => agent.ratio_vs_software = vs_other,
+            }
+        }
+        for row in rows {
+            self.push(row);
+        }
+    }
+
+    /// The rows as JSON Lines.
+    pub fn json_lines(&self) -> Result<String, serde_json::Error> {
+        let mut out = String::new();
+        for row in &self.rows {
+            out.push_str(&serde_json::to_string(row)?);
+            out.push('\n');
+        }
+        Ok(out)
+    }
+
+    fn find(
+        &self,
+        group: &str,
+        name: &str,
+        key: Option<&str>,
+        clients: Option<usize>,
+        backend: &str,
+    ) -> Option<&Measurement> {
+        self.rows.iter().find(|r| {
+            r.group == group
+                && r.name == name
+                && r.key == key
+                && r.clients == clients
+                && r.backend == Some(backend)
+        })
+    }
+
+    /// The (name, key, clients) combinations of `group`, in order.
+    fn cases(&self, group: &str) -> Vec<(String, Option<&'static str>, Option<usize>)> {
+        let mut cases = Vec::new();
+        for r in self.rows.iter().filter(|r| r.group == group) {
+            let case = (r.name.clone(), r.key, r.clients);
+            if !cases.contains(&case) {
+                cases.push(case);
+            }
+        }
+        cases
+    }
+
+    /// Markdown tables: signing, handshakes, store.
+    pub fn tables(&self) -> String {
+        let mut out = String::new();
+        self.load_table(
+            &mut out,
+            "sign",
+            "Signing: ops/s, p50 / p99 latency in µs",
+            &[
+                ("direct", "direct"),
+                ("agent", "agent"),
+                ("p11kit", "p11-kit"),
+            ],
+            &[
+                ("agent/direct", Ratio::Direct),
+                ("agent/p11-kit", Ratio::P11Kit),
+            ],
+        );
+        self.load_table(
+            &mut out,
+            "tls",
+            "Mutual-TLS 1.3 handshakes: handshakes/s, p50 / p99 latency in µs",
+            &[
+                ("direct", "in-process cryptoki"),
+                ("agent", "agent"),
+                ("software", "software key"),
+            ],
+            &[
+                ("agent/direct", Ratio::Direct),
+                ("agent/software", Ratio::Software),
+            ],
+        );
+        let store: Vec<&Measurement> = self.rows.iter().filter(|r| r.group == "store").collect();
+        if !store.is_empty() {
+            out.push_str("Store scale\n\n| measurement | identities | value | p50 µs | p99 µs |\n|---|---:|---:|---:|---:|\n");
+            for r in store {
+                let value = match (r.value, r.unit, r.ops_per_sec) {
+                    (Some(v), Some(unit), _) => format!("{v} {unit}"),
+                    (_, _, Some(ops)) => format!("{ops:.0} ops/s"),
+                    _ => "-".to_owned(),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {value} | {} | {} |",
+                    r.name,
+                    r.identities.map(|n| n.to_string()).unwrap_or_default(),
+                    opt(r.p50_us, 0),
+                    opt(r.p99_us, 0),
+                );
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    fn load_table(
+        &self,
+        out: &mut String,
+        group: &str,
+        title: &str,
+        backends: &[(&str, &str)],
+        ratios: &[(&str, Ratio)],
+    ) {
+        let cases = self.cases(group);
+        if cases.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "{title}\n");
+        let mut header = "| key | what | clients |".to_owned();
+        let mut rule = "|---|---|---:|".to_owned();
+        for (_, label) in backends {
+            let _ = write!(header, " {label} ops/s | {label} p50 / p99 |");
+            rule.push_str("---:|---:|");
+        }
+        for (label, _) in ratios {
+            let _ = write!(header, " {label} |");
+            rule.push_str("---:|");
+        }
+        let _ = writeln!(out, "{header}\n{rule}");
+        for (name, key, clients) in cases {
+            let _ = write!(
+                out,
+                "| {} | {name} | {} |",
+                key.unwrap_or("-"),
+                clients.map(|c| c.to_string()).unwrap_or_default()
+            );
+            for (backend, _) in backends {
+                match self.find(group, &name, key, clients, backend) {
+                    Some(r) => {
+                        let _ = write!(
+                            out,
+                            " {}{} | {} / {} |",
+                            opt(r.ops_per_sec, 0),
+                            if r.errors.unwrap_or(0) > 0 { "*" } else { "" },
+                            opt(r.p50_us, 0),
+                            opt(r.p99_us, 0)
+                        );
+                    }
+                    None => out.push_str(" - | - |"),
+                }
+            }
+            let agent = self.find(group, &name, key, clients, "agent");
+            for (_, which) in ratios {
+                let value = agent.and_then(|a| match which {
+                    Ratio::Direct => a.ratio_vs_direct,
+                    Ratio::P11Kit => a.ratio_vs_p11kit,
+                    Ratio::Software => a.ratio_vs_software,
+                });
+                let _ = write!(out, " {} |", opt(value, 3));
+            }
+            out.push('\n');
+        }
+        let errors = self
+            .rows
+            .iter()
+            .any(|r| r.group == group && r.errors.unwrap_or(0) > 0);
+        if errors {
+            out.push_str("\n\\* some operations failed; see `errors` in the JSON.\n");
+        }
+        out.push('\n');
+    }
+}
+
+/// Which ratio a table column shows.
+#[derive(Debug, Clone, Copy)]
+enum Ratio {
+    Direct,
+    P11Kit,
+    Software,
+}
+
+/// A number with `digits` decimals, or `-`.
+fn opt(value: Option<f64>, digits: usize) -> String {
+    value
+        .map(|v| format!("{v:.digits$}"))
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(backend: &'static str, ops: f64) -> Measurement {
+        Measurement {
+            group: "sign",
+            name: "rsa_pss_rsae_sha256".into(),
+            key: Some("rsa2048"),
+            backend: Some(backend),
+            clients: Some(1),
+            ops_per_sec: Some(ops),
+            p50_us: Some(1000.0),
+            p99_us: Some(1500.0),
+            errors: Some(0),
+            ..Measurement::default()
+        }
+    }
+
+    #[test]
+    fn ratios_and_tables() {
+        let mut agent = row("agent", 950.0);
+        agent.ratio_vs_direct = ratio(&agent, Some(&row("direct", 1000.0)));
+        agent.ratio_vs_p11kit = ratio(&agent, Some(&row("p11kit", 500.0)));
+        assert_eq!(agent.ratio_vs_direct, Some(0.95));
+        assert_eq!(agent.ratio_vs_p11kit, Some(1.9));
+        assert_eq!(ratio(&agent, None), None);
+        let report = Report {
+            rows: vec![row("direct", 1000.0), agent, row("p11kit", 500.0)],
+        };
+        let tables = report.tables();
+        assert!(
+            tables.contains("| rsa2048 | rsa_pss_rsae_sha256 | 1 | 1000 | 1000 / 1500 | 950 | 1000 / 1500 | 500 | 1000 / 1500 | 0.950 | 1.900 |"),
+            "{tables}"
+        );
+        let json = report.json_lines().expect("json");
+        assert_eq!(json.lines().count(), 3);
+        let first: serde_json::Value =
+            serde_json::from_str(json.lines().next().expect("a line")).expect("parses");
+        assert_eq!(first["group"], "sign");
+        assert!(first.get("value").is_none());
+    }
+}

@@ -1,0 +1,105 @@
+//! The benchmark (`bench/`, issue 7) in smoke mode: it builds, starts
+//! its daemons and workers, and measures something in every group. Its
+//! numbers are not judged here; docs/BENCHMARKS.md is where they are.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// Builds `p11agent-bench` in the profile these tests were built with
+/// (it then builds the daemon in the same one) and returns its path.
+fn bench_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let release = exe
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::file_name)
+        .is_some_and(|n| n == "release");
+    let mut build = Command::new(option_env!("CARGO").unwrap_or("cargo"));
+    build.args([
+        "build",
+        "--quiet",
+        "--message-format=json",
+        "-p",
+        "p11agent-bench",
+        "--bin",
+        "p11agent-bench",
+    ]);
+    if release {
+        build.arg("--release");
+    }
+    let out = build
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run cargo build");
+    assert!(out.status.success(), "cargo build of p11agent-bench failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "p11agent-bench")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .expect("cargo reported the p11agent-bench executable")
+}
+
+#[test]
+fn a_smoke_run_measures_every_group() {
+    let bench = bench_binary();
+    let started = Instant::now();
+    let out = Command::new(&bench)
+        .args(["--smoke", "--json", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run p11agent-bench");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "p11agent-bench --smoke failed ({}):\n{stderr}",
+        out.status
+    );
+    eprintln!("smoke run took {:?}", started.elapsed());
+
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("every stdout line is a JSON object"))
+        .collect();
+    for group in ["sign", "tls", "store"] {
+        let loads: Vec<&serde_json::Value> = rows
+            .iter()
+            .filter(|r| r["group"] == group && r.get("ops_per_sec").is_some())
+            .collect();
+        assert!(!loads.is_empty(), "no {group} rows:\n{stderr}");
+        for row in loads {
+            assert!(
+                row["ops"].as_u64().is_some_and(|n| n > 0),
+                "a {group} row measured nothing: {row}\n{stderr}"
+            );
+            assert!(row["p50_us"].as_f64().is_some_and(|v| v > 0.0), "{row}");
+            assert!(row["p99_us"].as_f64() >= row["p50_us"].as_f64(), "{row}");
+        }
+    }
+    // Every agent row of a load group carries its ratio to the direct
+    // path, the point of the exercise.
+    for row in rows
+        .iter()
+        .filter(|r| r["backend"] == "agent" && r["group"] != "store")
+    {
+        assert!(
+            row["ratio_vs_direct"].as_f64().is_some_and(|v| v > 0.0),
+            "{row}"
+        );
+    }
+    // The store group's single values: start-up times and memory.
+    for name in ["all_identities_listed_after_start", "daemon_rss"] {
+        assert!(
+            rows.iter()
+                .any(|r| r["name"] == name && r["value"].as_f64().is_some_and(|v| v > 0.0)),
+            "no {name}:\n{stderr}"
+        );
+    }
+    // The tables went to stderr, since the JSON had stdout.
+    assert!(
+        stderr.contains("agent/direct"),
+        "no tables on stderr:\n{stderr}"
+    );
+}
