@@ -212,7 +212,7 @@ fn into_signature(resp: Response) -> Result<Vec<u8>, ClientError> {
 }
 
 /// What a TLS server asked for, as [`Client::select`] sends it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SelectQuery {
     /// The server's origin, `https://host:port`.
     pub origin: String,
@@ -225,14 +225,23 @@ pub struct SelectQuery {
     pub chooser: p11agent_proto::ChooserMode,
     /// An identity the application fixed (id or unique prefix).
     pub id: Option<String>,
+    /// Whether the answer lists every excluded identity and why (true
+    /// unless set). Set it false where only the decision matters, as
+    /// during a handshake.
+    pub explain: bool,
 }
 
 impl SelectQuery {
-    /// A query for `origin` with an empty CA list and unknown schemes.
+    /// A query for `origin` with an empty CA list and unknown schemes,
+    /// that asks for the excluded identities too.
     pub fn new(origin: impl Into<String>) -> Self {
         SelectQuery {
             origin: origin.into(),
-            ..SelectQuery::default()
+            ca_names: Vec::new(),
+            schemes: None,
+            chooser: p11agent_proto::ChooserMode::default(),
+            id: None,
+            explain: true,
         }
     }
 
@@ -248,6 +257,7 @@ impl SelectQuery {
             schemes: self.schemes.clone(),
             chooser: self.chooser,
             id: self.id.clone(),
+            explain: self.explain,
         }
     }
 }

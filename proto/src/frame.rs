@@ -361,17 +361,21 @@ mod properties {
                 option::of(vec(scheme(), 0..4)),
                 any::<bool>(),
                 option::of(text()),
+                any::<bool>(),
             )
-                .prop_map(|(origin, ca_names, schemes, client, id)| Request::Select {
-                    origin,
-                    ca_names,
-                    schemes,
-                    chooser: if client {
-                        ChooserMode::Client
-                    } else {
-                        ChooserMode::Agent
-                    },
-                    id,
+                .prop_map(|(origin, ca_names, schemes, client, id, explain)| {
+                    Request::Select {
+                        origin,
+                        ca_names,
+                        schemes,
+                        chooser: if client {
+                            ChooserMode::Client
+                        } else {
+                            ChooserMode::Agent
+                        },
+                        id,
+                        explain,
+                    }
                 }),
             (text(), option::of(text()), any::<bool>()).prop_map(|(origin, id, remember)| {
                 Request::Choose {

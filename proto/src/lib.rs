@@ -12,6 +12,7 @@ pub mod identity;
 pub mod message;
 pub mod paths;
 pub mod pin;
+mod response_de;
 pub mod scheme;
 pub mod select;
 

@@ -92,6 +92,12 @@ pub enum Request {
         /// selected when the filter passes it, the CA list aside.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
+        /// Whether the answer lists every excluded identity with its
+        /// reasons (default true). A TLS client deciding during a
+        /// handshake sets it false: with 1,000 identities that list is
+        /// most of the answer and of the time it takes.
+        #[serde(default = "yes")]
+        explain: bool,
     },
     /// Records a person's choice for an origin, made after a
     /// [`Decision::Prompt`](crate::Decision::Prompt).
@@ -232,7 +238,10 @@ pub struct ModuleError {
 }
 
 /// A message from the agent to a client.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Decoded by hand (`response_de.rs`) rather than derived, so that a big
+/// answer is not buffered before it is decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Response {
     /// Answer to [`Request::Hello`].
@@ -457,6 +466,7 @@ mod op_tests {
                 schemes: None,
                 chooser: ChooserMode::default(),
                 id: None,
+                explain: true,
             },
             Request::Choose {
                 origin: String::new(),

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use p11agent_client::proto::Scheme;
 use p11agent_softhsm::{Eku, KeyAlg, KeyUsage, LeafSpec, Pki, Provisioned, SoftHsm, Token};
 use p11agent_tests::{describe, Daemon};
 use serde_json::Value;
@@ -180,6 +181,22 @@ fn every_reason_code_where_expected() {
     // One usable candidate and no rule: a person must still say yes.
     assert_eq!(decision(&selection), ("prompt", None));
     assert_eq!(selection["basis"], "user_must_choose");
+
+    // Asked as a handshake asks (no explanation): the same decision and
+    // candidates, without the list of the others.
+    let mut query = p11agent_client::SelectQuery::new("https://matrix.test");
+    query.ca_names = vec![pki.root_subject_der().expect("root name")];
+    query.schemes = Some(vec![Scheme::EcdsaSecp256r1Sha256, Scheme::RsaPssRsaeSha256]);
+    query.chooser = p11agent_client::proto::ChooserMode::Client;
+    query.explain = false;
+    let quiet = daemon.client().select(&query).expect("select");
+    assert_eq!(quiet.decision.as_str(), "prompt");
+    let quiet_ids: Vec<&str> = quiet.candidates.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(quiet_ids, [usable.fingerprint_hex()]);
+    assert!(quiet.excluded.is_empty(), "{quiet:?}");
+    query.explain = true;
+    let told = daemon.client().select(&query).expect("select");
+    assert_eq!(told.excluded.len(), expect.len());
 
     // Without a CA list and schemes, the foreign and P-384 identities
     // are candidates too.

@@ -345,11 +345,13 @@ fn the_servers_ca_list_decides_which_identity_is_sent() {
                     assert_eq!(selection.decision, Decision::Selected);
                     let sent = selection.identity.as_ref().map(|i| i.id.clone());
                     assert_eq!(sent, Some(identity.fingerprint_hex()));
-                    // The expired identity is never a candidate.
-                    assert!(selection
-                        .excluded
+                    // The expired identity is never a candidate; the
+                    // handshake did not ask for the list of the others.
+                    assert!(!selection
+                        .candidates
                         .iter()
-                        .any(|e| e.id == expired.fingerprint_hex()));
+                        .any(|c| c.id == expired.fingerprint_hex()));
+                    assert!(selection.excluded.is_empty(), "{selection:?}");
                 }
                 other => panic!("{what}: {other:?}"),
             }

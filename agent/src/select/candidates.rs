@@ -43,7 +43,7 @@ pub struct Filtered<'s> {
     /// Those that may be offered, in listing order, one per id.
     pub candidates: Vec<Stored<'s>>,
     /// The others, in listing order, one per id, with every reason.
-    pub excluded: Vec<Excluded>,
+    pub excluded: Vec<(Stored<'s>, Vec<Reason>)>,
 }
 
 /// The server's CA list prepared for lookups.
@@ -98,16 +98,21 @@ pub fn filter<'s>(store: &'s Store, server: &ServerRequest, now: OffsetDateTime)
         if reasons.is_empty() {
             filtered.candidates.push(stored);
         } else {
-            let identity = stored.identity();
-            filtered.excluded.push(Excluded {
-                id: identity.id.clone(),
-                subject: identity.subject.clone(),
-                issuer: identity.issuer.clone(),
-                reasons,
-            });
+            filtered.excluded.push((stored, reasons));
         }
     }
     filtered
+}
+
+/// An excluded identity as the protocol reports it.
+pub fn excluded((stored, reasons): &(Stored<'_>, Vec<Reason>)) -> Excluded {
+    let identity = stored.identity();
+    Excluded {
+        id: identity.id.clone(),
+        subject: identity.subject.clone(),
+        issuer: identity.issuer.clone(),
+        reasons: reasons.clone(),
+    }
 }
 
 /// Every reason that excludes one stored copy.

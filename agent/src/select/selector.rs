@@ -45,6 +45,8 @@ pub struct Query {
     pub chooser: ChooserMode,
     /// The full id of an identity the client fixed.
     pub fixed: Option<String>,
+    /// Whether the selection lists the excluded identities.
+    pub explain: bool,
 }
 
 struct View<'s> {
@@ -170,7 +172,11 @@ impl Selector {
             chain: Vec::new(),
             candidates: views.iter().map(|v| v.stored.identity_at(now)).collect(),
             choices: Vec::new(),
-            excluded: filtered.excluded,
+            excluded: if query.explain {
+                filtered.excluded.iter().map(candidates::excluded).collect()
+            } else {
+                Vec::new()
+            },
         };
         if let Some(fixed) = &query.fixed {
             selection.basis = Basis::Fixed;
@@ -178,12 +184,14 @@ impl Selector {
             // A fixed identity is the client's explicit choice, so a CA
             // list that does not name its issuer does not stop it.
             let usable = usable.or_else(|| {
-                let only_issuer = selection.excluded.iter().any(|e| {
-                    e.id == *fixed && e.reasons == [p11agent_proto::Reason::IssuerNotAccepted]
-                });
-                only_issuer
-                    .then(|| store.stored().find(|s| s.id() == fixed))
-                    .flatten()
+                filtered
+                    .excluded
+                    .iter()
+                    .find(|(stored, reasons)| {
+                        stored.id() == fixed
+                            && *reasons == [p11agent_proto::Reason::IssuerNotAccepted]
+                    })
+                    .map(|(stored, _)| *stored)
             });
             if let Some(stored) = usable {
                 selection.decision = Decision::Selected;

@@ -198,7 +198,15 @@ impl AgentResolver {
             Some(_) => ChooserMode::Client,
             None => ChooserMode::Agent,
         };
-        let selection = agent.select(&query)?;
+        // The handshake waits for this answer: leave out the list of
+        // every identity not offered (most of the answer when there are
+        // many), and ask for it only when nothing qualifies, to say why.
+        query.explain = false;
+        let mut selection = agent.select(&query)?;
+        if selection.decision == Decision::None {
+            query.explain = true;
+            selection = agent.select(&query)?;
+        }
         let Some(chooser) = self.chooser.as_ref() else {
             return Ok(selection);
         };

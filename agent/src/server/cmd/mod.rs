@@ -46,17 +46,17 @@ pub async fn dispatch(state: &State, peer: &Peer, request: Request) -> Response 
             schemes,
             chooser,
             id,
+            explain,
         } => {
-            select::run(
-                state,
-                peer,
-                &origin,
-                &ca_names,
+            let request = select::Asked {
+                origin: &origin,
+                ca_names: &ca_names,
                 schemes,
                 chooser,
-                id.as_deref(),
-            )
-            .await
+                id: id.as_deref(),
+                explain,
+            };
+            select::run(state, peer, request).await
         }
         Request::Choose {
             origin,

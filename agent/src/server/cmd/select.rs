@@ -10,17 +10,32 @@ use crate::daemon::State;
 use crate::select::candidates::ServerRequest;
 use crate::select::selector::Query;
 
-/// Decides what to send to `origin`, whose CertificateRequest carried
-/// `ca_names` (base64 DER) and `schemes`.
-pub async fn run(
-    state: &State,
-    peer: &Peer,
-    origin: &str,
-    ca_names: &[String],
-    schemes: Option<Vec<Scheme>>,
-    chooser: ChooserMode,
-    id: Option<&str>,
-) -> Response {
+/// A `select` request's members.
+pub struct Asked<'a> {
+    /// The server's origin, as the client wrote it.
+    pub origin: &'a str,
+    /// Its CertificateRequest's CA names, base64 DER.
+    pub ca_names: &'a [String],
+    /// Its signature schemes, when known.
+    pub schemes: Option<Vec<Scheme>>,
+    /// Who asks a person.
+    pub chooser: ChooserMode,
+    /// The identity the client fixed.
+    pub id: Option<&'a str>,
+    /// Whether to list the excluded identities.
+    pub explain: bool,
+}
+
+/// Decides what to send to the server the request describes.
+pub async fn run(state: &State, peer: &Peer, asked: Asked<'_>) -> Response {
+    let Asked {
+        origin,
+        ca_names,
+        schemes,
+        chooser,
+        id,
+        explain,
+    } = asked;
     let origin = match parse_origin(origin) {
         Ok(origin) => origin,
         Err(response) => return *response,
@@ -55,6 +70,7 @@ pub async fn run(
         },
         chooser,
         fixed,
+        explain,
     };
     let selection = state.selector.select(&state.store, query).await;
     let mut record = Record::new(Action::Select, peer, selection.decision.as_str())
