@@ -83,6 +83,13 @@ pub enum Signer {
         /// The identity id.
         id: String,
     },
+    /// Not a signature: the agent answering `hello` on the same kind of
+    /// connection, the round trip every request pays. Subtracted from the
+    /// agent's latency it leaves what the agent adds around the token.
+    RoundTrip {
+        /// The agent's socket.
+        socket: PathBuf,
+    },
 }
 
 impl Signer {
@@ -90,6 +97,7 @@ impl Signer {
         match self {
             Signer::Cryptoki(key) => format!("cryptoki on {}", key.module.display()),
             Signer::Agent { .. } => "the agent".to_owned(),
+            Signer::RoundTrip { .. } => "the agent's round trip".to_owned(),
         }
     }
 }

@@ -36,7 +36,7 @@ mod tls;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::error::BenchError;
 use crate::harness::Timing;
@@ -72,6 +72,14 @@ struct Cli {
     /// of them, 100 identities instead of 1,000
     #[arg(long)]
     smoke: bool,
+    /// Measure only these groups (repeat or separate with commas)
+    /// [default: all]
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "GROUP")]
+    only: Vec<Group>,
+    /// Client counts of the signing and handshake rows [default: 1,2,8
+    /// for signing, 1,2 for handshakes; 1 with --smoke]
+    #[arg(long, value_delimiter = ',', value_name = "N")]
+    clients: Vec<usize>,
     #[command(subcommand)]
     command: Option<Internal>,
 }
@@ -85,11 +93,24 @@ enum Internal {
     Worker,
 }
 
+/// A group of measurements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Group {
+    /// Signatures: direct, agent, p11-kit remoting.
+    Sign,
+    /// Mutual-TLS handshakes: agent, in-process cryptoki, software key.
+    Tls,
+    /// 1,000 identities: start-up, `list`, `select`, memory.
+    Store,
+}
+
 /// What one run measures, and for how long.
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// A smoke run: fewer rows.
     pub smoke: bool,
+    /// The groups measured.
+    pub groups: Vec<Group>,
     /// Warm-up per row, seconds.
     pub warmup_secs: f64,
     /// Window per row, seconds, all rounds together.
@@ -113,11 +134,24 @@ impl Plan {
         };
         let plan = Plan {
             smoke: cli.smoke,
+            groups: if cli.only.is_empty() {
+                vec![Group::Store, Group::Sign, Group::Tls]
+            } else {
+                cli.only.clone()
+            },
             warmup_secs: cli.warmup.unwrap_or(warmup),
             duration_secs: cli.duration.unwrap_or(duration),
             rounds: cli.rounds.unwrap_or(rounds),
-            sign_clients: if cli.smoke { vec![1] } else { vec![1, 2, 8] },
-            tls_clients: if cli.smoke { vec![1] } else { vec![1, 2] },
+            sign_clients: match (&cli.clients[..], cli.smoke) {
+                ([], true) => vec![1],
+                ([], false) => vec![1, 2, 8],
+                (given, _) => given.to_vec(),
+            },
+            tls_clients: match (&cli.clients[..], cli.smoke) {
+                ([], true) => vec![1],
+                ([], false) => vec![1, 2],
+                (given, _) => given.to_vec(),
+            },
             identities: if cli.smoke { 100 } else { 1000 },
         };
         let valid = |x: f64| x.is_finite() && x >= 0.0;
@@ -125,6 +159,9 @@ impl Plan {
             return Err(BenchError::Setup(
                 "--duration must be a positive number of seconds, --warmup zero or more".into(),
             ));
+        }
+        if plan.sign_clients.contains(&0) {
+            return Err(BenchError::Setup("--clients must be at least 1".into()));
         }
         if plan.rounds == 0 {
             return Err(BenchError::Setup("--rounds must be at least 1".into()));
@@ -173,10 +210,22 @@ fn run(plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
     };
     // The store group first: its provisioning (seconds of SoftHSM work)
     // and its daemon are gone before any signature is timed.
-    store::measure(&agent, &subdir("store")?, plan, report)?;
-    let bed = bed::Bed::start(&agent, &subdir("bed")?)?;
-    signing::measure(&bed, plan, report)?;
-    tls::measure(&bed, plan, report)?;
+    if plan.groups.contains(&Group::Store) {
+        store::measure(&agent, &subdir("store")?, plan, report)?;
+    }
+    if plan
+        .groups
+        .iter()
+        .any(|g| matches!(g, Group::Sign | Group::Tls))
+    {
+        let bed = bed::Bed::start(&agent, &subdir("bed")?)?;
+        if plan.groups.contains(&Group::Sign) {
+            signing::measure(&bed, plan, report)?;
+        }
+        if plan.groups.contains(&Group::Tls) {
+            tls::measure(&bed, plan, report)?;
+        }
+    }
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! (cryptoki on SoftHSM in the worker: the floor), through the agent, and
 //! through p11-kit remoting, on the same token and keys.
 
-use p11agent_client::proto::Scheme;
+use p11agent_client::proto::{Request, Response, Scheme, PROTOCOL_VERSION};
 use p11agent_client::Client;
 use sha2::Digest as _;
 
@@ -51,8 +51,23 @@ pub fn run(signer: &Signer, scheme: Scheme, timing: &Timing) -> Result<RunStats,
                     .map_err(|e| e.to_string())
             })
         }),
+        Signer::RoundTrip { socket } => harness::run(timing, |_| {
+            let mut agent = Client::connect(socket)?;
+            let hello = Request::Hello {
+                version: PROTOCOL_VERSION,
+                client: None,
+            };
+            Ok(move || match agent.call(&hello) {
+                Ok(Response::Hello { .. }) => Ok(()),
+                Ok(other) => Err(format!("hello answered with {other:?}")),
+                Err(e) => Err(e.to_string()),
+            })
+        }),
     }
 }
+
+/// The name of the rows of `hello` round trips.
+pub const ROUND_TRIP: &str = "hello_round_trip";
 
 /// The schemes measured, by key.
 fn cases(plan: &Plan) -> Vec<(KeyKind, Scheme)> {
@@ -70,6 +85,25 @@ fn cases(plan: &Plan) -> Vec<(KeyKind, Scheme)> {
 pub fn measure(bed: &Bed, plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
     let (softhsm, softhsm_env) = bed.softhsm();
     let p11kit = bed.p11kit_client();
+    for &clients in &plan.sign_clients {
+        let timing = plan.timing(clients);
+        let round_trip = Job::Sign {
+            signer: Signer::RoundTrip {
+                socket: bed.daemon.socket().to_path_buf(),
+            },
+            // Not used: `hello` signs nothing.
+            scheme: Scheme::EcdsaSecp256r1Sha256,
+            timing,
+        };
+        let stats = job::interleave(&[(round_trip, Vec::new())], timing, plan.rounds)?;
+        for stats in &stats {
+            report.push(Measurement {
+                backend: Some("agent"),
+                clients: Some(clients),
+                ..Measurement::load("sign", ROUND_TRIP, stats)
+            });
+        }
+    }
     for (kind, scheme) in cases(plan) {
         let key = bed.key(kind);
         for &clients in &plan.sign_clients {

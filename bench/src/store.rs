@@ -97,10 +97,14 @@ pub fn measure(
     report.push(load("list", &list));
 
     // A server's CA list of 100 names: 99 that issued nothing here, and
-    // one that issued a single identity or all the others.
-    for (name, issuer, expected) in [
-        ("select_1_candidate", &partner, 1),
-        ("select_all_candidates", &bulk, n - 1),
+    // one that issued a single identity or all the others. `select` is
+    // asked as the TLS resolver asks during a handshake (no list of the
+    // identities left out); `explain` as `p11agent explain` asks, with
+    // that list.
+    for (name, issuer, expected, explain) in [
+        ("select_1_candidate", &partner, 1, false),
+        ("explain_1_candidate", &partner, 1, true),
+        ("select_all_candidates", &bulk, n - 1, false),
     ] {
         let mut query = SelectQuery::new("https://bench.example:443");
         query.ca_names = noise.clone();
@@ -112,12 +116,18 @@ pub fn measure(
         ]);
         // The application asks its user: the agent answers at once.
         query.chooser = ChooserMode::Client;
+        query.explain = explain;
+        let excluded = if explain { n - expected } else { 0 };
         let check = |agent: &mut Client| -> Result<(), String> {
             let selection = agent.select(&query).map_err(|e| e.to_string())?;
-            if selection.candidates.len() != expected || selection.decision == Decision::None {
+            if selection.candidates.len() != expected
+                || selection.decision == Decision::None
+                || selection.excluded.len() != excluded
+            {
                 return Err(format!(
-                    "{} candidates, decision {}",
+                    "{} candidates, {} excluded, decision {}",
                     selection.candidates.len(),
+                    selection.excluded.len(),
                     selection.decision.as_str()
                 ));
             }
