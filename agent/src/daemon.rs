@@ -37,6 +37,9 @@ pub struct State {
     pub selector: Selector,
     /// Whether each module answers.
     pub health: Health,
+    /// The token operations in progress, to answer their clients when
+    /// their module stops answering.
+    pub rescue: crate::server::rescue::Rescue,
     /// What each identity's key may sign.
     pub purposes: Purposes,
     /// Other users allowed to connect.
@@ -142,6 +145,7 @@ pub async fn run(mut options: Options) -> Result<(), DaemonError> {
         started,
         selector: options.selector,
         health,
+        rescue: Default::default(),
         events: Events::new(),
         purposes: options.purposes,
         allowed_uids: options.allowed_uids,

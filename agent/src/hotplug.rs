@@ -33,11 +33,11 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use p11agent_proto::Token;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 
 use crate::daemon::State;
 use crate::token::TokenError;
@@ -67,7 +67,7 @@ impl Default for WatchOptions {
 /// Whether each module answers, by module path.
 #[derive(Debug)]
 pub struct Health {
-    modules: Vec<(String, watch::Sender<Option<String>>)>,
+    modules: Vec<(String, Mutex<Option<String>>)>,
 }
 
 impl Health {
@@ -76,7 +76,7 @@ impl Health {
         Health {
             modules: names
                 .into_iter()
-                .map(|name| (name, watch::channel(None).0))
+                .map(|name| (name, Mutex::new(None)))
                 .collect(),
         }
     }
@@ -84,36 +84,28 @@ impl Health {
     /// Why the module at `module` (its path, as [`Token::module`] spells
     /// it) is unavailable, or `None` when it answers.
     pub fn problem(&self, module: &str) -> Option<String> {
-        self.sender(module).and_then(|s| s.borrow().clone())
-    }
-
-    /// Changes to that module's state, to stop waiting for a call once
-    /// the module is declared unavailable.
-    pub fn subscribe(&self, module: &str) -> Option<watch::Receiver<Option<String>>> {
-        self.sender(module).map(watch::Sender::subscribe)
-    }
-
-    fn sender(&self, module: &str) -> Option<&watch::Sender<Option<String>>> {
         self.modules
             .iter()
             .find(|(name, _)| name == module)
-            .map(|(_, s)| s)
+            .and_then(|(_, problem)| lock(problem).clone())
     }
 
     /// Records module `index`'s state; returns whether it changed.
     fn set(&self, index: usize, problem: Option<String>) -> bool {
         match self.modules.get(index) {
-            Some((_, sender)) => sender.send_if_modified(|current| {
-                if *current == problem {
-                    false
-                } else {
-                    *current = problem;
-                    true
-                }
-            }),
+            Some((_, current)) => {
+                let mut current = lock(current);
+                let changed = *current != problem;
+                *current = problem;
+                changed
+            }
             None => false,
         }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What a poll changed, for the event stream and the log.
@@ -241,6 +233,9 @@ fn unavailable(
 ) {
     if state.health.set(index, Some(detail.clone())) {
         tracing::warn!(module = %name, %detail, "module unavailable");
+        state.rescue.answer_all(name, |token| {
+            crate::server::cmd::unavailable(token, &detail)
+        });
         announce(
             state,
             Change::ModuleUnavailable {
@@ -412,9 +407,8 @@ mod tests {
         assert!(!health.set(0, Some("hung".into())));
         assert_eq!(health.problem("/a.so").as_deref(), Some("hung"));
         assert_eq!(health.problem("/b.so"), None);
-        let rx = health.subscribe("/a.so").expect("known module");
         assert!(health.set(0, None));
-        assert!(rx.has_changed().expect("sender alive"));
+        assert_eq!(health.problem("/a.so"), None);
         assert_eq!(health.problem("/c.so"), None);
     }
 }

@@ -366,11 +366,40 @@ fn a_hung_module_holds_up_nobody_else() {
         assert!(verifies(identity, b"both answer", &signature));
     }
 
-    // The p11-kit server stops: the remote module hangs.
+    // The p11-kit server stops: the remote module hangs, with a
+    // signature under way (sent before the watcher can notice, which
+    // takes the 1 s deadline). That client is answered when the module
+    // is declared unavailable, not when (if ever) the call returns.
     server.pause().expect("SIGSTOP");
+    let (answered, stuck) = std::sync::mpsc::channel();
+    {
+        let socket = daemon.socket().to_path_buf();
+        let far_id = far_id.clone();
+        std::thread::spawn(move || {
+            let mut client = Client::connect(&socket).expect("connect");
+            let _ = answered.send(client.sign(
+                &far_id,
+                Scheme::EcdsaSecp256r1Sha256,
+                &tls13_input(b"under way"),
+            ));
+        });
+    }
     eventually("the remote token shows unavailable", &daemon, || {
         token_status(&daemon, "remote").as_deref() == Some("unavailable")
     });
+    // Without the rescue the call would wait for SIGCONT, which comes
+    // later: a minute without an answer means there was none.
+    let result = stuck
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the client stuck in the hung module was never answered");
+    assert_eq!(code(result), ErrorCode::ModuleUnavailable);
+    assert!(
+        daemon
+            .log()
+            .contains("answering a client whose call is stuck in an unavailable module"),
+        "the signature was not under way when the module hung:\n{}",
+        daemon.log()
+    );
     // Everything else answers: listing, the other module's signatures.
     assert!(listed(&daemon, &far_id).is_some());
     let signature = client

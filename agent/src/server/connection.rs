@@ -20,6 +20,7 @@ use zeroize::Zeroize as _;
 
 use super::cmd;
 use super::limits::{IdleConnections, Timeouts};
+use super::rescue::Reply;
 use crate::audit::Peer;
 use crate::daemon::State;
 use crate::events::Subscription;
@@ -29,6 +30,8 @@ pub(super) struct Connection {
     state: Arc<State>,
     /// Who connected, for the audit trail.
     peer: Peer,
+    /// Answers this client when a token call it waits for hangs.
+    reply: Arc<Reply>,
     greeted: bool,
 }
 
@@ -60,6 +63,7 @@ enum Next {
 impl Connection {
     pub(super) fn new(stream: UnixStream, state: Arc<State>, peer: Peer) -> Self {
         Connection {
+            reply: Arc::default(),
             stream,
             state,
             peer,
@@ -85,6 +89,12 @@ impl Connection {
                 Ok(mut body) => {
                     let answer = self.answer(&body).await;
                     body.zeroize();
+                    if self.reply.answered() {
+                        // The client was told its module hung; this late
+                        // answer would be a second one.
+                        tracing::debug!("closing a connection answered while its call hung");
+                        return;
+                    }
                     answer
                 }
                 Err(ReadError::Frame(FrameError::Closed)) => return,
@@ -234,10 +244,15 @@ impl Connection {
                 let (response, events) = cmd::watch::start(&self.state);
                 (response, Next::Watch(events))
             }
-            request => (
-                cmd::dispatch(&self.state, &self.peer, request).await,
-                Next::Continue,
-            ),
+            request => {
+                if matches!(request, Request::Sign { .. } | Request::Login { .. }) {
+                    self.reply.arm(&self.stream);
+                }
+                (
+                    cmd::dispatch(&self.state, &self.peer, &self.reply, request).await,
+                    Next::Continue,
+                )
+            }
         }
     }
 }

@@ -5,13 +5,15 @@
 //! Modelled on mini-redis: `listener.rs` accepts under a connection cap
 //! and stops on shutdown, `connection.rs` owns the framing of one
 //! client, `limits.rs` the timeouts and the idle connections the
-//! listener may reclaim, `cmd/` holds what each request does.
+//! listener may reclaim, `rescue.rs` the answers to clients stuck in a
+//! hung module, `cmd/` holds what each request does.
 
 pub mod cmd;
 mod connection;
 mod limits;
 mod listener;
 mod peer;
+pub mod rescue;
 mod socket;
 
 pub use connection::{decode_request, BadRequest};

@@ -3,22 +3,29 @@
 use p11agent_proto::{Event, EventKind, Pin, Response, Token};
 use secrecy::SecretString;
 
+use std::sync::Arc;
+
 use super::{on_token, resolve_token};
 use crate::audit::{Action, Peer, Record};
 use crate::daemon::State;
+use crate::server::rescue::Reply;
 use crate::token::SignError;
 
 /// Logs in to the named token (or the only one) with `pin`, or with the
 /// agent's PIN source when `pin` is `None`.
-pub async fn run(state: &State, peer: &Peer, token: Option<&str>, pin: Option<Pin>) -> Response {
+pub async fn run(
+    state: &State,
+    peer: &Peer,
+    reply: &Arc<Reply>,
+    token: Option<&str>,
+    pin: Option<Pin>,
+) -> Response {
     let token = match resolve_token(state, token).await {
         Ok(token) => token,
         Err(response) => return response,
     };
     let pin = pin.map(|pin| SecretString::from(pin.expose()));
-    let tokens = state.tokens.clone();
-    let target = token.clone();
-    match on_token(state, &token, move || tokens.login(&target, pin)).await {
+    match on_token(state, reply, &token, || state.tokens.login(&token, pin)) {
         Ok(()) => {
             state
                 .audit
@@ -26,18 +33,18 @@ pub async fn run(state: &State, peer: &Peer, token: Option<&str>, pin: Option<Pi
             state
                 .events
                 .emit(Event::now(EventKind::Login).token(token.clone()));
-            rescan(state, &token).await;
+            rescan(state, reply, &token).await;
             Response::LoggedIn { token }
         }
         Err(response) => {
-            if let Response::Error { code, message } = &response {
+            if let Response::Error { code, message } = &*response {
                 state.audit.record(
                     Record::new(Action::Login, peer, code.as_str())
                         .token(&token.label)
                         .detail(message.clone()),
                 );
             }
-            response
+            *response
         }
     }
 }
@@ -45,16 +52,16 @@ pub async fn run(state: &State, peer: &Peer, token: Option<&str>, pin: Option<Pi
 /// Scans the token again now that it is logged in: private keys are
 /// usually `CKA_PRIVATE`, so a token without public-key objects showed
 /// its certificates without keys until now.
-async fn rescan(state: &State, token: &Token) {
-    let tokens = state.tokens.clone();
-    let target = token.clone();
-    let scanned = on_token(state, token, move || {
-        tokens.rescan(&target).map_err(|e| SignError::TokenAbsent {
-            token: target.label.clone(),
-            detail: e.to_string(),
-        })
-    })
-    .await;
+async fn rescan(state: &State, reply: &Arc<Reply>, token: &Token) {
+    let scanned = on_token(state, reply, token, || {
+        state
+            .tokens
+            .rescan(token)
+            .map_err(|e| SignError::TokenAbsent {
+                token: token.label.clone(),
+                detail: e.to_string(),
+            })
+    });
     match scanned {
         Ok(found) if found.token.serial == token.serial => {
             let mut store = state.store.write().await;

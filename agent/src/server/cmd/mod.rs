@@ -16,17 +16,24 @@ pub mod watch;
 
 use p11agent_proto::{ErrorCode, Request, Response, Token, TokenStatus};
 
-use tokio::sync::watch as state_watch;
+use std::sync::Arc;
 
 use crate::audit::Peer;
 use crate::select::origin::Origin;
+use crate::server::rescue::Reply;
 use crate::store::LookupError;
 use crate::token::SignError;
 
 use crate::daemon::State;
 
-/// Runs a request that follows the handshake.
-pub async fn dispatch(state: &State, peer: &Peer, request: Request) -> Response {
+/// Runs a request that follows the handshake, for the client `peer` on
+/// the connection behind `reply`.
+pub async fn dispatch(
+    state: &State,
+    peer: &Peer,
+    reply: &Arc<Reply>,
+    request: Request,
+) -> Response {
     match request {
         Request::Hello { .. } => hello::run(),
         Request::Status => status::run(state).await,
@@ -37,8 +44,10 @@ pub async fn dispatch(state: &State, peer: &Peer, request: Request) -> Response 
             id,
             scheme,
             message,
-        } => sign::run(state, peer, &id, scheme, &message).await,
-        Request::Login { token, pin } => login::run(state, peer, token.as_deref(), pin).await,
+        } => sign::run(state, peer, reply, &id, scheme, &message).await,
+        Request::Login { token, pin } => {
+            login::run(state, peer, reply, token.as_deref(), pin).await
+        }
         Request::Logout { token } => logout::run(state, peer, token.as_deref()).await,
         Request::Select {
             origin,
@@ -94,48 +103,33 @@ pub(crate) fn lookup_error(e: LookupError) -> Response {
     }
 }
 
-/// Runs a blocking operation on `token` (a signature, a login) off the
-/// reactor. Refuses at once when the token's module is unavailable, and
-/// stops waiting when the module is declared unavailable meanwhile: a
-/// call into a hung module cannot be cancelled, but the client gets its
-/// answer and the call finishes (or not) in the background.
-pub(crate) async fn on_token<T: Send + 'static>(
+/// Runs a blocking operation on `token` (a signature, a login) for the
+/// connection behind `reply`, on that connection's thread, which stops
+/// serving other tasks meanwhile (`block_in_place`: the daemon's
+/// multi-threaded runtime moves them elsewhere).
+///
+/// Refuses at once when the token's module is unavailable. When the
+/// module is declared unavailable during the call, the client is
+/// answered through `reply` (see `rescue.rs`): a call into a hung module
+/// cannot be cancelled, but the client gets its answer, and the
+/// connection closes once the call returns.
+pub(crate) fn on_token<T>(
     state: &State,
+    reply: &Arc<Reply>,
     token: &Token,
-    operation: impl FnOnce() -> Result<T, SignError> + Send + 'static,
-) -> Result<T, Response> {
+    operation: impl FnOnce() -> Result<T, SignError>,
+) -> Result<T, Box<Response>> {
     if let Some(problem) = state.health.problem(&token.module) {
-        return Err(unavailable(token, &problem));
+        return Err(Box::new(unavailable(token, &problem)));
     }
-    let mut health = state.health.subscribe(&token.module);
-    let mut task = tokio::task::spawn_blocking(operation);
-    tokio::select! {
-        joined = &mut task => match joined {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(Response::error(e.code(), e.to_string())),
-            Err(e) => Err(Response::error(ErrorCode::Internal, format!("token task failed: {e}"))),
-        },
-        problem = became_unavailable(&mut health) => Err(unavailable(token, &problem)),
-    }
+    let registered = state.rescue.enter(token, reply);
+    let result = tokio::task::block_in_place(operation);
+    drop(registered);
+    result.map_err(|e| Box::new(Response::error(e.code(), e.to_string())))
 }
 
-/// Waits until the watched module is declared unavailable; forever when
-/// there is nothing to watch.
-async fn became_unavailable(health: &mut Option<state_watch::Receiver<Option<String>>>) -> String {
-    let Some(rx) = health else {
-        return std::future::pending().await;
-    };
-    loop {
-        if let Some(problem) = rx.borrow_and_update().clone() {
-            return problem;
-        }
-        if rx.changed().await.is_err() {
-            return std::future::pending().await;
-        }
-    }
-}
-
-fn unavailable(token: &Token, problem: &str) -> Response {
+/// The answer to a request for `token` while its module is unavailable.
+pub(crate) fn unavailable(token: &Token, problem: &str) -> Response {
     Response::error(
         ErrorCode::ModuleUnavailable,
         format!(

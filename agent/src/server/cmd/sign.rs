@@ -4,20 +4,30 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use p11agent_proto::{ErrorCode, Response, Scheme};
 
+use std::sync::Arc;
+
 use super::{insert_token, lookup_error, on_token};
 use crate::audit::{Action, Peer, Record};
 use crate::daemon::State;
+use crate::server::rescue::Reply;
 
 /// Signs `message` (base64) with the identity `id` under `scheme`, after
 /// checking the identity's purpose allows it, and audits the outcome.
-pub async fn run(state: &State, peer: &Peer, id: &str, scheme: Scheme, message: &str) -> Response {
+pub async fn run(
+    state: &State,
+    peer: &Peer,
+    reply: &Arc<Reply>,
+    id: &str,
+    scheme: Scheme,
+    message: &str,
+) -> Response {
     let message = match STANDARD.decode(message) {
         Ok(message) => message,
         Err(e) => {
             return Response::error(ErrorCode::Malformed, format!("message is not base64: {e}"))
         }
     };
-    let (response, identity) = sign(state, peer, id, scheme, &message).await;
+    let (response, identity) = sign(state, peer, reply, id, scheme, &message).await;
     let result = match &response {
         Response::Error { code, .. } => code.as_str(),
         _ => "ok",
@@ -42,6 +52,7 @@ pub async fn run(state: &State, peer: &Peer, id: &str, scheme: Scheme, message: 
 async fn sign(
     state: &State,
     peer: &Peer,
+    reply: &Arc<Reply>,
     id: &str,
     scheme: Scheme,
     message: &[u8],
@@ -77,23 +88,21 @@ async fn sign(
             return (response, Some(identity));
         }
     }
-    let tokens = state.tokens.clone();
-    let token = key.token.clone();
-    let message = message.to_vec();
     // Signing may wait for a PIN prompt or a slow card: never on the reactor.
-    let response = match on_token(state, &token, move || tokens.sign(&key, scheme, &message)).await
-    {
+    let response = match on_token(state, reply, &key.token, || {
+        state.tokens.sign(&key, scheme, message)
+    }) {
         Ok(signature) => {
             state
                 .last_use
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(token, std::time::Instant::now());
+                .insert(key.token.clone(), std::time::Instant::now());
             Response::Signature {
                 signature: STANDARD.encode(signature),
             }
         }
-        Err(response) => response,
+        Err(response) => *response,
     };
     (response, Some(identity))
 }

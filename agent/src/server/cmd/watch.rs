@@ -57,6 +57,7 @@ mod tests {
             selector: Selector::new(Policy::default(), Decisions::in_memory(), None),
             events: Events::new(),
             health: crate::hotplug::Health::new(Vec::new()),
+            rescue: Default::default(),
             purposes: crate::purpose::Purposes::default(),
             allowed_uids: Vec::new(),
             audit: crate::audit::Audit::log_only(),
