@@ -182,7 +182,7 @@ pub async fn watch_module(
         let present = match outcome {
             Ok(Ok(Ok(present))) => present,
             Ok(Ok(Err(e))) => {
-                unavailable(&state, index, &name, e.to_string(), &announce);
+                unavailable(&state, index, &name, with_causes(&e), &announce);
                 continue;
             }
             Ok(Err(e)) => {
@@ -222,6 +222,18 @@ pub async fn watch_module(
         }
         reconcile(&state, index, &name, present, options, &announce).await;
     }
+}
+
+/// `error` and what caused it: "cannot list the slots of …: CKR_…".
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
 }
 
 fn unavailable(
@@ -397,6 +409,23 @@ mod tests {
             Some(PathBuf::from("/tmp/x/tokens"))
         );
         assert_eq!(token_dir_setting("objectstore.backend = file\n"), None);
+    }
+
+    #[test]
+    fn unavailability_says_what_the_module_answered() {
+        let error = crate::token::TokenError::SlotList {
+            path: PathBuf::from("/m.so"),
+            source: cryptoki::error::Error::Pkcs11(
+                cryptoki::error::RvError::DeviceError,
+                cryptoki::context::Function::GetSlotList,
+            ),
+        };
+        let text = with_causes(&error);
+        assert!(
+            text.starts_with("cannot list the slots of PKCS#11 module /m.so: "),
+            "{text}"
+        );
+        assert!(text.contains("GetSlotList"), "{text}");
     }
 
     #[test]

@@ -89,9 +89,15 @@ impl Module {
             match self.token_in(slot.id()) {
                 Ok((_, token)) => tokens.push(token),
                 Err(TokenError::TokenNotInitialized { .. }) => {}
-                // Pulled out between the two calls, or a reader that
-                // cannot answer now: the next poll sees it again.
-                Err(TokenError::TokenInfo { source, .. }) if token_gone(&source) => {}
+                // Pulled out between the two calls, a reader that cannot
+                // answer now, or a token being deleted (SoftHSM answers
+                // CKR_GENERAL_ERROR while its files go): not present in
+                // this poll, and the next one sees it again if it is
+                // back. One slot's trouble is not the module's: the
+                // module answered.
+                Err(TokenError::TokenInfo { slot, source, .. }) => {
+                    tracing::debug!(module = %self.path().display(), slot, error = %source, "token unreadable; taken as not present");
+                }
                 Err(err) => return Err(err),
             }
         }
