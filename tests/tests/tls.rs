@@ -254,6 +254,25 @@ fn mutual_tls_with_each_key_type_in_tls_1_3_and_1_2() {
             assert_eq!(seen_chain, chain, "{name} over {expected:?}: chain");
         }
     }
+
+    // One client configuration, several handshakes: its resolver and
+    // keys keep their agent connection, so the agent greets one client
+    // for all of them (each `select` and `sign` on the same connection).
+    let hellos = |log: &str| log.matches("request op=\"hello\"").count();
+    let (_, p256, _) = &identities[1];
+    let client = client_config(&daemon, Some(&p256.fingerprint_hex()), &pki);
+    let before = hellos(&daemon.log());
+    for _ in 0..3 {
+        let server = server_config(&pki, roots(&[pki.root_der()]), None, VERSIONS[0].0);
+        let seen = exchange(&rt, server, client.clone(), VERSIONS[0].1);
+        assert_eq!(seen.peer_chain[0].as_ref(), p256.cert_der.as_slice());
+    }
+    assert_eq!(
+        hellos(&daemon.log()) - before,
+        1,
+        "three handshakes, one connection:\n{}",
+        daemon.log()
+    );
 }
 
 #[test]

@@ -2,11 +2,12 @@
 //! agent.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use p11agent_proto::{Identity, KeyType, Scheme};
 use rustls::{SignatureAlgorithm, SignatureScheme};
 
-use crate::Client;
+use super::pool::Pool;
 
 /// The signing key of one agent identity, for rustls.
 ///
@@ -17,7 +18,7 @@ use crate::Client;
 /// signature.
 #[derive(Debug, Clone)]
 pub struct AgentSigningKey {
-    socket: PathBuf,
+    agent: Arc<Pool>,
     id: String,
     key_type: KeyType,
     schemes: Vec<Scheme>,
@@ -30,8 +31,13 @@ impl AgentSigningKey {
     /// that does not report them), the schemes its key type and curve
     /// allow are assumed; the agent still refuses what its token cannot do.
     pub fn new(socket: impl Into<PathBuf>, identity: &Identity) -> Self {
+        Self::pooled(Arc::new(Pool::new(socket)), identity)
+    }
+
+    /// The key of `identity`, signing on `agent`'s connections.
+    pub(crate) fn pooled(agent: Arc<Pool>, identity: &Identity) -> Self {
         AgentSigningKey {
-            socket: socket.into(),
+            agent,
             id: identity.id.clone(),
             key_type: identity.key_type,
             schemes: identity_schemes(identity),
@@ -78,7 +84,7 @@ impl rustls::sign::SigningKey for AgentSigningKey {
     fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn rustls::sign::Signer>> {
         let scheme = self.pick_scheme(offered)?;
         Some(Box::new(AgentSigner {
-            socket: self.socket.clone(),
+            agent: Arc::clone(&self.agent),
             id: self.id.clone(),
             scheme,
         }))
@@ -96,25 +102,25 @@ impl rustls::sign::SigningKey for AgentSigningKey {
 
 /// Makes one signature through the agent.
 ///
-/// Each `sign` opens a fresh blocking connection to the agent, signs and
-/// closes it. rustls calls `sign` inside the handshake, which may run on a
-/// tokio worker thread; a fresh blocking connection needs no runtime and
-/// no lock shared between handshakes, and a TLS client signs once per
-/// full handshake, so the cost of connecting (a local socket and a
-/// `hello`) is small next to the token's signature. The call blocks for
-/// as long as the agent takes, which includes a PIN prompt when the token
-/// is not logged in yet.
+/// `sign` uses a blocking connection to the agent: rustls calls it inside
+/// the handshake, which may run on a tokio worker thread, and a blocking
+/// connection needs no runtime. The connection is one the key's pool
+/// kept from an earlier request (the resolver's `select`, a previous
+/// handshake), or a new one, kept afterwards. The call blocks for as long
+/// as the agent takes, which includes a PIN prompt when the token is not
+/// logged in yet.
 #[derive(Debug)]
 pub struct AgentSigner {
-    socket: PathBuf,
+    agent: Arc<Pool>,
     id: String,
     scheme: Scheme,
 }
 
 impl rustls::sign::Signer for AgentSigner {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
-        let result = Client::connect(&self.socket)
-            .and_then(|mut agent| agent.sign(&self.id, self.scheme, message));
+        let result = self
+            .agent
+            .run(|agent| agent.sign(&self.id, self.scheme, message));
         result.map_err(|e| {
             rustls::Error::General(format!(
                 "the agent could not sign with identity {} ({}): {e}",

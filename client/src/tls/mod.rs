@@ -41,6 +41,7 @@
 //! ```
 
 mod key;
+mod pool;
 pub mod probe;
 mod resolver;
 

@@ -12,7 +12,8 @@ use rustls::sign::CertifiedKey;
 use rustls::SignatureScheme;
 
 use super::key::{short_id, AgentSigningKey};
-use crate::{Client, SelectQuery};
+use super::pool::Pool;
+use crate::SelectQuery;
 
 /// What a person answered when the application asked them to choose.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +70,8 @@ pub enum Resolution {
 /// under tokio, drive handshakes from a multi-thread runtime.
 pub struct AgentResolver {
     origin: String,
-    socket: PathBuf,
+    /// Connections to the agent, shared with the keys handed to rustls.
+    agent: Arc<Pool>,
     fixed: Option<String>,
     chooser: Option<Arc<Chooser>>,
     last: Mutex<Option<Resolution>>,
@@ -79,7 +81,7 @@ impl std::fmt::Debug for AgentResolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AgentResolver")
             .field("origin", &self.origin)
-            .field("socket", &self.socket)
+            .field("socket", &self.agent.socket())
             .field("fixed", &self.fixed)
             .field("chooser", &self.chooser.is_some())
             .finish_non_exhaustive()
@@ -134,9 +136,10 @@ impl AgentResolverBuilder {
     pub fn build(self) -> AgentResolver {
         AgentResolver {
             origin: self.origin,
-            socket: self
-                .socket
-                .unwrap_or_else(p11agent_proto::paths::client_socket),
+            agent: Arc::new(Pool::new(
+                self.socket
+                    .unwrap_or_else(p11agent_proto::paths::client_socket),
+            )),
             fixed: self.identity,
             chooser: self.chooser,
             last: Mutex::new(None),
@@ -162,7 +165,7 @@ impl AgentResolver {
 
     /// The agent's socket.
     pub fn socket(&self) -> &Path {
-        &self.socket
+        self.agent.socket()
     }
 
     /// What happened the last time a server asked for a certificate;
@@ -184,7 +187,6 @@ impl AgentResolver {
         ca_names: &[&[u8]],
         schemes: &[SignatureScheme],
     ) -> Result<Selection, crate::ClientError> {
-        let mut agent = Client::connect(&self.socket)?;
         let mut query = SelectQuery::new(self.origin.clone());
         query.ca_names = ca_names.iter().map(|n| n.to_vec()).collect();
         query.schemes = Some(
@@ -202,11 +204,17 @@ impl AgentResolver {
         // every identity not offered (most of the answer when there are
         // many), and ask for it only when nothing qualifies, to say why.
         query.explain = false;
-        let mut selection = agent.select(&query)?;
-        if selection.decision == Decision::None {
-            query.explain = true;
-            selection = agent.select(&query)?;
-        }
+        // The connection goes back to the pool before a person is asked,
+        // which may take minutes.
+        let selection = self.agent.run(|agent| {
+            let selection = agent.select(&query)?;
+            if selection.decision != Decision::None {
+                return Ok(selection);
+            }
+            let mut explained = query.clone();
+            explained.explain = true;
+            agent.select(&explained)
+        })?;
         let Some(chooser) = self.chooser.as_ref() else {
             return Ok(selection);
         };
@@ -226,7 +234,8 @@ impl AgentResolver {
             None => Ok(declined),
             Some(UserChoice::SendNone { remember }) => {
                 if remember {
-                    agent.choose(&selection.origin, None, true)?;
+                    self.agent
+                        .run(|agent| agent.choose(&selection.origin, None, true))?;
                 }
                 declined.basis = Basis::Chooser;
                 Ok(declined)
@@ -235,12 +244,14 @@ impl AgentResolver {
                 if !choices.iter().any(|c| c.id == id) {
                     return Ok(declined);
                 }
-                if remember {
-                    agent.choose(&selection.origin, Some(&id), true)?;
-                }
                 // The chosen identity's chain, through the fixed-id path.
-                query.id = Some(id);
-                let mut chosen = agent.select(&query)?;
+                let mut chosen = self.agent.run(|agent| {
+                    if remember {
+                        agent.choose(&selection.origin, Some(&id), true)?;
+                    }
+                    query.id = Some(id);
+                    agent.select(&query)
+                })?;
                 if chosen.decision == Decision::Selected {
                     chosen.basis = Basis::Chooser;
                 }
@@ -251,7 +262,10 @@ impl AgentResolver {
 }
 
 /// The certified key for a selected identity.
-fn certified(socket: &Path, selection: &Selection) -> Result<Option<Arc<CertifiedKey>>, String> {
+fn certified(
+    agent: &Arc<Pool>,
+    selection: &Selection,
+) -> Result<Option<Arc<CertifiedKey>>, String> {
     let Some(identity) = selection
         .identity
         .as_ref()
@@ -268,7 +282,7 @@ fn certified(socket: &Path, selection: &Selection) -> Result<Option<Arc<Certifie
     if chain.is_empty() {
         return Err("the agent sent an empty chain".to_owned());
     }
-    let key = Arc::new(AgentSigningKey::new(socket, identity));
+    let key = Arc::new(AgentSigningKey::pooled(Arc::clone(agent), identity));
     Ok(Some(Arc::new(CertifiedKey::new(chain, key))))
 }
 
@@ -285,7 +299,7 @@ impl ResolvesClientCert for AgentResolver {
                 return None;
             }
         };
-        match certified(&self.socket, &selection) {
+        match certified(&self.agent, &selection) {
             Ok(key) => {
                 self.record(Resolution::Answered(Box::new(selection)));
                 key
