@@ -47,7 +47,7 @@ use crate::report::Report;
 /// Provisions SoftHSM tokens in a temporary directory, builds and starts
 /// the p11agent daemon (in this program's build profile: use
 /// `cargo run --release`), and prints Markdown tables; progress goes to
-/// stderr. A full run takes about 6 minutes with the defaults.
+/// stderr. A full run takes about 7 minutes with the defaults.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
