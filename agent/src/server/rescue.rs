@@ -4,8 +4,8 @@
 //! A token operation (a signature, a login) runs on the thread of the
 //! connection that asked for it (`block_in_place`), not on a thread of
 //! the blocking pool: handing the call to another thread and the result
-//! back cost two thread wake-ups per signature, measured at about 100 µs
-//! on the project's machine, more than the P-256 signature itself
+//! back cost two thread wake-ups per signature, measured at 70–100 µs
+//! on the project's machine, about a whole P-256 signature on SoftHSM
 //! (docs/BENCHMARKS.md). A connection blocked in a call cannot answer
 //! anything else, though, and a PKCS#11 call cannot be cancelled. So each
 //! call is registered here with a second handle on the connection's
