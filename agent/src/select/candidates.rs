@@ -20,7 +20,7 @@
 //! The same certificate stored twice (on two tokens) is one identity
 //! here: the copy with the fewest reasons stands for it.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
 
 use p11agent_proto::{Excluded, Reason, Scheme};
 use time::OffsetDateTime;
@@ -57,10 +57,11 @@ impl<'a> CaList<'a> {
         if names.is_empty() {
             return None;
         }
-        Some(CaList {
-            exact: names.iter().map(Vec::as_slice).collect(),
-            loose: names.iter().filter_map(|n| name_key(n)).collect(),
-        })
+        let mut exact = HashSet::with_capacity(names.len());
+        exact.extend(names.iter().map(Vec::as_slice));
+        let mut loose = HashSet::with_capacity(names.len());
+        loose.extend(names.iter().filter_map(|n| name_key(n)));
+        Some(CaList { exact, loose })
     }
 
     fn accepts(&self, stored: &Stored<'_>) -> bool {
@@ -75,7 +76,7 @@ pub fn filter<'s>(store: &'s Store, server: &ServerRequest, now: OffsetDateTime)
     let ca_list = CaList::new(&server.ca_names);
     // Per id, in first-seen order: the best copy so far and its reasons.
     let mut best: Vec<(Stored<'s>, Vec<Reason>)> = Vec::new();
-    let mut position: HashMap<&'s str, usize> = HashMap::new();
+    let mut position: HashMap<&'s str, usize> = HashMap::with_capacity(store.len());
     for stored in store.stored() {
         let reasons = reasons(&stored, ca_list.as_ref(), server.schemes.as_deref(), now);
         match position.get(stored.id()) {
