@@ -75,15 +75,19 @@ pub enum FrameError {
 }
 
 /// Encodes a message as a frame (length prefix and body).
+///
+/// The body is written after a placeholder prefix, which is then filled
+/// in: a listing of 1,000 identities is 700 KB, and copying it once more
+/// behind its prefix showed in the agent's profile (issue 7).
 pub fn encode<T: Serialize>(msg: &T, max: u32) -> Result<Vec<u8>, FrameError> {
-    let body = serde_json::to_vec(msg)?;
-    let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
+    let mut out = Vec::with_capacity(4 * 1024);
+    out.extend_from_slice(&[0; 4]);
+    serde_json::to_writer(&mut out, msg)?;
+    let len = u32::try_from(out.len() - 4).unwrap_or(u32::MAX);
     if len > max {
         return Err(FrameError::TooLarge { len, max });
     }
-    let mut out = Vec::with_capacity(4 + body.len());
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&body);
+    out[..4].copy_from_slice(&len.to_be_bytes());
     Ok(out)
 }
 
