@@ -50,7 +50,6 @@
 
 mod asynchronous;
 mod blocking;
-pub mod dn;
 mod error;
 mod events;
 pub mod tls;

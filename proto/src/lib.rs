@@ -6,6 +6,7 @@
 //! ([`frame`]). The protocol itself is specified in this crate's README,
 //! which is the reference for clients written in other languages.
 
+pub mod dn;
 pub mod event;
 pub mod frame;
 pub mod identity;

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use p11agent_client::dn::name_to_string;
 use p11agent_client::tls::probe::{probe, Outcome, Probe, ProbeError, ProbeOptions, ProbeVersion};
 use p11agent_client::tls::rustls::client::danger::HandshakeSignatureValid;
 use p11agent_client::tls::rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, UnixTime};
@@ -20,6 +19,7 @@ use p11agent_client::tls::rustls::{
     SupportedProtocolVersion,
 };
 use p11agent_client::tls::{self};
+use p11agent_proto::dn::name_to_string;
 use p11agent_softhsm::Pki;
 use p11agent_tests::{free_port, have_openssl, OpensslServer};
 

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use p11agent_client::dn::name_to_string;
 use p11agent_client::tls::probe::{self, Outcome, Probe, ProbeOptions, ProbeVersion};
 use p11agent_client::{Client, ClientError, SelectQuery};
+use p11agent_proto::dn::name_to_string;
 use p11agent_proto::{ChooserMode, Scheme, Selection};
 use serde_json::json;
 

@@ -10,7 +10,7 @@ use x509_parser::prelude::FromDer as _;
 
 use super::format::short_id;
 use super::{print_json, CliError};
-use p11agent_client::dn::format_name;
+use p11agent_proto::dn::format_name;
 
 /// Arguments of `p11agent select` and `p11agent explain`.
 #[derive(Debug, clap::Args)]

@@ -27,7 +27,8 @@ use p11agent_proto::{Basis, Decision};
 
 use super::decisions::Choice;
 use super::origin::Origin;
-use super::policy::{AutoSelectRules, NameParts, SingleCandidatePatterns};
+use super::policy::{AutoSelectRules, SingleCandidatePatterns};
+use crate::store::NameParts;
 
 /// The configured policy.
 #[derive(Debug, Default)]

@@ -23,7 +23,7 @@ pub enum MemoryError {
     Task(String),
 }
 use super::origin::Origin;
-use super::policy::NameParts;
+use crate::store::NameParts;
 use crate::store::{Store, Stored};
 
 /// Policy, memory and chooser, shared by every connection.

@@ -43,9 +43,9 @@ use x509_parser::oid_registry::OID_X509_EXT_EXTENDED_KEY_USAGE;
 use x509_parser::public_key::PublicKey;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-use p11agent_client::dn::format_name;
+use p11agent_proto::dn::format_name;
 
-use crate::select::policy::NameParts;
+use super::NameParts;
 
 /// Dotted OID of rsaEncryption.
 const OID_RSA: &str = "1.2.840.113549.1.1.1";

@@ -78,7 +78,7 @@ pub fn name_key(der: &[u8]) -> Option<String> {
 }
 
 fn loose(name: &x509_parser::x509::X509Name<'_>) -> String {
-    p11agent_client::dn::format_name(name).to_lowercase()
+    p11agent_proto::dn::format_name(name).to_lowercase()
 }
 
 /// Finds the issuers of certificates among a pool of CA certificates.

@@ -32,6 +32,7 @@
 
 pub mod cert;
 pub mod chain;
+pub mod names;
 pub mod usability;
 
 #[cfg(test)]
@@ -44,11 +45,11 @@ use std::sync::Arc;
 use p11agent_proto::{ClientAuth, Filter, Identity, Token, TokenStatus, TokenSummary};
 use time::OffsetDateTime;
 
-use crate::select::policy::NameParts;
-use crate::token::found::FoundToken;
+use crate::token::found::{FoundToken, KeyLocation};
 
 pub use cert::{CertError, ParsedCertificate};
 pub use chain::ChainCert;
+pub use names::NameParts;
 pub use usability::Usability;
 
 /// The fewest hex digits [`Store::get`] accepts as an id prefix.
@@ -71,25 +72,6 @@ pub enum LookupError {
     /// Fewer than [`MIN_ID_PREFIX`] hex digits were given.
     #[error("an id prefix needs at least {MIN_ID_PREFIX} hex digits, got {0}")]
     TooShort(usize),
-}
-
-/// Where an identity's private key lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyLocation {
-    /// The identity id (full).
-    pub id: String,
-    /// The token holding the key.
-    pub token: Token,
-    /// The key's `CKA_ID`.
-    pub key_id: Vec<u8>,
-    /// The key's type.
-    pub key_type: p11agent_proto::KeyType,
-    /// The key's curve, for EC keys.
-    pub curve: Option<p11agent_proto::Curve>,
-    /// The schemes the key can make on its token.
-    pub schemes: Vec<p11agent_proto::Scheme>,
-    /// Whether the token is inserted.
-    pub present: bool,
 }
 
 /// Every identity on every token, parsed.

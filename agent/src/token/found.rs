@@ -1,7 +1,8 @@
-//! What a scan of one token yields: the seam between the PKCS#11 layer
-//! and the store. Nothing here refers to PKCS#11 types.
+//! What a scan of one token yields, and where a stored identity's key
+//! lives when it is signed with: the seam between the PKCS#11 layer and
+//! the store. Nothing here refers to PKCS#11 types.
 
-use p11agent_proto::{Scheme, Token};
+use p11agent_proto::{Curve, KeyType, Scheme, Token};
 
 /// Everything found on one token.
 #[derive(Debug, Clone)]
@@ -31,4 +32,23 @@ pub struct FoundCertificate {
     /// `CKA_ID` of the paired private key (present exactly when
     /// `key_uri` is), by which signing finds the key.
     pub key_id: Option<Vec<u8>>,
+}
+
+/// Where an identity's private key lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyLocation {
+    /// The identity id (full).
+    pub id: String,
+    /// The token holding the key.
+    pub token: Token,
+    /// The key's `CKA_ID`.
+    pub key_id: Vec<u8>,
+    /// The key's type.
+    pub key_type: KeyType,
+    /// The key's curve, for EC keys.
+    pub curve: Option<Curve>,
+    /// The schemes the key can make on its token.
+    pub schemes: Vec<Scheme>,
+    /// Whether the token is inserted.
+    pub present: bool,
 }

@@ -35,7 +35,7 @@ mod softhsm_tests;
 mod testing;
 
 pub use error::TokenError;
-pub use found::{FoundCertificate, FoundToken};
+pub use found::{FoundCertificate, FoundToken, KeyLocation};
 pub use module::Module;
 pub use p11kit::default_modules;
 pub use sign_error::SignError;

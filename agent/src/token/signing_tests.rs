@@ -14,10 +14,10 @@ use p11agent_proto::{Curve, KeyType, Scheme, Token};
 use ring::signature::{self as ring_sig, UnparsedPublicKey};
 use secrecy::SecretString;
 
+use super::found::KeyLocation;
 use super::testing::{SoftHsm, USER_PIN};
 use super::{FoundToken, Module, SignError, Tokens};
 use crate::pin::{PinError, PinKind, PinRequest, PinSource};
-use crate::store::KeyLocation;
 
 const LABEL: &str = "signer";
 

@@ -53,13 +53,13 @@ use p11agent_proto::{Scheme, Token};
 use secrecy::SecretString;
 
 use super::error::TokenError;
+use super::found::KeyLocation;
 use super::mechanisms::{signing_mechanisms, Plan};
 use super::module::Module;
 use super::raw_sign::RawSign;
 use super::scan::trim_padding;
 use super::sign_error::{session_dead, token_gone, SignError};
 use crate::pin::{PinError, PinKind, PinRequest, PinSource};
-use crate::store::KeyLocation;
 
 /// Most sessions the agent opens for signatures on one token (besides the
 /// one that holds its login).

@@ -175,7 +175,7 @@ pub struct Probe {
     pub certificate_requested: bool,
     /// The CA names of the request: raw DER distinguished names, in the
     /// server's order; empty when the server named none (any issuer) or
-    /// made no request. [`name_to_string`](crate::dn::name_to_string) formats them.
+    /// made no request. [`name_to_string`](p11agent_proto::dn::name_to_string) formats them.
     pub ca_names: Vec<Vec<u8>>,
     /// The signature schemes of the request, in the server's order, as
     /// far as rustls shows them (see the module documentation for what
@@ -592,7 +592,7 @@ impl AnyServerCertificate {
         chain
             .iter()
             .map(|der| match x509_parser::parse_x509_certificate(der) {
-                Ok((_, cert)) => crate::dn::format_name(cert.subject()),
+                Ok((_, cert)) => p11agent_proto::dn::format_name(cert.subject()),
                 Err(_) => "(not an X.509 certificate)".to_owned(),
             })
             .collect()
