@@ -1,6 +1,10 @@
-//! The daemon's configuration file.
+//! The daemon's settings: its flags, its configuration file, and the
+//! environment, merged once into [`Settings`] (as ripgrep resolves its
+//! low-level arguments into high-level ones), which the daemon wires
+//! into the service and the server. A flag wins over the file; the file
+//! over the default.
 //!
-//! TOML, by default `$XDG_CONFIG_HOME/p11agent/config.toml` (or
+//! The configuration file is TOML, by default `$XDG_CONFIG_HOME/p11agent/config.toml` (or
 //! `~/.config/p11agent/config.toml`), read when present:
 //!
 //! ```toml
@@ -71,16 +75,93 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
+use p11agent_proto::frame::{FRAME_TIMEOUT, IDLE_TIMEOUT};
 use serde::Deserialize;
 
-use crate::purpose::Purpose;
+use crate::pin::Pinentry;
+use crate::select::chooser::Chooser;
+use crate::select::decide::Policy;
+use crate::select::decisions::{Decisions, DecisionsError};
 use crate::select::policy::{AutoSelectRules, SingleCandidatePatterns};
+use crate::select::selector::Selector;
+use crate::server::{ServerOptions, Timeouts};
+use crate::service::{AgentOptions, Audit, AuditError, Purpose, Purposes, WatchOptions};
+use crate::store::chain::read_ca_folder;
+use crate::store::ChainCert;
+
+/// Overrides [`FRAME_TIMEOUT`], in milliseconds. For tests, which would
+/// otherwise wait 10 s for each slow client to be cut off; described in
+/// `p11agent daemon --help`.
+const FRAME_TIMEOUT_ENV: &str = "P11AGENT_FRAME_TIMEOUT_MS";
+
+/// Overrides [`IDLE_TIMEOUT`], in milliseconds, for the same reason.
+const IDLE_TIMEOUT_ENV: &str = "P11AGENT_IDLE_TIMEOUT_MS";
+
+/// The flags of `p11agent daemon`.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct DaemonFlags {
+    /// A PKCS#11 module to load; repeat for several. Replaces the
+    /// modules registered with p11-kit.
+    #[arg(long = "module", value_name = "PATH")]
+    modules: Vec<PathBuf>,
+    /// Configuration file [default: $XDG_CONFIG_HOME/p11agent/config.toml, when present].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Read the user PIN from FILE when a login is needed (automation;
+    /// keep the file mode 0600). Wins over --pinentry.
+    #[arg(long, value_name = "FILE")]
+    pin_file: Option<PathBuf>,
+    /// Ask for PINs with this pinentry program (pinentry-curses,
+    /// pinentry-tty, pinentry-gnome3, ... as gpg-agent uses them).
+    #[arg(long, value_name = "PROGRAM")]
+    pinentry: Option<PathBuf>,
+    /// A folder of CA certificates (PEM or DER files) used with those on
+    /// the tokens to build each identity's chain.
+    #[arg(long, value_name = "DIR")]
+    ca_dir: Option<PathBuf>,
+    /// Who asks a person to pick a certificate when policy says one must
+    /// and the TLS application cannot ask itself: a program speaking the
+    /// chooser contract (`p11agent chooser --help`), or `tty` for the
+    /// shipped terminal chooser. Without one the agent sends nothing.
+    #[arg(long, value_name = "PROGRAM|tty")]
+    chooser: Option<PathBuf>,
+    /// Remember choices across restarts in FILE (mode 0600); without it
+    /// they last until the daemon exits.
+    #[arg(long, value_name = "FILE")]
+    decisions_file: Option<PathBuf>,
+    /// Ask each module every MS milliseconds which tokens are present
+    /// (insertions and removals show within about that time)
+    /// [default: 500].
+    #[arg(long, value_name = "MS")]
+    poll_interval: Option<u64>,
+    /// Mark a module unavailable when one PKCS#11 poll or scan takes
+    /// longer than MS milliseconds [default: 5000].
+    #[arg(long, value_name = "MS")]
+    module_deadline: Option<u64>,
+    /// Append an audit record (one JSON line) for every signature,
+    /// selection, login, logout and refusal to FILE (created 0600).
+    #[arg(long, value_name = "FILE")]
+    audit_log: Option<PathBuf>,
+}
+
+/// Everything the daemon runs with, resolved.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    /// The socket to listen on.
+    pub(crate) socket: PathBuf,
+    /// What the service is made of.
+    pub(crate) agent: AgentOptions,
+    /// How the server runs.
+    pub(crate) server: ServerOptions,
+}
 
 /// The settings a configuration file may hold.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
+pub(crate) struct Config {
     /// PKCS#11 modules to load.
     #[serde(default)]
     pub modules: Vec<PathBuf>,
@@ -130,7 +211,7 @@ pub struct Config {
 /// Settings for one identity.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IdentitySettings {
+pub(crate) struct IdentitySettings {
     /// What its key may sign.
     pub purpose: Option<Purpose>,
     /// Ask the person (through the pinentry program) to allow each
@@ -158,12 +239,26 @@ pub enum ConfigError {
         /// What is wrong, with its location.
         source: Box<toml::de::Error>,
     },
+    /// The CA folder could not be read.
+    #[error("cannot read the CA folder {}: {source}", path.display())]
+    CaFolder {
+        /// The folder.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The decisions file is unusable.
+    #[error(transparent)]
+    Decisions(#[from] DecisionsError),
+    /// The audit log could not be opened.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 impl Config {
     /// Reads `explicit` when given (it must exist), else the default
     /// file when it exists, else the empty configuration.
-    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+    pub(crate) fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
         let path = match explicit {
             Some(path) => path.to_path_buf(),
             None => match default_path() {
@@ -179,6 +274,149 @@ impl Config {
             path,
             source: Box::new(source),
         })
+    }
+}
+
+impl Settings {
+    /// Merges `flags`, the configuration `file` and the environment.
+    /// `socket` is the global `--socket` flag (or `P11AGENT_SOCK`).
+    ///
+    /// Reads the CA folder and opens the decisions file and the audit
+    /// log, so that a daemon that starts has usable settings; logs what
+    /// it skipped or overrode, so call it once logging is set up.
+    pub(crate) fn resolve(
+        socket: Option<PathBuf>,
+        flags: DaemonFlags,
+        file: Config,
+    ) -> Result<Settings, ConfigError> {
+        let mut modules = file.modules;
+        modules.extend(flags.modules);
+        if modules.is_empty() {
+            modules = crate::token::default_modules();
+            tracing::info!(
+                count = modules.len(),
+                "using the modules registered with p11-kit"
+            );
+        }
+        let ca_folder = match flags.ca_dir.or(file.ca_dir) {
+            Some(dir) => ca_folder(&dir)?,
+            None => Vec::new(),
+        };
+        let decisions = match flags.decisions_file.or(file.decisions_file) {
+            Some(path) => Decisions::persistent(path)?,
+            None => Decisions::in_memory(),
+        };
+        let chooser = flags.chooser.or(file.chooser).map(|program| {
+            if program.as_os_str() == "tty" {
+                // The shipped chooser is this very binary.
+                let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("p11agent"));
+                Chooser::new(me).with_args(["chooser"])
+            } else {
+                Chooser::new(program)
+            }
+        });
+        let policy = Policy {
+            rules: file.auto_select,
+            force_prompt_on_multiple_matches: file.force_prompt_on_multiple_matches,
+            send_when_single_candidate: file.send_when_single_candidate,
+        };
+        let audit = match flags.audit_log.or(file.audit_log) {
+            Some(path) => Audit::to_file(&path)?,
+            None => Audit::log_only(),
+        };
+        let purposes = Purposes::new(
+            file.purpose,
+            file.identities
+                .iter()
+                .filter_map(|(id, settings)| settings.purpose.map(|p| (id.clone(), p))),
+        )
+        .confirming(
+            file.identities
+                .iter()
+                .filter(|(_, settings)| settings.confirm)
+                .map(|(id, _)| id.clone()),
+        );
+        let pinentry = flags.pinentry.or(file.pinentry);
+        let defaults = WatchOptions::default();
+        let watch = WatchOptions {
+            interval: flags
+                .poll_interval
+                .or(file.poll_interval_ms)
+                .map_or(defaults.interval, Duration::from_millis),
+            deadline: flags
+                .module_deadline
+                .or(file.module_deadline_ms)
+                .map_or(defaults.deadline, Duration::from_millis),
+            remember_absent: file
+                .remember_absent_tokens
+                .unwrap_or(defaults.remember_absent),
+        };
+        Ok(Settings {
+            socket: socket
+                .or(file.socket)
+                .unwrap_or_else(p11agent_proto::paths::default_socket),
+            agent: AgentOptions {
+                modules,
+                pins: crate::pin::source(flags.pin_file.or(file.pin_file), pinentry.clone()),
+                ca_folder,
+                selector: Selector::new(policy, decisions, chooser),
+                watch,
+                purposes,
+                audit,
+                confirm_with: pinentry.map(Pinentry::new),
+                login_idle_timeout: file.login_idle_timeout_secs.map(Duration::from_secs),
+                error_code: crate::server::error_code,
+            },
+            server: ServerOptions {
+                timeouts: timeouts(|name| std::env::var(name).ok()),
+                allowed_uids: file.allowed_uids,
+            },
+        })
+    }
+}
+
+/// The CA certificates in `dir`, with what was skipped logged.
+fn ca_folder(dir: &Path) -> Result<Vec<Arc<ChainCert>>, ConfigError> {
+    let folder = read_ca_folder(dir).map_err(|source| ConfigError::CaFolder {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for (path, why) in &folder.skipped {
+        tracing::warn!(file = %path.display(), why, "CA folder: skipped");
+    }
+    tracing::info!(
+        dir = %dir.display(),
+        certificates = folder.certificates.len(),
+        "CA folder read"
+    );
+    Ok(folder.certificates)
+}
+
+/// The protocol's timeouts, or those `lookup` finds in
+/// [`FRAME_TIMEOUT_ENV`] and [`IDLE_TIMEOUT_ENV`]. A value that is not a
+/// positive number of milliseconds is reported and ignored rather than
+/// refused: it is a testing knob, and the default is always safe.
+fn timeouts(lookup: impl Fn(&str) -> Option<String>) -> Timeouts {
+    let setting = |name: &str, default: Duration| match lookup(name) {
+        None => default,
+        Some(text) => match text.trim().parse::<u64>() {
+            Ok(ms) if ms > 0 => {
+                tracing::info!(name, ms, "timeout set from the environment");
+                Duration::from_millis(ms)
+            }
+            _ => {
+                tracing::warn!(
+                    name,
+                    value = text,
+                    "not a positive number of milliseconds; using the default"
+                );
+                default
+            }
+        },
+    };
+    Timeouts {
+        frame: setting(FRAME_TIMEOUT_ENV, FRAME_TIMEOUT),
+        idle: setting(IDLE_TIMEOUT_ENV, IDLE_TIMEOUT),
     }
 }
 
@@ -210,5 +448,31 @@ mod tests {
         std::fs::write(&path, "modulez = []\n").expect("write");
         let err = Config::load(Some(&path)).expect_err("unknown key");
         assert!(err.to_string().contains("modulez"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_and_bad_values() {
+        let none = timeouts(|_| None);
+        assert_eq!(none, Timeouts::default());
+        assert_eq!(none.frame, Duration::from_secs(10));
+        assert_eq!(none.idle, Duration::from_secs(300));
+
+        let set = timeouts(|name| {
+            Some(
+                if name == FRAME_TIMEOUT_ENV {
+                    "250"
+                } else {
+                    " 1500 "
+                }
+                .to_owned(),
+            )
+        });
+        assert_eq!(set.frame, Duration::from_millis(250));
+        assert_eq!(set.idle, Duration::from_millis(1500));
+
+        for bad in ["0", "-5", "ten", ""] {
+            let t = timeouts(|_| Some(bad.to_owned()));
+            assert_eq!(t, Timeouts::default(), "{bad:?} is ignored");
+        }
     }
 }

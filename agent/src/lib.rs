@@ -1,21 +1,27 @@
 //! p11agent: a PKCS#11 smartcard signing agent.
 //!
-//! The library behind the `p11agent` binary: the token layer that talks
-//! PKCS#11 ([`token`]), the identity store ([`store`]), the socket server
-//! ([`server`]), the event hub that tells watchers what happens
-//! ([`events`]), the daemon that ties them together ([`daemon`]) and the
-//! command line ([`cli`]).
+//! The library behind the `p11agent` binary. Its layers point down only
+//! (docs/ARCHITECTURE.md):
+//!
+//! - [`cli`]: the command line, the one public entry point;
+//! - `daemon` wires the parts together from the `config` settings;
+//! - `server`: the Unix-socket transport over the service;
+//! - `service`: the agent itself, one handle over its private state;
+//! - `select`: client-certificate selection, policy, remembered choices;
+//! - `store`: the identities found on the tokens, queryable;
+//! - `token`: PKCS#11 modules, sessions, logins and signatures;
+//! - `pin`, `process`: PIN sources and child processes, used from below.
+//!
+//! Only the command line, and the chooser program's contract (which other
+//! programs implement), are public.
 
-pub mod audit;
 pub mod cli;
-pub mod config;
-pub mod daemon;
-pub mod events;
-pub mod hotplug;
-pub mod pin;
+mod config;
+mod daemon;
+mod pin;
 mod process;
-pub mod purpose;
 pub mod select;
-pub mod server;
-pub mod store;
-pub mod token;
+mod server;
+mod service;
+mod store;
+mod token;

@@ -34,16 +34,16 @@ pub use list::ListArgs;
 pub struct Args {
     /// The agent's socket [default: $XDG_RUNTIME_DIR/p11agent/agent.sock].
     #[arg(long, global = true, env = "P11AGENT_SOCK", value_name = "PATH")]
-    pub socket: Option<PathBuf>,
+    pub(crate) socket: Option<PathBuf>,
 
     /// What to do.
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the agent in the foreground, logging to stderr.
     ///
     /// Loads the PKCS#11 modules given with --module (or in the config
@@ -55,7 +55,7 @@ pub enum Command {
     /// (milliseconds) replace how long a client may take over one frame
     /// (10 s) and how long a connection may wait without a request
     /// (5 minutes); see "Limits" in the protocol README.
-    Daemon(daemon::DaemonArgs),
+    Daemon(crate::config::DaemonFlags),
     /// Show whether the agent runs, its modules and counts.
     Status(JsonArg),
     /// List the tokens the agent sees.

@@ -10,11 +10,11 @@
 //!   program that asks a person;
 //! - [`selector`]: all of it for one request, as the daemon runs it.
 
-pub mod candidates;
+pub(crate) mod candidates;
 pub mod chooser;
-pub mod decide;
-pub mod decisions;
-pub mod origin;
-pub mod pattern;
-pub mod policy;
-pub mod selector;
+pub(crate) mod decide;
+pub(crate) mod decisions;
+pub(crate) mod origin;
+pub(crate) mod pattern;
+pub(crate) mod policy;
+pub(crate) mod selector;

@@ -1,9 +1,12 @@
 //! The daemon's selection state: policy, remembered choices, the chooser
 //! program; and one selection from request to answer.
-
-use std::sync::{Arc, Mutex, MutexGuard};
+//!
+//! Everything here may block (the chooser waits for a person, the
+//! decisions file is written): the service runs it on a thread that may
+//! block, never on the async reactor.
 
 use p11agent_proto::{Basis, ChooserMode, Decision, Identity, RememberedChoice, Selection};
+use parking_lot::{Mutex, RwLock};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -11,27 +14,15 @@ use super::candidates::{self, ServerRequest};
 use super::chooser::{Answer, Chooser};
 use super::decide::{self, Candidate, Policy};
 use super::decisions::{Choice, Decision as Remembered, Decisions, DecisionsError};
-
-/// Why a choice could not be remembered or forgotten.
-#[derive(Debug, thiserror::Error)]
-pub enum MemoryError {
-    /// The decisions file could not be written.
-    #[error(transparent)]
-    Decisions(#[from] DecisionsError),
-    /// The task that writes it failed.
-    #[error("the task saving choices failed: {0}")]
-    Task(String),
-}
 use super::origin::Origin;
-use crate::store::NameParts;
-use crate::store::{Store, Stored};
+use crate::store::{NameParts, Store, Stored};
 
 /// Policy, memory and chooser, shared by every connection.
 #[derive(Debug)]
 pub struct Selector {
     policy: Policy,
-    decisions: Arc<Mutex<Decisions>>,
-    chooser: Option<Arc<Chooser>>,
+    decisions: Mutex<Decisions>,
+    chooser: Option<Chooser>,
 }
 
 /// A selection to make.
@@ -75,51 +66,33 @@ impl Selector {
     pub fn new(policy: Policy, decisions: Decisions, chooser: Option<Chooser>) -> Self {
         Selector {
             policy,
-            decisions: Arc::new(Mutex::new(decisions)),
-            chooser: chooser.map(Arc::new),
+            decisions: Mutex::new(decisions),
+            chooser,
         }
     }
 
-    fn decisions(&self) -> MutexGuard<'_, Decisions> {
-        // A panic while holding the lock leaves the map itself intact.
-        self.decisions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// Filters, applies policy, and, when a person must choose and the
-    /// agent is to ask, runs the chooser program (off the reactor) and
-    /// remembers the answer when it says so.
-    pub async fn select(&self, store: &tokio::sync::RwLock<Store>, query: Query) -> Selection {
+    /// agent is to ask, runs the chooser program and remembers the answer
+    /// when it says so. The store is read-locked only while deciding, not
+    /// while a person chooses.
+    pub fn select(&self, store: &RwLock<Store>, query: Query) -> Selection {
         let now = OffsetDateTime::now_utc();
-        let draft = {
-            let store = store.read().await;
-            self.draft(&store, &query, now)
-        };
+        let draft = self.draft(&store.read(), &query, now);
         if draft.selection.decision != Decision::Prompt || query.chooser == ChooserMode::Client {
             return draft.selection;
         }
         let mut selection = draft.selection;
         selection.choices.clear();
-        let Some(chooser) = self.chooser.clone() else {
+        let Some(chooser) = &self.chooser else {
             selection.decision = Decision::Declined;
             selection.basis = Basis::NoChooser;
             return selection;
         };
-        let origin = selection.origin.clone();
-        let prompt = draft.prompt;
-        let answer = tokio::task::spawn_blocking(move || chooser.choose(&origin, &prompt)).await;
-        let (id, remember) = match answer {
-            Ok(Ok(Answer::Send { id, remember })) => (Some(id), remember),
-            Ok(Ok(Answer::SendNone { remember })) => (None, remember),
-            Ok(Err(e)) => {
-                tracing::info!(origin = %selection.origin, error = %e, "chooser cancelled");
-                selection.decision = Decision::Declined;
-                selection.basis = Basis::ChooserCancelled;
-                return selection;
-            }
+        let (id, remember) = match chooser.choose(&selection.origin, &draft.prompt) {
+            Ok(Answer::Send { id, remember }) => (Some(id), remember),
+            Ok(Answer::SendNone { remember }) => (None, remember),
             Err(e) => {
-                tracing::warn!(error = %e, "chooser task failed");
+                tracing::info!(origin = %selection.origin, error = %e, "chooser cancelled");
                 selection.decision = Decision::Declined;
                 selection.basis = Basis::ChooserCancelled;
                 return selection;
@@ -127,7 +100,7 @@ impl Selector {
         };
         if remember {
             let choice = id.clone().map_or(Choice::SendNone, Choice::Identity);
-            if let Err(e) = self.remember(&query.origin, choice).await {
+            if let Err(e) = self.remember(&query.origin, choice) {
                 tracing::warn!(origin = %selection.origin, error = %e, "choice not remembered");
             }
         }
@@ -135,12 +108,11 @@ impl Selector {
         match id {
             None => selection.decision = Decision::Declined,
             Some(id) => {
-                let guard = store.read().await;
-                let found = guard
+                let found = store
+                    .read()
                     .stored()
                     .find(|s| s.id() == id)
                     .map(|stored| (stored.identity_at(now), encode_chain(&stored)));
-                drop(guard);
                 match found {
                     Some((identity, chain)) => {
                         selection.decision = Decision::Selected;
@@ -204,7 +176,8 @@ impl Selector {
             };
         }
         let remembered = self
-            .decisions()
+            .decisions
+            .lock()
             .get(&selection.origin)
             .map(|d| d.choice.clone());
         let outcome = decide::decide(&self.policy, &query.origin, remembered.as_ref(), &views);
@@ -228,33 +201,23 @@ impl Selector {
         Draft { selection, prompt }
     }
 
-    /// Remembers a choice for an origin (writing the decisions file when
-    /// persistent, off the reactor).
-    pub async fn remember(
+    /// Remembers a choice for an origin, writing the decisions file when
+    /// persistent.
+    pub fn remember(
         &self,
         origin: &Origin,
         choice: Choice,
-    ) -> Result<Option<RememberedChoice>, MemoryError> {
-        let decisions = self.decisions.clone();
+    ) -> Result<Option<RememberedChoice>, DecisionsError> {
         let origin = origin.to_string();
-        let result = tokio::task::spawn_blocking(move || {
-            let mut decisions = decisions
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            decisions.remember(&origin, choice)?;
-            let persistent = decisions.is_persistent();
-            Ok::<_, DecisionsError>(decisions.get(&origin).map(|d| record(d, persistent, None)))
-        })
-        .await;
-        match result {
-            Ok(outcome) => Ok(outcome?),
-            Err(e) => Err(MemoryError::Task(e.to_string())),
-        }
+        let mut decisions = self.decisions.lock();
+        decisions.remember(&origin, choice)?;
+        let persistent = decisions.is_persistent();
+        Ok(decisions.get(&origin).map(|d| record(d, persistent, None)))
     }
 
     /// The remembered choices, with subjects from the store.
     pub fn remembered(&self, store: &Store) -> Vec<RememberedChoice> {
-        let decisions = self.decisions();
+        let decisions = self.decisions.lock();
         let persistent = decisions.is_persistent();
         decisions
             .list()
@@ -273,31 +236,22 @@ impl Selector {
     }
 
     /// Forgets one origin's choice, or all; returns the origins forgotten.
-    pub async fn forget(&self, origin: Option<&Origin>) -> Result<Vec<String>, MemoryError> {
-        let decisions = self.decisions.clone();
-        let origin = origin.map(Origin::to_string);
-        let result = tokio::task::spawn_blocking(move || {
-            let mut decisions = decisions
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match origin {
-                Some(origin) => Ok(if decisions.forget(&origin)? {
+    pub fn forget(&self, origin: Option<&Origin>) -> Result<Vec<String>, DecisionsError> {
+        let mut decisions = self.decisions.lock();
+        match origin {
+            Some(origin) => {
+                let origin = origin.to_string();
+                Ok(if decisions.forget(&origin)? {
                     vec![origin]
                 } else {
                     Vec::new()
-                }),
-                None => {
-                    let origins: Vec<String> =
-                        decisions.list().iter().map(|d| d.origin.clone()).collect();
-                    decisions.forget_all()?;
-                    Ok::<_, DecisionsError>(origins)
-                }
+                })
             }
-        })
-        .await;
-        match result {
-            Ok(outcome) => Ok(outcome?),
-            Err(e) => Err(MemoryError::Task(e.to_string())),
+            None => {
+                let origins = decisions.list().iter().map(|d| d.origin.clone()).collect();
+                decisions.forget_all()?;
+                Ok(origins)
+            }
         }
     }
 }

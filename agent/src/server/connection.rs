@@ -18,18 +18,18 @@ use tokio::net::UnixStream;
 use tokio::sync::broadcast;
 use zeroize::Zeroize as _;
 
-use super::cmd;
+use super::cmd::{self, Context};
 use super::limits::{IdleConnections, Timeouts};
-use super::rescue::Reply;
-use crate::audit::Peer;
-use crate::daemon::State;
-use crate::events::Subscription;
+use super::reply::Reply;
+use crate::service::{Agent, Peer, Subscription};
 
 pub(super) struct Connection {
     stream: UnixStream,
-    state: Arc<State>,
+    agent: Agent,
     /// Who connected, for the audit trail.
     peer: Peer,
+    /// The listening socket's path, for `status`.
+    socket: Arc<std::path::Path>,
     /// Answers this client when a token call it waits for hangs.
     reply: Arc<Reply>,
     greeted: bool,
@@ -61,12 +61,18 @@ enum Next {
 }
 
 impl Connection {
-    pub(super) fn new(stream: UnixStream, state: Arc<State>, peer: Peer) -> Self {
+    pub(super) fn new(
+        stream: UnixStream,
+        agent: Agent,
+        peer: Peer,
+        socket: Arc<std::path::Path>,
+    ) -> Self {
         Connection {
             reply: Arc::default(),
             stream,
-            state,
+            agent,
             peer,
+            socket,
             greeted: false,
         }
     }
@@ -87,7 +93,7 @@ impl Connection {
             };
             let (response, next) = match body {
                 Ok(mut body) => {
-                    let answer = self.answer(&body).await;
+                    let answer = self.answer(&body);
                     body.zeroize();
                     if self.reply.answered() {
                         // The client was told its module hung; this late
@@ -210,7 +216,7 @@ impl Connection {
         }
     }
 
-    async fn answer(&mut self, body: &[u8]) -> (Response, Next) {
+    fn answer(&mut self, body: &[u8]) -> (Response, Next) {
         let request = match decode_request(body) {
             Ok(request) => request,
             Err(BadRequest { code, message }) => {
@@ -241,17 +247,29 @@ impl Connection {
                 Next::Continue,
             ),
             Request::Watch => {
-                let (response, events) = cmd::watch::start(&self.state);
+                let (response, events) = cmd::watch::start(&self.agent);
                 (response, Next::Watch(events))
             }
             request => {
-                if matches!(request, Request::Sign { .. } | Request::Login { .. }) {
+                let blocks = cmd::blocks(&request);
+                if blocks == cmd::Blocks::OnToken {
                     self.reply.arm(&self.stream);
                 }
-                (
-                    cmd::dispatch(&self.state, &self.peer, &self.reply, request).await,
-                    Next::Continue,
-                )
+                let context = Context {
+                    agent: &self.agent,
+                    peer: &self.peer,
+                    reply: &self.reply,
+                    socket: &self.socket,
+                };
+                // What may wait for a token, a person or a file runs on
+                // this connection's thread, which the runtime stops
+                // using for other tasks meanwhile: no hand-off to another
+                // thread and back (see reply.rs for what that costs).
+                let response = match blocks {
+                    cmd::Blocks::No => cmd::dispatch(&context, request),
+                    _ => tokio::task::block_in_place(|| cmd::dispatch(&context, request)),
+                };
+                (response, Next::Continue)
             }
         }
     }
@@ -279,11 +297,11 @@ async fn client_spoke<R: AsyncRead + Unpin>(r: &mut R) {
 /// A request body the agent cannot take, and the error it answers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
-pub struct BadRequest {
+pub(crate) struct BadRequest {
     /// `malformed` or `unknown_request`.
-    pub code: ErrorCode,
+    pub(crate) code: ErrorCode,
     /// What is wrong, for the client's user.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl BadRequest {
@@ -303,7 +321,7 @@ impl BadRequest {
 /// The body is decoded straight into [`Request`], whose PIN wipes itself;
 /// only a body that fails is looked at again, for its `op` alone, so a
 /// PIN never sits in an intermediate `serde_json::Value`.
-pub fn decode_request(body: &[u8]) -> Result<Request, BadRequest> {
+pub(crate) fn decode_request(body: &[u8]) -> Result<Request, BadRequest> {
     let error = match serde_json::from_slice::<Request>(body) {
         Ok(request) => return Ok(request),
         Err(e) => e,

@@ -1,34 +1,28 @@
-//! The transport's limits in force for one daemon, and the connections
+//! The transport's timeouts in force for one daemon (resolved with the
+//! rest of its settings in `config.rs`), and the connections
 //! waiting for their next request, which the listener may close to make
 //! room for a newcomer.
 //!
 //! The limits themselves are protocol constants
 //! ([`FRAME_TIMEOUT`], [`IDLE_TIMEOUT`], the frame sizes) and
-//! [`MAX_CONNECTIONS`](super::MAX_CONNECTIONS); the protocol README lists
+//! [`MAX_CONNECTIONS`](super::listener::MAX_CONNECTIONS); the protocol README lists
 //! them all under "Limits".
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use p11agent_proto::frame::{FRAME_TIMEOUT, IDLE_TIMEOUT};
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::{oneshot, Notify};
-
-/// Overrides [`FRAME_TIMEOUT`], in milliseconds. For tests, which would
-/// otherwise wait 10 s for each slow client to be cut off; described in
-/// `p11agent daemon --help`.
-pub(super) const FRAME_TIMEOUT_ENV: &str = "P11AGENT_FRAME_TIMEOUT_MS";
-
-/// Overrides [`IDLE_TIMEOUT`], in milliseconds, for the same reason.
-pub(super) const IDLE_TIMEOUT_ENV: &str = "P11AGENT_IDLE_TIMEOUT_MS";
 
 /// How long a connection may take over a frame, and wait between frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Timeouts {
+pub(crate) struct Timeouts {
     /// From a frame's first byte to its last, in either direction.
-    pub(super) frame: Duration,
+    pub(crate) frame: Duration,
     /// From an answer to the first byte of the next request.
-    pub(super) idle: Duration,
+    pub(crate) idle: Duration,
 }
 
 impl Default for Timeouts {
@@ -36,41 +30,6 @@ impl Default for Timeouts {
         Timeouts {
             frame: FRAME_TIMEOUT,
             idle: IDLE_TIMEOUT,
-        }
-    }
-}
-
-impl Timeouts {
-    /// The protocol's timeouts, or those set in [`FRAME_TIMEOUT_ENV`] and
-    /// [`IDLE_TIMEOUT_ENV`].
-    pub(super) fn from_env() -> Self {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// The timeouts `lookup` sets. A value that is not a positive number
-    /// of milliseconds is reported and ignored rather than refused: it is
-    /// a testing knob, and the default is always safe.
-    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let setting = |name: &str, default: Duration| match lookup(name) {
-            None => default,
-            Some(text) => match text.trim().parse::<u64>() {
-                Ok(ms) if ms > 0 => {
-                    tracing::info!(name, ms, "timeout set from the environment");
-                    Duration::from_millis(ms)
-                }
-                _ => {
-                    tracing::warn!(
-                        name,
-                        value = text,
-                        "not a positive number of milliseconds; using the default"
-                    );
-                    default
-                }
-            },
-        };
-        Timeouts {
-            frame: setting(FRAME_TIMEOUT_ENV, FRAME_TIMEOUT),
-            idle: setting(IDLE_TIMEOUT_ENV, IDLE_TIMEOUT),
         }
     }
 }
@@ -141,9 +100,7 @@ impl IdleConnections {
     }
 
     fn lock(&self) -> MutexGuard<'_, Waiting> {
-        // The map stays consistent whatever panicked while holding it:
-        // every change is a single insert or remove.
-        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+        self.waiting.lock()
     }
 }
 
@@ -182,32 +139,6 @@ impl Drop for IdleTicket {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn environment_overrides_and_bad_values() {
-        let none = Timeouts::from_lookup(|_| None);
-        assert_eq!(none, Timeouts::default());
-        assert_eq!(none.frame, Duration::from_secs(10));
-        assert_eq!(none.idle, Duration::from_secs(300));
-
-        let set = Timeouts::from_lookup(|name| {
-            Some(
-                if name == FRAME_TIMEOUT_ENV {
-                    "250"
-                } else {
-                    " 1500 "
-                }
-                .to_owned(),
-            )
-        });
-        assert_eq!(set.frame, Duration::from_millis(250));
-        assert_eq!(set.idle, Duration::from_millis(1500));
-
-        for bad in ["0", "-5", "ten", ""] {
-            let t = Timeouts::from_lookup(|_| Some(bad.to_owned()));
-            assert_eq!(t, Timeouts::default(), "{bad:?} is ignored");
-        }
-    }
 
     #[tokio::test]
     async fn the_longest_waiting_is_reclaimed_first() {

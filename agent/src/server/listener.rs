@@ -8,11 +8,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::task::JoinSet;
 
 use super::connection::Connection;
-use super::limits::{IdleConnections, Timeouts};
+use super::limits::IdleConnections;
 use super::peer;
 use super::socket::BoundSocket;
-use crate::audit::{Action, Peer, Record};
-use crate::daemon::State;
+use super::ServerOptions;
+use crate::service::Agent;
 
 /// Most connections open at once: 256.
 ///
@@ -25,17 +25,26 @@ use crate::daemon::State;
 /// longest for a request (see `IdleConnections`); when none waits, the
 /// newcomer waits, and those behind it stay in the kernel's accept
 /// queue, costing the agent nothing.
-pub const MAX_CONNECTIONS: usize = 256;
+pub(crate) const MAX_CONNECTIONS: usize = 256;
 
 /// How long to pause after a failed `accept` (out of file descriptors,
 /// say) before trying again: such failures persist until something
 /// closes, and retrying at once would spin.
 const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
-/// Serves clients on `socket` until `shutdown` completes, then waits for
-/// the connections in progress to finish their current request.
-pub async fn serve(socket: BoundSocket, state: Arc<State>, shutdown: impl Future<Output = ()>) {
-    let timeouts = Timeouts::from_env();
+/// Serves `agent` to clients on `socket` until `shutdown` completes, then
+/// waits for the connections in progress to finish their current request.
+pub(crate) async fn serve(
+    socket: BoundSocket,
+    agent: Agent,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) {
+    let ServerOptions {
+        timeouts,
+        allowed_uids,
+    } = options;
+    let socket_path: Arc<std::path::Path> = Arc::from(socket.path());
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let idle = Arc::new(IdleConnections::default());
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
@@ -57,19 +66,16 @@ pub async fn serve(socket: BoundSocket, state: Arc<State>, shutdown: impl Future
                 }
             },
         };
-        let peer = match Peer::of(&stream) {
+        let peer = match peer::credentials(&stream) {
             Ok(peer) => peer,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read peer credentials; refusing");
                 continue;
             }
         };
-        if !peer::allowed(&peer, &state.allowed_uids) {
+        if !peer::allowed(&peer, &allowed_uids) {
             tracing::warn!(uid = peer.uid, "refused a connection from another user");
-            state.audit.record(
-                Record::new(Action::Connect, &peer, "refused")
-                    .detail(format!("uid {} is not allowed", peer.uid)),
-            );
+            agent.refused_connection(&peer, format!("uid {} is not allowed", peer.uid));
             continue;
         }
         // Room is made only for a peer that may stay: a refused one never
@@ -82,13 +88,11 @@ pub async fn serve(socket: BoundSocket, state: Arc<State>, shutdown: impl Future
             },
         };
         while tasks.try_join_next().is_some() {}
-        let state = state.clone();
+        let connection = Connection::new(stream, agent.clone(), peer, socket_path.clone());
         let stop = stop_tx.subscribe();
         let idle = idle.clone();
         tasks.spawn(async move {
-            Connection::new(stream, state, peer)
-                .run(stop, timeouts, idle)
-                .await;
+            connection.run(stop, timeouts, idle).await;
             drop(permit);
         });
     }

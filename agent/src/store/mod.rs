@@ -74,6 +74,17 @@ pub enum LookupError {
     TooShort(usize),
 }
 
+/// An identity as signing sees it: see [`Store::signing_key`].
+#[derive(Debug)]
+pub struct SigningKey {
+    /// The full id.
+    pub id: String,
+    /// The subject.
+    pub subject: String,
+    /// Where its private key lives, if it has one.
+    pub key: Option<KeyLocation>,
+}
+
 /// Every identity on every token, parsed.
 #[derive(Debug, Default)]
 pub struct Store {
@@ -395,6 +406,20 @@ impl Store {
             .collect()
     }
 
+    /// The ids and subjects of the identities of `token` while it is
+    /// stored as present; `None` when it is not (never seen, or absent).
+    pub fn present_identities_of(&self, token: &Token) -> Option<Vec<(String, String)>> {
+        self.tokens
+            .iter()
+            .find(|t| t.present && same_token(&t.token, token))
+            .map(|t| {
+                t.entries
+                    .iter()
+                    .map(|e| (e.identity.id.clone(), e.identity.subject.clone()))
+                    .collect()
+            })
+    }
+
     /// The stored tokens in listing order, with the number of certificate
     /// objects found on each (readable or not) and the key count the scan
     /// reported.
@@ -449,23 +474,29 @@ impl Store {
         Ok((entry.identity_at(now), &entry.cert.der))
     }
 
-    /// Where the private key of an identity lives, for signing: the copy
-    /// [`Store::get`] would return. `Ok(None)` when it has no key.
-    pub fn key_location(
+    /// What signing with an identity needs, found once: its full id and
+    /// subject (for the audit trail), and where its private key lives
+    /// (`None` when it has none). The copy [`Store::get`] would return.
+    pub fn signing_key(
         &self,
         id_or_prefix: &str,
         now: OffsetDateTime,
-    ) -> Result<Option<KeyLocation>, LookupError> {
+    ) -> Result<SigningKey, LookupError> {
         let entry = self.find(id_or_prefix, now)?;
-        Ok(entry.key_id.as_ref().map(|key_id| KeyLocation {
-            id: entry.identity.id.clone(),
-            token: entry.identity.token.clone(),
-            key_id: key_id.clone(),
-            key_type: entry.identity.key_type,
-            curve: entry.identity.curve,
-            schemes: entry.identity.schemes.clone(),
-            present: entry.identity.present,
-        }))
+        let identity = &entry.identity;
+        Ok(SigningKey {
+            id: identity.id.clone(),
+            subject: identity.subject.clone(),
+            key: entry.key_id.as_ref().map(|key_id| KeyLocation {
+                id: identity.id.clone(),
+                token: identity.token.clone(),
+                key_id: key_id.clone(),
+                key_type: identity.key_type,
+                curve: identity.curve,
+                schemes: identity.schemes.clone(),
+                present: identity.present,
+            }),
+        })
     }
 
     /// The entry an id or prefix names; see [`Store::get`].

@@ -592,8 +592,9 @@ fn absent_tokens_stay_listed_until_they_come_back() {
     assert_eq!(summary[0].status, p11agent_proto::TokenStatus::Absent);
     // A lookup still finds it, and says where its key was.
     let key = store
-        .key_location(&ids[0], NOW)
+        .signing_key(&ids[0], NOW)
         .expect("found")
+        .key
         .expect("has a key");
     assert!(!key.present);
 
@@ -830,7 +831,7 @@ fn keys_seen_after_a_login_outlive_a_scan_that_cannot_see_them() {
     let (identity, _) = store.get(&alice, NOW).expect("alice");
     assert!(identity.has_private_key && identity.present);
     assert!(identity.client_auth.usable);
-    assert!(store.key_location(&alice, NOW).expect("found").is_some());
+    assert!(store.signing_key(&alice, NOW).expect("found").key.is_some());
     // Another token with the same certificate does not inherit it.
     store.insert_token(found(
         token("gamma", "G1", 2),

@@ -2,12 +2,11 @@
 
 use p11agent_proto::Response;
 
-use crate::daemon::State;
+use super::Context;
 
 /// Lists the remembered choices.
-pub async fn run(state: &State) -> Response {
-    let store = state.store.read().await;
+pub(crate) fn run(context: &Context<'_>) -> Response {
     Response::Decisions {
-        decisions: state.selector.remembered(&store),
+        decisions: context.agent.decisions(),
     }
 }

@@ -3,9 +3,9 @@
 use p11agent_proto::{Response, PROTOCOL_VERSION};
 
 /// The agent's side of the handshake.
-pub fn run() -> Response {
+pub(crate) fn run() -> Response {
     Response::Hello {
         version: PROTOCOL_VERSION,
-        agent: crate::daemon::agent_name(),
+        agent: super::super::agent_name(),
     }
 }

@@ -2,12 +2,11 @@
 
 use p11agent_proto::{Filter, Response};
 
-use crate::daemon::State;
+use super::Context;
 
 /// Lists identities.
-pub async fn run(state: &State, filter: &Filter) -> Response {
-    let now = time::OffsetDateTime::now_utc();
+pub(crate) fn run(context: &Context<'_>, filter: &Filter) -> Response {
     Response::Identities {
-        identities: state.store.read().await.query(filter, now),
+        identities: context.agent.list(filter),
     }
 }

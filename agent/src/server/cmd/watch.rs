@@ -5,65 +5,54 @@
 
 use p11agent_proto::Response;
 
-use crate::daemon::State;
-use crate::events::Subscription;
+use crate::service::{Agent, Subscription};
 
 /// Starts watching: the answer to send, and the events to follow it.
 ///
 /// The subscription is taken before the answer goes out, so a client
 /// that has read `watching` misses nothing emitted after it.
-pub fn start(state: &State) -> (Response, Subscription) {
-    let events = state.events.subscribe();
+pub(crate) fn start(agent: &Agent) -> (Response, Subscription) {
+    let events = agent.subscribe();
     tracing::debug!("event stream started");
     (Response::Watching, events)
 }
 
 /// The next frame of the stream, or `None` once the hub is gone.
 /// Cancel-safe, as [`Subscription::recv`] is.
-pub async fn next(events: &mut Subscription) -> Option<Response> {
+pub(crate) async fn next(events: &mut Subscription) -> Option<Response> {
     events.recv().await.map(Response::Event)
 }
 
 #[cfg(test)]
 mod tests {
     use std::path::Path;
-    use std::sync::Arc;
-    use std::time::Instant;
 
     use p11agent_client::AsyncClient;
     use p11agent_proto::{Event, EventKind, Token};
-    use tokio::sync::RwLock;
 
-    use crate::daemon::State;
-    use crate::events::Events;
-    use crate::pin::NoPin;
-    use crate::select::decide::Policy;
-    use crate::select::decisions::Decisions;
-    use crate::select::selector::Selector;
-    use crate::store::Store;
-    use crate::token::Tokens;
+    use crate::server::{ServerOptions, Timeouts};
+    use crate::service::{Agent, AgentOptions, EVENT_BACKLOG as CAPACITY};
 
     const TOTAL: usize = 5000;
     const BATCH: usize = 500;
 
-    fn state(socket: &Path) -> Arc<State> {
-        Arc::new(State {
-            store: RwLock::new(Store::new()),
-            tokens: Arc::new(Tokens::new(Vec::new(), Arc::new(NoPin))),
-            modules: Vec::new(),
-            module_errors: Vec::new(),
-            socket: socket.to_path_buf(),
-            started: Instant::now(),
-            selector: Selector::new(Policy::default(), Decisions::in_memory(), None),
-            events: Events::new(),
-            health: crate::hotplug::Health::new(Vec::new()),
-            rescue: Default::default(),
-            purposes: crate::purpose::Purposes::default(),
+    async fn agent() -> Agent {
+        Agent::start(AgentOptions::for_tests()).await
+    }
+
+    fn serve(
+        socket: &Path,
+        agent: Agent,
+        stopped: tokio::sync::oneshot::Receiver<()>,
+    ) -> tokio::task::JoinHandle<()> {
+        let socket = crate::server::bind(socket).expect("bind");
+        let options = ServerOptions {
+            timeouts: Timeouts::default(),
             allowed_uids: Vec::new(),
-            audit: crate::audit::Audit::log_only(),
-            confirm_with: None,
-            last_use: std::sync::Mutex::new(std::collections::HashMap::new()),
-        })
+        };
+        tokio::spawn(crate::server::serve(socket, agent, options, async {
+            let _ = stopped.await;
+        }))
     }
 
     /// Event `n`, made large so that a watcher that does not read fills
@@ -98,12 +87,9 @@ mod tests {
     async fn a_watcher_that_never_reads_holds_up_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("agent.sock");
-        let socket = crate::server::bind(&path).expect("bind");
-        let state = state(&path);
+        let agent = agent().await;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::server::serve(socket, state.clone(), async {
-            let _ = stopped.await;
-        }));
+        let server = serve(&path, agent.clone(), stopped);
 
         let connect = || AsyncClient::connect(&path);
         let mut stalled = connect()
@@ -125,7 +111,7 @@ mod tests {
         // test would hang instead of finishing.
         for batch in (0..TOTAL).step_by(BATCH) {
             for n in batch..batch + BATCH {
-                state.events.emit(numbered(n));
+                agent.emit(numbered(n));
             }
             for n in batch..batch + BATCH {
                 let event = reader.next().await.expect("event").expect("decoded");
@@ -154,7 +140,7 @@ mod tests {
         }
         assert_eq!(received + missed, TOTAL);
         assert!(lagged_notices > 0, "the stalled watcher fell behind");
-        assert!(received >= Events::CAPACITY, "it still got the backlog");
+        assert!(received >= CAPACITY, "it still got the backlog");
 
         stop.send(()).expect("server running");
         server.await.expect("server task");
@@ -171,11 +157,8 @@ mod tests {
 
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("agent.sock");
-        let socket = crate::server::bind(&path).expect("bind");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::server::serve(socket, state(&path), async {
-            let _ = stopped.await;
-        }));
+        let server = serve(&path, agent().await, stopped);
 
         let mut stream = tokio::net::UnixStream::connect(&path)
             .await

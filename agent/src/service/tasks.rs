@@ -1,4 +1,6 @@
-//! Tokens coming and going, and modules that stop answering.
+//! The service's background tasks: one watcher per module, which sees
+//! tokens come and go and modules stop answering and reports it to the
+//! service (`presence.rs`), and the idle logout.
 //!
 //! One watcher task per module polls it (every [`WatchOptions::interval`],
 //! 500 ms by default): `C_GetSlotList` with tokens present and
@@ -20,38 +22,37 @@
 //! watcher also looks at its token directory (from `SOFTHSM2_CONF`): when
 //! the set of token directories changes, the module is re-initialised —
 //! after the operations in flight on it finish, holding new ones back, and
-//! without touching other modules ([`Tokens::reinitialize`]). That ends
+//! without touching other modules (`Tokens::reinitialize`). That ends
 //! the logins of its other tokens too; the next signature logs in again
 //! through the PIN source.
 //!
 //! Every poll runs on a blocking thread with a deadline
 //! ([`WatchOptions::deadline`]). A module that misses it, or fails, is
-//! marked unavailable ([`Health`]): its tokens show as such, requests for
+//! marked unavailable (`health.rs`): its tokens show as such, requests for
 //! them are answered at once with `module_unavailable`, and other modules
 //! are not affected. The watcher waits for the late call to come back
 //! (a hung call cannot be cancelled) and then carries on.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use p11agent_proto::Token;
 use tokio::sync::broadcast;
 
-use crate::daemon::State;
+use super::Agent;
 use crate::token::TokenError;
 
 /// How the watchers poll.
 #[derive(Debug, Clone, Copy)]
-pub struct WatchOptions {
+pub(crate) struct WatchOptions {
     /// Time between polls of a module.
-    pub interval: Duration,
+    pub(crate) interval: Duration,
     /// How long one poll (or one token scan) may take before the module
     /// is marked unavailable.
-    pub deadline: Duration,
+    pub(crate) deadline: Duration,
     /// Keep the identities of removed tokens listed, as absent.
-    pub remember_absent: bool,
+    pub(crate) remember_absent: bool,
 }
 
 impl Default for WatchOptions {
@@ -64,99 +65,55 @@ impl Default for WatchOptions {
     }
 }
 
-/// Whether each module answers, by module path.
+/// The running background tasks; [`Background::stop`] ends them.
 #[derive(Debug)]
-pub struct Health {
-    modules: Vec<(String, Mutex<Option<String>>)>,
+pub(crate) struct Background {
+    stop: broadcast::Sender<()>,
 }
 
-impl Health {
-    /// Every module available.
-    pub fn new(names: impl IntoIterator<Item = String>) -> Health {
-        Health {
-            modules: names
-                .into_iter()
-                .map(|name| (name, Mutex::new(None)))
-                .collect(),
+impl Background {
+    /// Stops every task at its next wake-up (a call into a hung module
+    /// is left to return on its own).
+    pub(crate) fn stop(self) {
+        let _ = self.stop.send(());
+    }
+}
+
+impl Agent {
+    /// Starts a watcher for every module and, when configured, the idle
+    /// logout. Call inside the daemon's tokio runtime.
+    pub(crate) fn spawn_background(&self) -> Background {
+        let (stop, _) = broadcast::channel(1);
+        if let Some(idle) = self.inner.login_idle_timeout {
+            tokio::spawn(idle_logout(self.clone(), idle, stop.subscribe()));
         }
-    }
-
-    /// Why the module at `module` (its path, as [`Token::module`] spells
-    /// it) is unavailable, or `None` when it answers.
-    pub fn problem(&self, module: &str) -> Option<String> {
-        self.modules
-            .iter()
-            .find(|(name, _)| name == module)
-            .and_then(|(_, problem)| lock(problem).clone())
-    }
-
-    /// Records module `index`'s state; returns whether it changed.
-    fn set(&self, index: usize, problem: Option<String>) -> bool {
-        match self.modules.get(index) {
-            Some((_, current)) => {
-                let mut current = lock(current);
-                let changed = *current != problem;
-                *current = problem;
-                changed
-            }
-            None => false,
+        for index in 0..self.inner.tokens.module_count() {
+            tokio::spawn(watch_module(self.clone(), index, stop.subscribe()));
         }
+        Background { stop }
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+/// Logs out of tokens that have not signed for `idle` (as `ssh-add -t`):
+/// a card left in a reader does not stay unlocked for ever.
+async fn idle_logout(agent: Agent, idle: Duration, mut stop: broadcast::Receiver<()>) {
+    let tick = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = stop.recv() => return,
+        }
+        let agent = agent.clone();
+        // Logging out calls into the modules.
+        let _ = tokio::task::spawn_blocking(move || agent.log_out_idle(idle)).await;
+    }
 }
 
-/// What a poll changed, for the event stream and the log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// A token appeared.
-    TokenInserted(Token),
-    /// A token went away.
-    TokenRemoved(Token),
-    /// An identity of an inserted token was stored.
-    IdentityAdded {
-        /// Its token.
-        token: Token,
-        /// Its id.
-        id: String,
-        /// Its subject.
-        subject: String,
-    },
-    /// An identity of a removed token is no longer usable.
-    IdentityRemoved {
-        /// Its token.
-        token: Token,
-        /// Its id.
-        id: String,
-        /// Its subject.
-        subject: String,
-    },
-    /// A module stopped answering in time, or failed.
-    ModuleUnavailable {
-        /// Its path.
-        module: String,
-        /// What went wrong.
-        detail: String,
-    },
-    /// A module answers again.
-    ModuleAvailable {
-        /// Its path.
-        module: String,
-    },
-}
-
-/// Watches module `index` until `stop` fires, reporting changes to
-/// `announce`.
-pub async fn watch_module(
-    state: Arc<State>,
-    index: usize,
-    options: WatchOptions,
-    announce: impl Fn(&State, Change),
-    mut stop: broadcast::Receiver<()>,
-) {
-    let Some(name) = state.tokens.module_name(index).map(str::to_owned) else {
+/// Watches module `index` until `stop` fires.
+async fn watch_module(agent: Agent, index: usize, mut stop: broadcast::Receiver<()>) {
+    let options = agent.inner.watch;
+    let tokens = agent.inner.tokens.clone();
+    let Some(name) = tokens.module_name(index).map(str::to_owned) else {
         return;
     };
     let store_dir = SoftHsmTokenDir::for_module(Path::new(&name));
@@ -168,12 +125,12 @@ pub async fn watch_module(
         }
         let now_dirs = store_dir.as_ref().map(SoftHsmTokenDir::snapshot);
         let reinit = now_dirs != seen_dirs;
-        let tokens = state.tokens.clone();
+        let poll_tokens = tokens.clone();
         let mut poll = tokio::task::spawn_blocking(move || {
             if reinit {
-                tokens.reinitialize(index)?;
+                poll_tokens.reinitialize(index)?;
             }
-            tokens.with_module(index, |module| module.present_tokens())
+            poll_tokens.with_module(index, |module| module.present_tokens())
         });
         let outcome = tokio::select! {
             joined = tokio::time::timeout(options.deadline, &mut poll) => joined,
@@ -182,11 +139,11 @@ pub async fn watch_module(
         let present = match outcome {
             Ok(Ok(Ok(present))) => present,
             Ok(Ok(Err(e))) => {
-                unavailable(&state, index, &name, with_causes(&e), &announce);
+                agent.module_unavailable(index, with_causes(&e));
                 continue;
             }
             Ok(Err(e)) => {
-                unavailable(&state, index, &name, format!("poll failed: {e}"), &announce);
+                agent.module_unavailable(index, format!("poll failed: {e}"));
                 continue;
             }
             Err(_) => {
@@ -194,7 +151,7 @@ pub async fn watch_module(
                     "no answer within {} ms; waiting for it",
                     options.deadline.as_millis()
                 );
-                unavailable(&state, index, &name, detail, &announce);
+                agent.module_unavailable(index, detail);
                 // A hung call cannot be cancelled: wait for it before
                 // asking the module anything else.
                 let late = tokio::select! {
@@ -211,20 +168,12 @@ pub async fn watch_module(
             seen_dirs = now_dirs;
             tracing::info!(module = %name, "module re-initialised: its token set changed");
         }
-        if state.health.set(index, None) {
-            tracing::info!(module = %name, "module answers again");
-            announce(
-                &state,
-                Change::ModuleAvailable {
-                    module: name.clone(),
-                },
-            );
-        }
-        reconcile(&state, index, &name, present, options, &announce).await;
+        agent.module_available(index);
+        reconcile(&agent, index, &name, present).await;
     }
 }
 
-/// `error` and what caused it: "cannot list the slots of …: CKR_…".
+/// `error` and what caused it: "cannot list the slots of ...: CKR_...".
 fn with_causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
@@ -236,116 +185,40 @@ fn with_causes(error: &dyn std::error::Error) -> String {
     text
 }
 
-fn unavailable(
-    state: &State,
-    index: usize,
-    name: &str,
-    detail: String,
-    announce: &impl Fn(&State, Change),
-) {
-    if state.health.set(index, Some(detail.clone())) {
-        tracing::warn!(module = %name, %detail, "module unavailable");
-        state.rescue.answer_all(name, |token| {
-            crate::server::cmd::unavailable(token, &detail)
-        });
-        announce(
-            state,
-            Change::ModuleUnavailable {
-                module: name.to_owned(),
-                detail,
-            },
-        );
-    }
-}
-
-/// Brings the store in line with the tokens `present` in module `index`.
-async fn reconcile(
-    state: &Arc<State>,
-    index: usize,
-    name: &str,
-    present: Vec<Token>,
-    options: WatchOptions,
-    announce: &impl Fn(&State, Change),
-) {
-    let known = state.store.read().await.present_tokens(name);
+/// Brings the store in line with the tokens `present` in module `index`:
+/// removals first, then each new token scanned under the deadline.
+async fn reconcile(agent: &Agent, index: usize, name: &str, present: Vec<Token>) {
+    let deadline = agent.inner.watch.deadline;
+    let known = agent.present_tokens(name);
     let same = |a: &Token, b: &Token| a.slot == b.slot && a.serial == b.serial;
     for token in known.iter().filter(|k| !present.iter().any(|p| same(k, p))) {
-        let identities = {
-            let mut store = state.store.write().await;
-            let identities = store.identities_of(token);
-            if options.remember_absent {
-                store.mark_absent(token);
-            } else {
-                store.remove_token(token);
-            }
-            identities
-        };
-        let tokens = state.tokens.clone();
+        agent.token_removed(token);
+        let tokens = agent.inner.tokens.clone();
         let gone = token.clone();
         // Drops sessions and login; quick, but it may call into the module.
         let _ = tokio::time::timeout(
-            options.deadline,
+            deadline,
             tokio::task::spawn_blocking(move || tokens.forget(&gone)),
         )
         .await;
-        tracing::info!(token = %token.label, serial = %token.serial, "token removed");
-        for (id, subject) in identities {
-            announce(
-                state,
-                Change::IdentityRemoved {
-                    token: token.clone(),
-                    id,
-                    subject,
-                },
-            );
-        }
-        announce(state, Change::TokenRemoved(token.clone()));
     }
     for token in present.iter().filter(|p| !known.iter().any(|k| same(k, p))) {
-        let tokens = state.tokens.clone();
+        let tokens = agent.inner.tokens.clone();
         let slot = token.slot;
         let scan = tokio::task::spawn_blocking(move || {
             tokens.with_module(index, |module| module.scan_slot(slot))
         });
-        let found = match tokio::time::timeout(options.deadline, scan).await {
-            Ok(Ok(Ok(found))) => found,
-            Ok(Ok(Err(TokenError::TokenNotInitialized { .. }))) => continue,
+        match tokio::time::timeout(deadline, scan).await {
+            Ok(Ok(Ok(found))) => agent.store_scan(found),
+            Ok(Ok(Err(TokenError::TokenNotInitialized { .. }))) => {}
             Ok(Ok(Err(e))) => {
                 tracing::warn!(token = %token.label, error = %e, "new token could not be scanned; retrying at the next poll");
-                continue;
             }
-            Ok(Err(e)) => {
-                tracing::warn!(token = %token.label, error = %e, "scan task failed");
-                continue;
-            }
-            Err(_) => {
-                unavailable(
-                    state,
-                    index,
-                    name,
-                    format!("scanning token {} took too long", token.label),
-                    announce,
-                );
-                continue;
-            }
-        };
-        let inserted = found.token.clone();
-        let identities = {
-            let mut store = state.store.write().await;
-            store.insert_token(found);
-            store.identities_of(&inserted)
-        };
-        tracing::info!(token = %inserted.label, serial = %inserted.serial, identities = identities.len(), "token inserted");
-        announce(state, Change::TokenInserted(inserted.clone()));
-        for (id, subject) in identities {
-            announce(
-                state,
-                Change::IdentityAdded {
-                    token: inserted.clone(),
-                    id,
-                    subject,
-                },
-            );
+            Ok(Err(e)) => tracing::warn!(token = %token.label, error = %e, "scan task failed"),
+            Err(_) => agent.module_unavailable(
+                index,
+                format!("scanning token {} took too long", token.label),
+            ),
         }
     }
 }
@@ -426,18 +299,5 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("GetSlotList"), "{text}");
-    }
-
-    #[test]
-    fn health_changes_once() {
-        let health = Health::new(["/a.so".to_owned(), "/b.so".to_owned()]);
-        assert_eq!(health.problem("/a.so"), None);
-        assert!(health.set(0, Some("hung".into())));
-        assert!(!health.set(0, Some("hung".into())));
-        assert_eq!(health.problem("/a.so").as_deref(), Some("hung"));
-        assert_eq!(health.problem("/b.so"), None);
-        assert!(health.set(0, None));
-        assert_eq!(health.problem("/a.so"), None);
-        assert_eq!(health.problem("/c.so"), None);
     }
 }

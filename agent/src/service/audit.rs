@@ -15,8 +15,8 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
+use parking_lot::Mutex;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use time::format_description::well_known::Rfc3339;
@@ -36,19 +36,14 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// The peer of `stream`, from its credentials.
-    pub fn of(stream: &tokio::net::UnixStream) -> std::io::Result<Peer> {
-        let cred = stream.peer_cred()?;
-        let pid = cred.pid();
-        Ok(Peer {
-            uid: cred.uid(),
-            pid,
-            exe: pid.and_then(|pid| {
-                std::fs::read_link(format!("/proc/{pid}/exe"))
-                    .ok()
-                    .map(|p| p.display().to_string())
-            }),
-        })
+    /// The agent itself, for what it does on its own (a logout after
+    /// idle time).
+    pub(crate) fn agent() -> Peer {
+        Peer {
+            uid: nix::unistd::getuid().as_raw(),
+            pid: i32::try_from(std::process::id()).ok(),
+            exe: None,
+        }
     }
 }
 
@@ -203,9 +198,7 @@ impl Audit {
         };
         tracing::info!(target: "audit", "{line}");
         if let Some(file) = &self.file {
-            let mut file = file
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut file = file.lock();
             if let Err(e) = writeln!(file, "{line}") {
                 tracing::error!(error = %e, "audit record not written");
             }

@@ -1,5 +1,5 @@
 //! Answers for clients whose request is stuck in a module that stopped
-//! answering.
+//! answering: the server's [`Waiter`].
 //!
 //! A token operation (a signature, a login) runs on the thread of the
 //! connection that asked for it (`block_in_place`), not on a thread of
@@ -7,21 +7,23 @@
 //! back cost two thread wake-ups per signature, measured at 70–100 µs
 //! on the project's machine, about a whole P-256 signature on SoftHSM
 //! (docs/BENCHMARKS.md). A connection blocked in a call cannot answer
-//! anything else, though, and a PKCS#11 call cannot be cancelled. So each
-//! call is registered here with a second handle on the connection's
-//! socket; when the module watcher declares the module unavailable, it
-//! answers the waiting clients through those handles (`module_unavailable`),
-//! and each such connection is closed once its call returns, its late
-//! result discarded.
+//! anything else, though, and a PKCS#11 call cannot be cancelled. So a
+//! connection gives the service a [`Reply`] with a second handle on its
+//! socket for each token call; when the module is declared unavailable,
+//! the service gives up the call (`service/in_flight.rs`) and the client
+//! is answered through that handle (`module_unavailable`); the connection
+//! closes once the call returns, its late result discarded.
 
 use std::io::Write as _;
 use std::os::fd::AsFd as _;
 use std::os::unix::net::UnixStream as StdUnixStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use p11agent_proto::frame::{encode, MAX_RESPONSE_FRAME};
-use p11agent_proto::{Response, Token};
+use p11agent_proto::Response;
+
+use crate::service::{ServiceError, Waiter};
 
 /// A connection's way to be answered from outside its task.
 #[derive(Debug, Default)]
@@ -80,60 +82,9 @@ impl Reply {
     }
 }
 
-/// The token operations in progress, with the connections waiting.
-#[derive(Debug, Default)]
-pub struct Rescue {
-    calls: Mutex<Vec<Waiting>>,
-    next: AtomicU64,
-}
-
-#[derive(Debug)]
-struct Waiting {
-    id: u64,
-    token: Token,
-    reply: Arc<Reply>,
-}
-
-impl Rescue {
-    /// Registers a call on `token` for the connection behind `reply`,
-    /// until the returned guard is dropped.
-    pub fn enter(&self, token: &Token, reply: &Arc<Reply>) -> Registered<'_> {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.lock().push(Waiting {
-            id,
-            token: token.clone(),
-            reply: Arc::clone(reply),
-        });
-        Registered { rescue: self, id }
-    }
-
-    /// Answers every client waiting for a call into `module` with
-    /// `answer(token)`. Called when the module is declared unavailable.
-    pub fn answer_all(&self, module: &str, answer: impl Fn(&Token) -> Response) {
-        // Under the lock: a call that returns meanwhile waits to
-        // unregister, so its connection cannot send its own answer while
-        // this one is being written.
-        let calls = self.lock();
-        for call in calls.iter().filter(|c| c.token.module == module) {
-            tracing::info!(token = %call.token.label, "answering a client whose call is stuck in an unavailable module");
-            call.reply.send(&answer(&call.token));
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
-        self.calls.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// A registered call; unregisters when dropped.
-pub struct Registered<'a> {
-    rescue: &'a Rescue,
-    id: u64,
-}
-
-impl Drop for Registered<'_> {
-    fn drop(&mut self) {
-        self.rescue.lock().retain(|c| c.id != self.id);
+impl Waiter for Reply {
+    fn give_up(&self, error: &ServiceError) {
+        self.send(&super::errors::response(error));
     }
 }
 
@@ -141,7 +92,7 @@ impl Drop for Registered<'_> {
 mod tests {
     use std::io::Read as _;
 
-    use p11agent_proto::ErrorCode;
+    use p11agent_proto::{ErrorCode, Token};
 
     use super::*;
 
@@ -156,24 +107,24 @@ mod tests {
         }
     }
 
+    /// Which calls are given up is the service's business (its in-flight
+    /// tests); here: a client given up is answered with the error, once.
     #[tokio::test]
-    async fn a_waiting_client_is_answered_once_and_only_for_its_module() {
+    async fn a_waiting_client_is_answered_once() {
         let (ours, theirs) = tokio::net::UnixStream::pair().expect("pair");
         let mut theirs = theirs.into_std().expect("std");
         theirs.set_nonblocking(false).expect("blocking");
-        let reply = Arc::new(Reply::default());
+        let reply = Reply::default();
         reply.arm(&ours);
-        let rescue = Rescue::default();
-        let answer = |t: &Token| Response::error(ErrorCode::ModuleUnavailable, t.label.clone());
-
-        let registered = rescue.enter(&token("/hung.so"), &reply);
-        rescue.answer_all("/other.so", answer);
+        let error = ServiceError::ModuleUnavailable {
+            token: token("/hung.so"),
+            problem: "hung".into(),
+        };
         assert!(!reply.answered());
-        rescue.answer_all("/hung.so", answer);
+        reply.give_up(&error);
         assert!(reply.answered());
         // A second declaration does not send a second answer.
-        rescue.answer_all("/hung.so", answer);
-        drop(registered);
+        reply.give_up(&error);
         drop(ours);
         drop(reply);
 
@@ -181,29 +132,11 @@ mod tests {
         theirs.read_to_end(&mut got).expect("read");
         let response: Response =
             p11agent_proto::frame::read(&mut got.as_slice(), MAX_RESPONSE_FRAME).expect("a frame");
-        assert_eq!(
-            response,
-            Response::error(ErrorCode::ModuleUnavailable, "card")
+        assert!(
+            matches!(&response, Response::Error { code: ErrorCode::ModuleUnavailable, message } if message.contains("'card'")),
+            "{response:?}"
         );
         let len = u32::from_be_bytes([got[0], got[1], got[2], got[3]]) as usize;
         assert_eq!(got.len(), 4 + len, "one frame, then the end");
-    }
-
-    #[test]
-    fn a_finished_call_is_not_answered() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let _entered = rt.enter();
-        let (ours, _theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
-        ours.set_nonblocking(true).expect("non-blocking");
-        let ours = tokio::net::UnixStream::from_std(ours).expect("tokio");
-        let reply = Arc::new(Reply::default());
-        reply.arm(&ours);
-        let rescue = Rescue::default();
-        drop(rescue.enter(&token("/a.so"), &reply));
-        rescue.answer_all("/a.so", |_| Response::Watching);
-        assert!(!reply.answered());
     }
 }

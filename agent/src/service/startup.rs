@@ -1,0 +1,116 @@
+//! Starting the service: loading the modules and filling the store.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use p11agent_proto::ModuleError;
+use parking_lot::{Mutex, RwLock};
+
+use super::{events, health, in_flight, Agent, AgentOptions, Inner};
+use crate::store::Store;
+use crate::token::{Module, Tokens};
+
+impl Agent {
+    /// Loads the modules, scans their tokens into the store, and returns
+    /// the service ready to answer: a request that reaches it sees the
+    /// complete store.
+    pub(crate) async fn start(mut options: AgentOptions) -> Agent {
+        let paths = std::mem::take(&mut options.modules);
+        let started = Instant::now();
+        let (mut store, loaded, module_errors) = load_all(paths, options.watch.deadline).await;
+        store.set_ca_folder(std::mem::take(&mut options.ca_folder));
+        let modules: Vec<String> = loaded
+            .iter()
+            .map(|m| m.path().display().to_string())
+            .collect();
+        tracing::info!(
+            tokens = store.token_count(),
+            identities = store.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "store ready"
+        );
+        Agent {
+            inner: Arc::new(Inner {
+                store: RwLock::new(store),
+                tokens: Arc::new(Tokens::new(loaded, options.pins)),
+                health: health::Health::new(modules.iter().cloned()),
+                modules,
+                module_errors,
+                started,
+                selector: options.selector,
+                in_flight: in_flight::InFlight::default(),
+                purposes: options.purposes,
+                audit: options.audit,
+                events: events::Events::new(),
+                confirm_with: options.confirm_with,
+                last_use: Mutex::new(HashMap::new()),
+                watch: options.watch,
+                login_idle_timeout: options.login_idle_timeout,
+                error_code: options.error_code,
+            }),
+        }
+    }
+}
+
+/// Loads and scans every module, each on its own blocking thread so that
+/// a slow module does not hold up the others.
+///
+/// A module that has not answered within `deadline` is reported and left
+/// out, so one hung module cannot keep the agent from starting.
+async fn load_all(
+    paths: Vec<PathBuf>,
+    deadline: Duration,
+) -> (Store, Vec<Module>, Vec<ModuleError>) {
+    let scans: Vec<_> = paths
+        .into_iter()
+        .map(|path| {
+            let task_path = path.clone();
+            let task = tokio::task::spawn_blocking(move || {
+                Module::load(&task_path).and_then(|module| module.scan().map(|t| (module, t)))
+            });
+            (path, task)
+        })
+        .collect();
+    let mut store = Store::new();
+    let mut loaded = Vec::new();
+    let mut errors = Vec::new();
+    let until = tokio::time::Instant::now() + deadline;
+    for (path, scan) in scans {
+        let module = path.display().to_string();
+        let result = match tokio::time::timeout_at(until, scan).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => {
+                tracing::error!(module, error = %e, "module scan panicked");
+                continue;
+            }
+            Err(_) => {
+                let error = format!(
+                    "no answer within {} ms while loading; left out",
+                    deadline.as_millis()
+                );
+                tracing::warn!(module, %error, "module unusable");
+                errors.push(ModuleError { module, error });
+                continue;
+            }
+        };
+        match result {
+            Ok((loaded_module, tokens)) => {
+                tracing::info!(module, tokens = tokens.len(), "module loaded");
+                for found in tokens {
+                    store.insert_token(found);
+                }
+                loaded.push(loaded_module);
+            }
+            Err(e) => {
+                tracing::warn!(module, error = %e, "module unusable");
+                errors.push(ModuleError {
+                    module,
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+    (store, loaded, errors)
+}
