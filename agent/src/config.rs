@@ -302,40 +302,20 @@ impl Settings {
             Some(dir) => ca_folder(&dir)?,
             None => Vec::new(),
         };
-        let decisions = match flags.decisions_file.or(file.decisions_file) {
-            Some(path) => Decisions::persistent(path)?,
-            None => Decisions::in_memory(),
-        };
-        let chooser = flags.chooser.or(file.chooser).map(|program| {
-            if program.as_os_str() == "tty" {
-                // The shipped chooser is this very binary.
-                let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("p11agent"));
-                Chooser::new(me).with_args(["chooser"])
-            } else {
-                Chooser::new(program)
-            }
-        });
-        let policy = Policy {
-            rules: file.auto_select,
-            force_prompt_on_multiple_matches: file.force_prompt_on_multiple_matches,
-            send_when_single_candidate: file.send_when_single_candidate,
-        };
+        let selector = selector(
+            flags.decisions_file.or(file.decisions_file),
+            flags.chooser.or(file.chooser),
+            Policy {
+                rules: file.auto_select,
+                force_prompt_on_multiple_matches: file.force_prompt_on_multiple_matches,
+                send_when_single_candidate: file.send_when_single_candidate,
+            },
+        )?;
         let audit = match flags.audit_log.or(file.audit_log) {
             Some(path) => Audit::to_file(&path)?,
             None => Audit::log_only(),
         };
-        let purposes = Purposes::new(
-            file.purpose,
-            file.identities
-                .iter()
-                .filter_map(|(id, settings)| settings.purpose.map(|p| (id.clone(), p))),
-        )
-        .confirming(
-            file.identities
-                .iter()
-                .filter(|(_, settings)| settings.confirm)
-                .map(|(id, _)| id.clone()),
-        );
+        let purposes = purposes(file.purpose, &file.identities);
         let pinentry = flags.pinentry.or(file.pinentry);
         let defaults = WatchOptions::default();
         let watch = WatchOptions {
@@ -359,7 +339,7 @@ impl Settings {
                 modules,
                 pins: crate::pin::source(flags.pin_file.or(file.pin_file), pinentry.clone()),
                 ca_folder,
-                selector: Selector::new(policy, decisions, chooser),
+                selector,
                 watch,
                 purposes,
                 audit,
@@ -373,6 +353,46 @@ impl Settings {
             },
         })
     }
+}
+
+/// Selection: `policy`, remembered choices (persisted in
+/// `decisions_file` when given), and the chooser program (`tty` is this
+/// binary's own terminal chooser).
+fn selector(
+    decisions_file: Option<PathBuf>,
+    chooser: Option<PathBuf>,
+    policy: Policy,
+) -> Result<Selector, ConfigError> {
+    let decisions = match decisions_file {
+        Some(path) => Decisions::persistent(path)?,
+        None => Decisions::in_memory(),
+    };
+    let chooser = chooser.map(|program| {
+        if program.as_os_str() == "tty" {
+            let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("p11agent"));
+            Chooser::new(me).with_args(["chooser"])
+        } else {
+            Chooser::new(program)
+        }
+    });
+    Ok(Selector::new(policy, decisions, chooser))
+}
+
+/// What each identity's key may sign, and which need each signature
+/// confirmed.
+fn purposes(default: Purpose, identities: &BTreeMap<String, IdentitySettings>) -> Purposes {
+    Purposes::new(
+        default,
+        identities
+            .iter()
+            .filter_map(|(id, settings)| settings.purpose.map(|p| (id.clone(), p))),
+    )
+    .confirming(
+        identities
+            .iter()
+            .filter(|(_, settings)| settings.confirm)
+            .map(|(id, _)| id.clone()),
+    )
 }
 
 /// The CA certificates in `dir`, with what was skipped logged.

@@ -9,9 +9,9 @@ use tokio::task::JoinSet;
 
 use super::connection::Connection;
 use super::limits::IdleConnections;
+use super::limits::Timeouts;
 use super::peer;
 use super::socket::BoundSocket;
-use super::ServerOptions;
 use crate::service::Agent;
 
 /// Most connections open at once: 256.
@@ -31,6 +31,15 @@ pub(crate) const MAX_CONNECTIONS: usize = 256;
 /// say) before trying again: such failures persist until something
 /// closes, and retrying at once would spin.
 const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// How the server runs, resolved from flags and configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerOptions {
+    /// How long a client may take over a frame, and stay idle.
+    pub(crate) timeouts: Timeouts,
+    /// Other users allowed to connect.
+    pub(crate) allowed_uids: Vec<u32>,
+}
 
 /// Serves `agent` to clients on `socket` until `shutdown` completes, then
 /// waits for the connections in progress to finish their current request.

@@ -23,19 +23,5 @@ mod socket;
 
 pub(crate) use errors::code as error_code;
 pub(crate) use limits::Timeouts;
-pub(crate) use listener::serve;
+pub(crate) use listener::{serve, ServerOptions};
 pub(crate) use socket::{bind, SocketError};
-
-/// How the server runs, resolved from flags and configuration.
-#[derive(Debug, Clone)]
-pub(crate) struct ServerOptions {
-    /// How long a client may take over a frame, and stay idle.
-    pub(crate) timeouts: Timeouts,
-    /// Other users allowed to connect.
-    pub(crate) allowed_uids: Vec<u32>,
-}
-
-/// `p11agent x.y.z`, as the agent introduces itself.
-fn agent_name() -> String {
-    format!("p11agent {}", env!("CARGO_PKG_VERSION"))
-}

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use p11agent_proto::Token;
 use parking_lot::Mutex;
 
-use super::ServiceError;
+use super::error::ServiceError;
 
 /// A caller that can be answered while its call is stuck in a module.
 pub(crate) trait Waiter: Send + Sync {

@@ -7,8 +7,9 @@ use std::time::Duration;
 use p11agent_proto::{Event, EventKind, Token, TokenStatus};
 use secrecy::SecretString;
 
+use super::agent::{Agent, Caller};
 use super::audit::{Action, Peer, Record};
-use super::{Agent, Caller, ServiceError};
+use super::error::ServiceError;
 use crate::token::SignError;
 
 impl Agent {

@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 
 use p11agent_proto::{Event, EventKind, Token};
 
-use super::{Agent, ServiceError};
+use super::agent::Agent;
+use super::error::ServiceError;
 use crate::token::FoundToken;
 
 impl Agent {

@@ -3,8 +3,9 @@
 
 use p11agent_proto::{ChooserMode, RememberedChoice, Scheme, Selection};
 
+use super::agent::Agent;
 use super::audit::{Action, Peer, Record};
-use super::{Agent, ServiceError};
+use super::error::ServiceError;
 use crate::select::candidates::ServerRequest;
 use crate::select::decisions::Choice;
 use crate::select::origin::Origin;

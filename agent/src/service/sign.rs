@@ -10,8 +10,9 @@
 
 use p11agent_proto::Scheme;
 
+use super::agent::{Agent, Caller};
 use super::audit::{Action, Record};
-use super::{Agent, Caller, ServiceError};
+use super::error::ServiceError;
 
 impl Agent {
     /// Signs `message` with the identity `id` (full id or unique prefix)

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use p11agent_proto::ModuleError;
 use parking_lot::{Mutex, RwLock};
 
-use super::{events, health, in_flight, Agent, AgentOptions, Inner};
+use super::agent::{Agent, AgentOptions, Inner};
+use super::{events, health, in_flight};
 use crate::store::Store;
 use crate::token::{Module, Tokens};
 

@@ -40,30 +40,8 @@ use std::time::Duration;
 use p11agent_proto::Token;
 use tokio::sync::broadcast;
 
-use super::Agent;
+use super::agent::Agent;
 use crate::token::TokenError;
-
-/// How the watchers poll.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct WatchOptions {
-    /// Time between polls of a module.
-    pub(crate) interval: Duration,
-    /// How long one poll (or one token scan) may take before the module
-    /// is marked unavailable.
-    pub(crate) deadline: Duration,
-    /// Keep the identities of removed tokens listed, as absent.
-    pub(crate) remember_absent: bool,
-}
-
-impl Default for WatchOptions {
-    fn default() -> Self {
-        WatchOptions {
-            interval: Duration::from_millis(500),
-            deadline: Duration::from_secs(5),
-            remember_absent: true,
-        }
-    }
-}
 
 /// The running background tasks; [`Background::stop`] ends them.
 #[derive(Debug)]

@@ -3,7 +3,7 @@
 
 use p11agent_proto::Response;
 
-use super::Context;
+use super::shared::{self, Context};
 
 /// Records that `id` (or no certificate) was chosen for `origin`.
 pub(crate) fn run(
@@ -12,11 +12,11 @@ pub(crate) fn run(
     id: Option<&str>,
     remember: bool,
 ) -> Response {
-    let origin = match super::parse_origin(origin) {
+    let origin = match shared::parse_origin(origin) {
         Ok(origin) => origin,
         Err(response) => return *response,
     };
-    super::answer(context.agent.choose(&origin, id, remember), |remembered| {
+    shared::answer(context.agent.choose(&origin, id, remember), |remembered| {
         Response::Chosen { remembered }
     })
 }

@@ -2,7 +2,7 @@
 
 use p11agent_proto::Response;
 
-use super::Context;
+use super::shared::Context;
 
 /// Lists the remembered choices.
 pub(crate) fn run(context: &Context<'_>) -> Response {

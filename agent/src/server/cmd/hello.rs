@@ -6,6 +6,11 @@ use p11agent_proto::{Response, PROTOCOL_VERSION};
 pub(crate) fn run() -> Response {
     Response::Hello {
         version: PROTOCOL_VERSION,
-        agent: super::super::agent_name(),
+        agent: agent_name(),
     }
+}
+
+/// `p11agent x.y.z`, as the agent introduces itself.
+pub(super) fn agent_name() -> String {
+    format!("p11agent {}", env!("CARGO_PKG_VERSION"))
 }

@@ -2,7 +2,7 @@
 
 use p11agent_proto::{Filter, Response};
 
-use super::Context;
+use super::shared::Context;
 
 /// Lists identities.
 pub(crate) fn run(context: &Context<'_>, filter: &Filter) -> Response {

@@ -3,13 +3,13 @@
 use p11agent_proto::{Pin, Response};
 use secrecy::SecretString;
 
-use super::Context;
+use super::shared::{self, Context};
 
 /// Logs in to the named token (or the only one) with `pin`, or with the
 /// agent's PIN source when `pin` is `None`.
 pub(crate) fn run(context: &Context<'_>, token: Option<&str>, pin: Option<Pin>) -> Response {
     let pin = pin.map(|pin| SecretString::from(pin.expose()));
-    super::answer(
+    shared::answer(
         context.agent.login(&context.caller(), token, pin),
         |token| Response::LoggedIn { token },
     )

@@ -2,11 +2,11 @@
 
 use p11agent_proto::Response;
 
-use super::Context;
+use super::shared::{self, Context};
 
 /// Logs out of the named token, or of every token when `token` is `None`.
 pub(crate) fn run(context: &Context<'_>, token: Option<&str>) -> Response {
-    super::answer(context.agent.logout(&context.caller(), token), |tokens| {
+    shared::answer(context.agent.logout(&context.caller(), token), |tokens| {
         Response::LoggedOut { tokens }
     })
 }

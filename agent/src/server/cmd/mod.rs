@@ -16,37 +16,11 @@ pub(super) mod status;
 pub(super) mod tokens;
 pub(super) mod watch;
 
-use std::path::Path;
-use std::sync::Arc;
+mod shared;
 
 use p11agent_proto::{ErrorCode, Request, Response};
 
-use super::errors;
-use super::reply::Reply;
-use crate::select::origin::Origin;
-use crate::service::{Agent, Caller, Peer, ServiceError, Waiter};
-
-/// What a command may use: the service, and who asks on which socket.
-pub(crate) struct Context<'a> {
-    /// The agent service.
-    pub(crate) agent: &'a Agent,
-    /// The client.
-    pub(crate) peer: &'a Peer,
-    /// How the client is answered while a token call hangs.
-    pub(crate) reply: &'a Arc<Reply>,
-    /// The socket the client connected to.
-    pub(crate) socket: &'a Path,
-}
-
-impl Context<'_> {
-    /// The caller, as the service sees it.
-    fn caller(&self) -> Caller<'_> {
-        Caller {
-            peer: self.peer,
-            waiter: Some(Arc::clone(self.reply) as Arc<dyn Waiter>),
-        }
-    }
-}
+pub(crate) use shared::Context;
 
 /// Whether a request may block, and on what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,36 +90,4 @@ pub(crate) fn dispatch(context: &Context<'_>, request: Request) -> Response {
             "watch is served by the connection, not dispatched",
         ),
     }
-}
-
-/// The answer for a service call: `ok` encoded, or the error mapped.
-fn answer<T>(result: Result<T, ServiceError>, ok: impl FnOnce(T) -> Response) -> Response {
-    match result {
-        Ok(value) => ok(value),
-        Err(e) => errors::response(&e),
-    }
-}
-
-/// The origin a client named, or the error response (boxed: a
-/// `Response` is large).
-fn parse_origin(text: &str) -> Result<Origin, Box<Response>> {
-    Origin::parse(text).map_err(|e| {
-        Box::new(Response::error(
-            ErrorCode::InvalidOrigin,
-            format!("origin {text:?}: {e}"),
-        ))
-    })
-}
-
-/// Standard base64, or the `malformed` answer naming `what`.
-fn base64(what: &str, text: &str) -> Result<Vec<u8>, Box<Response>> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|e| {
-            Box::new(Response::error(
-                ErrorCode::Malformed,
-                format!("{what} is not base64: {e}"),
-            ))
-        })
 }

@@ -2,7 +2,7 @@
 
 use p11agent_proto::{ChooserMode, Response, Scheme};
 
-use super::Context;
+use super::shared::{self, Context};
 use crate::service::SelectRequest;
 
 /// A `select` request's members.
@@ -24,7 +24,7 @@ pub(crate) struct Asked<'a> {
 /// Decides what to send to the server the request describes.
 pub(crate) fn run(context: &Context<'_>, asked: Asked<'_>) -> Response {
     match decode(asked) {
-        Ok(request) => super::answer(context.agent.select(context.peer, request), |selection| {
+        Ok(request) => shared::answer(context.agent.select(context.peer, request), |selection| {
             Response::Selection(Box::new(selection))
         }),
         Err(response) => *response,
@@ -32,12 +32,12 @@ pub(crate) fn run(context: &Context<'_>, asked: Asked<'_>) -> Response {
 }
 
 fn decode(asked: Asked<'_>) -> Result<SelectRequest, Box<Response>> {
-    let origin = super::parse_origin(asked.origin)?;
+    let origin = shared::parse_origin(asked.origin)?;
     let ca_names = asked
         .ca_names
         .iter()
         .enumerate()
-        .map(|(i, name)| super::base64(&format!("ca_names[{i}]"), name))
+        .map(|(i, name)| shared::base64(&format!("ca_names[{i}]"), name))
         .collect::<Result<_, _>>()?;
     Ok(SelectRequest {
         origin,

@@ -4,11 +4,11 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use p11agent_proto::Response;
 
-use super::Context;
+use super::shared::{self, Context};
 
 /// Looks an identity up by id or unique prefix.
 pub(crate) fn run(context: &Context<'_>, id: &str) -> Response {
-    super::answer(context.agent.show(id), |(identity, der)| {
+    shared::answer(context.agent.show(id), |(identity, der)| {
         Response::Identity {
             identity: Box::new(identity),
             certificate: STANDARD.encode(der),

@@ -2,13 +2,13 @@
 
 use p11agent_proto::{Response, Status, PROTOCOL_VERSION};
 
-use super::Context;
+use super::shared::Context;
 
 /// Describes the running agent.
 pub(crate) fn run(context: &Context<'_>) -> Response {
     let status = context.agent.status();
     Response::Status(Status {
-        agent: super::super::agent_name(),
+        agent: super::hello::agent_name(),
         protocol_version: PROTOCOL_VERSION,
         socket: context.socket.display().to_string(),
         modules: status.modules,

@@ -2,7 +2,7 @@
 
 use p11agent_proto::Response;
 
-use super::Context;
+use super::shared::Context;
 
 /// Lists the tokens; a present token whose module does not answer is
 /// `unavailable`.
