@@ -40,7 +40,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use cryptoki::context::Pkcs11;
@@ -50,6 +50,7 @@ use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::{Slot, TokenInfo};
 use p11agent_proto::{Scheme, Token};
+use parking_lot::{Condvar, Mutex, RwLock};
 use secrecy::SecretString;
 
 use super::error::TokenError;
@@ -135,7 +136,7 @@ impl Tokens {
             .modules
             .get(index)
             .ok_or(TokenError::NoSuchModule(index))?;
-        f(&read(&entry.module))
+        f(&entry.module.read())
     }
 
     /// Scans `token` again, e.g. after a login made its private keys
@@ -146,7 +147,7 @@ impl Tokens {
             .iter()
             .find(|m| m.name == token.module)
             .ok_or_else(|| TokenError::NotLoaded(token.module.clone()))?;
-        read(&entry.module).scan_slot(token.slot)
+        entry.module.read().scan_slot(token.slot)
     }
 
     /// Finalises and initialises module `index` again (see
@@ -158,9 +159,9 @@ impl Tokens {
             .modules
             .get(index)
             .ok_or(TokenError::NoSuchModule(index))?;
-        let mut module = entry.module.write().unwrap_or_else(PoisonError::into_inner);
+        let mut module = entry.module.write();
         // Close the sessions while the module can still answer.
-        lock(&entry.slots).clear();
+        entry.slots.lock().clear();
         module.reinitialize()
     }
 
@@ -235,11 +236,11 @@ impl Tokens {
     /// agent never signed or logged in on, or that is gone, was not.
     pub fn logout(&self, token: &Token) -> Result<bool, SignError> {
         let entry = self.entry(token)?;
-        let _module = read(&entry.module);
+        let _module = entry.module.read();
         let Some(state) = entry.existing(token) else {
             return Ok(false);
         };
-        let anchor = lock(&state.anchor);
+        let anchor = state.anchor.lock();
         let logged_in = match anchor.get_session_info() {
             Ok(info) => logged_in(info.session_state()),
             Err(CryptokiError::Pkcs11(rv, _)) if session_dead(rv) => {
@@ -257,7 +258,7 @@ impl Tokens {
             Err(source) => return Err(state.error("C_Logout", source)),
         }
         drop(anchor);
-        lock(&state.keys).clear();
+        state.keys.lock().clear();
         tracing::info!(token = %token.label, "logged out");
         Ok(true)
     }
@@ -266,7 +267,7 @@ impl Tokens {
     /// e.g. when it was removed. Its login ends with its last session.
     pub fn forget(&self, token: &Token) {
         if let Ok(entry) = self.entry(token) {
-            let _module = read(&entry.module);
+            let _module = entry.module.read();
             if let Some(state) = entry.existing(token) {
                 entry.evict(&state);
             }
@@ -292,7 +293,7 @@ impl Tokens {
         token: &Token,
         mut f: impl FnMut(&SlotState, &mut bool) -> Result<T, SignError>,
     ) -> Result<T, SignError> {
-        let module = read(&entry.module);
+        let module = entry.module.read();
         let mut prompted = false;
         let mut retried = false;
         loop {
@@ -464,7 +465,7 @@ impl Tokens {
         prompted: &mut bool,
     ) -> Result<(), SignError> {
         let seen = state.login_attempts.load(Ordering::SeqCst);
-        let mut record = lock(&state.login);
+        let mut record = state.login.lock();
         if state.logged_in()? {
             return Ok(());
         }
@@ -505,7 +506,7 @@ impl Tokens {
                 Some(self.ask_pin(state, PinKind::User, pin_warning(&info))?)
             }
         };
-        let result = lock(&state.anchor).login(UserType::User, pin.as_ref());
+        let result = state.anchor.lock().login(UserType::User, pin.as_ref());
         drop(pin);
         match result {
             Ok(()) | Err(CryptokiError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
@@ -572,7 +573,7 @@ impl ModuleEntry {
             return Ok(state);
         }
         let made = Arc::new(SlotState::open(pkcs11, token)?);
-        let mut slots = lock(&self.slots);
+        let mut slots = self.slots.lock();
         match slots.get(&token.slot) {
             // Another thread made one meanwhile: use it, drop ours.
             Some(state) if state.token.serial == token.serial => Ok(Arc::clone(state)),
@@ -584,7 +585,8 @@ impl ModuleEntry {
     }
 
     fn existing(&self, token: &Token) -> Option<Arc<SlotState>> {
-        lock(&self.slots)
+        self.slots
+            .lock()
             .get(&token.slot)
             .filter(|state| state.token.serial == token.serial)
             .cloned()
@@ -593,7 +595,7 @@ impl ModuleEntry {
     /// Drops `state` (if it is still the slot's): its sessions close as
     /// soon as no request uses them.
     fn evict(&self, state: &Arc<SlotState>) {
-        let mut slots = lock(&self.slots);
+        let mut slots = self.slots.lock();
         if slots
             .get(&state.token.slot)
             .is_some_and(|s| Arc::ptr_eq(s, state))
@@ -722,7 +724,7 @@ impl SlotState {
     /// A session for one signature: an idle one, a new one while fewer
     /// than [`POOL_SIZE`] are open, or the next one returned.
     fn lease(&self) -> Result<Lease<'_>, SignError> {
-        let mut pool = lock(&self.pool);
+        let mut pool = self.pool.lock();
         loop {
             if let Some(session) = pool.idle.pop() {
                 return Ok(Lease {
@@ -735,10 +737,7 @@ impl SlotState {
                 pool.open += 1;
                 break;
             }
-            pool = self
-                .returned
-                .wait(pool)
-                .unwrap_or_else(PoisonError::into_inner);
+            self.returned.wait(&mut pool);
         }
         drop(pool);
         let opened = read_token(&self.pkcs11, self.slot, &self.token).and_then(|_| {
@@ -760,7 +759,7 @@ impl SlotState {
     }
 
     fn give_back(&self, session: Option<Session>) {
-        let mut pool = lock(&self.pool);
+        let mut pool = self.pool.lock();
         match session {
             Some(session) => pool.idle.push(session),
             None => pool.open = pool.open.saturating_sub(1),
@@ -770,7 +769,8 @@ impl SlotState {
     }
 
     fn logged_in(&self) -> Result<bool, SignError> {
-        lock(&self.anchor)
+        self.anchor
+            .lock()
             .get_session_info()
             .map(|info| logged_in(info.session_state()))
             .map_err(|source| self.error("C_GetSessionInfo", source))
@@ -813,15 +813,15 @@ impl SlotState {
     }
 
     fn cached_key(&self, key_id: &[u8]) -> Option<FoundKey> {
-        lock(&self.keys).get(key_id).copied()
+        self.keys.lock().get(key_id).copied()
     }
 
     fn remember_key(&self, key_id: &[u8], key: FoundKey) {
-        lock(&self.keys).insert(key_id.to_vec(), key);
+        self.keys.lock().insert(key_id.to_vec(), key);
     }
 
     fn forget_key(&self, key_id: &[u8]) {
-        lock(&self.keys).remove(key_id);
+        self.keys.lock().remove(key_id);
     }
 
     fn error(&self, operation: &'static str, source: CryptokiError) -> SignError {
@@ -950,16 +950,6 @@ fn pin_warning(info: &TokenInfo) -> Option<String> {
     } else {
         None
     }
-}
-
-/// Reads the module, whatever a panicking thread left: the module itself
-/// holds no state a panic could corrupt.
-fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
