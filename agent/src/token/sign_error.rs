@@ -1,10 +1,10 @@
 //! Why a signature, login or logout failed.
 
 use cryptoki::error::{Error as CryptokiError, RvError};
-use p11agent_proto::{ErrorCode, Scheme};
+use p11agent_proto::Scheme;
 
 /// What went wrong while signing with, logging in to or logging out of a
-/// token. [`SignError::code`] gives the protocol's error code; the
+/// token. The server turns each variant into a protocol error code; the
 /// `Display` text is meant for the person at the other end and says what
 /// to do.
 #[derive(Debug, thiserror::Error)]
@@ -139,25 +139,6 @@ pub enum SignError {
 }
 
 impl SignError {
-    /// The protocol error code for this failure.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            SignError::UnsupportedScheme { .. } => ErrorCode::UnsupportedScheme,
-            SignError::KeyNotFound { .. } => ErrorCode::NoPrivateKey,
-            SignError::TokenAbsent { .. } => ErrorCode::TokenAbsent,
-            SignError::TokenRemoved { .. } => ErrorCode::TokenRemoved,
-            SignError::PinRequired { .. } | SignError::PinSourceFailed { .. } => {
-                ErrorCode::PinRequired
-            }
-            SignError::PinIncorrect { .. } => ErrorCode::PinIncorrect,
-            SignError::PinLocked { .. } => ErrorCode::PinLocked,
-            SignError::Cancelled { .. } => ErrorCode::Cancelled,
-            SignError::Pkcs11 { .. }
-            | SignError::AlwaysAuthenticate { .. }
-            | SignError::BadSignature { .. } => ErrorCode::SigningFailed,
-        }
-    }
-
     /// The PKCS#11 return value behind this error, if any.
     pub(crate) fn rv(&self) -> Option<RvError> {
         match self {
@@ -205,67 +186,6 @@ pub(crate) fn token_gone(rv: RvError) -> bool {
 mod tests {
     use super::*;
     use cryptoki::context::Function;
-
-    #[test]
-    fn codes() {
-        let token = || "t".to_owned();
-        let cases = [
-            (
-                SignError::UnsupportedScheme {
-                    scheme: Scheme::Ed25519,
-                    reason: "x".into(),
-                },
-                ErrorCode::UnsupportedScheme,
-            ),
-            (
-                SignError::KeyNotFound {
-                    token: token(),
-                    key_id: "01".into(),
-                },
-                ErrorCode::NoPrivateKey,
-            ),
-            (
-                SignError::TokenAbsent {
-                    token: token(),
-                    detail: "x".into(),
-                },
-                ErrorCode::TokenAbsent,
-            ),
-            (
-                SignError::PinRequired {
-                    token: token(),
-                    detail: "x".into(),
-                },
-                ErrorCode::PinRequired,
-            ),
-            (
-                SignError::PinIncorrect {
-                    token: token(),
-                    warning: None,
-                },
-                ErrorCode::PinIncorrect,
-            ),
-            (
-                SignError::PinLocked { token: token() },
-                ErrorCode::PinLocked,
-            ),
-            (
-                SignError::Cancelled { token: token() },
-                ErrorCode::Cancelled,
-            ),
-            (
-                SignError::Pkcs11 {
-                    token: token(),
-                    operation: "C_Sign",
-                    source: CryptokiError::Pkcs11(RvError::DeviceError, Function::Sign),
-                },
-                ErrorCode::SigningFailed,
-            ),
-        ];
-        for (error, code) in cases {
-            assert_eq!(error.code(), code, "{error}");
-        }
-    }
 
     #[test]
     fn pin_incorrect_message_says_no_retry_and_tries_left() {

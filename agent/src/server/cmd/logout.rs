@@ -57,6 +57,6 @@ pub async fn run(state: &State, peer: &Peer, token: Option<&str>) -> Response {
     }
     match failure {
         None => Response::LoggedOut { tokens: logged_out },
-        Some(e) => Response::error(e.code(), e.to_string()),
+        Some(e) => Response::error(super::sign_error_code(&e), e.to_string()),
     }
 }

@@ -125,7 +125,24 @@ pub(crate) fn on_token<T>(
     let registered = state.rescue.enter(token, reply);
     let result = tokio::task::block_in_place(operation);
     drop(registered);
-    result.map_err(|e| Box::new(Response::error(e.code(), e.to_string())))
+    result.map_err(|e| Box::new(Response::error(sign_error_code(&e), e.to_string())))
+}
+
+/// The protocol's error code for a failed signature, login or logout.
+fn sign_error_code(e: &SignError) -> ErrorCode {
+    match e {
+        SignError::UnsupportedScheme { .. } => ErrorCode::UnsupportedScheme,
+        SignError::KeyNotFound { .. } => ErrorCode::NoPrivateKey,
+        SignError::TokenAbsent { .. } => ErrorCode::TokenAbsent,
+        SignError::TokenRemoved { .. } => ErrorCode::TokenRemoved,
+        SignError::PinRequired { .. } | SignError::PinSourceFailed { .. } => ErrorCode::PinRequired,
+        SignError::PinIncorrect { .. } => ErrorCode::PinIncorrect,
+        SignError::PinLocked { .. } => ErrorCode::PinLocked,
+        SignError::Cancelled { .. } => ErrorCode::Cancelled,
+        SignError::Pkcs11 { .. }
+        | SignError::AlwaysAuthenticate { .. }
+        | SignError::BadSignature { .. } => ErrorCode::SigningFailed,
+    }
 }
 
 /// The answer to a request for `token` while its module is unavailable.
