@@ -21,6 +21,7 @@ pub mod p11kit;
 mod pairing;
 mod public_key;
 mod raw_sign;
+mod rv;
 mod scan;
 mod sign_error;
 pub mod signature;

@@ -4,7 +4,7 @@ use std::num::NonZeroUsize;
 use std::path::Path;
 use std::time::Instant;
 
-use cryptoki::error::{Error as CryptokiError, RvError};
+use cryptoki::error::Error as CryptokiError;
 use cryptoki::object::{
     Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle,
 };
@@ -18,6 +18,7 @@ use super::mechanisms::{schemes, signing_mechanisms};
 use super::module::Module;
 use super::pairing::{pair, CertRecord, KeyMatch, KeyRecord};
 use super::public_key::{certificate_public_key, key_public_keys, KeyAttributes, KeyKind};
+use super::rv::Meaning;
 use super::uri::{object_uri, ObjectKind};
 
 /// Object handles fetched per `C_FindObjects` call.
@@ -290,23 +291,6 @@ fn find(session: &Session, template: &[Attribute]) -> Result<Vec<ObjectHandle>, 
         .collect()
 }
 
-/// Whether an error means the token or session is gone (removed card,
-/// closed session, finalised module): reading further objects is futile.
-fn token_gone(err: &CryptokiError) -> bool {
-    matches!(
-        err,
-        CryptokiError::Pkcs11(
-            RvError::DeviceRemoved
-                | RvError::TokenNotPresent
-                | RvError::TokenNotRecognized
-                | RvError::SessionClosed
-                | RvError::SessionHandleInvalid
-                | RvError::CryptokiNotInitialized,
-            _
-        )
-    )
-}
-
 /// Reads `types` of one object. `Ok(None)` when the object cannot be read
 /// (logged; the scan goes on without it); `Err` when the token is gone.
 fn read_object(
@@ -318,7 +302,7 @@ fn read_object(
 ) -> Result<Option<Vec<Attribute>>, CryptokiError> {
     match read_attributes(session, handle, types) {
         Ok(attributes) => Ok(Some(attributes)),
-        Err(err) if token_gone(&err) => Err(err),
+        Err(err) if Meaning::of_error(&err).ends_scan() => Err(err),
         Err(err) => {
             tracing::warn!(token = %token.label, object = %handle, error = %err, "{what} object skipped: cannot read it");
             Ok(None)
@@ -337,7 +321,7 @@ fn read_attributes(
 ) -> Result<Vec<Attribute>, CryptokiError> {
     match session.get_attributes(handle, types) {
         Ok(attributes) => Ok(attributes),
-        Err(err) if token_gone(&err) => Err(err),
+        Err(err) if Meaning::of_error(&err).ends_scan() => Err(err),
         Err(bulk_error) => {
             tracing::debug!(object = %handle, error = %bulk_error, "bulk attribute read failed; reading one by one");
             let attributes: Vec<Attribute> = types
@@ -438,33 +422,6 @@ mod tests {
         assert_eq!(trim_padding("t1\0\0\0"), "t1");
         assert_eq!(trim_padding("  lead kept "), "  lead kept");
         assert_eq!(trim_padding("    "), "");
-    }
-
-    #[test]
-    fn errors_that_end_a_token_scan() {
-        use cryptoki::context::Function;
-        for rv in [
-            RvError::DeviceRemoved,
-            RvError::TokenNotPresent,
-            RvError::SessionHandleInvalid,
-            RvError::CryptokiNotInitialized,
-        ] {
-            assert!(token_gone(&CryptokiError::Pkcs11(
-                rv,
-                Function::GetAttributeValue
-            )));
-        }
-        for rv in [
-            RvError::AttributeSensitive,
-            RvError::ObjectHandleInvalid,
-            RvError::GeneralError,
-        ] {
-            assert!(!token_gone(&CryptokiError::Pkcs11(
-                rv,
-                Function::GetAttributeValue
-            )));
-        }
-        assert!(!token_gone(&CryptokiError::NotSupported));
     }
 
     #[test]

@@ -44,7 +44,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use cryptoki::context::Pkcs11;
-use cryptoki::error::{Error as CryptokiError, RvError};
+use cryptoki::error::Error as CryptokiError;
 use cryptoki::mechanism::MechanismType;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, SessionState, UserType};
@@ -58,8 +58,9 @@ use super::found::KeyLocation;
 use super::mechanisms::{signing_mechanisms, Plan};
 use super::module::Module;
 use super::raw_sign::RawSign;
+use super::rv::Meaning;
 use super::scan::trim_padding;
-use super::sign_error::{session_dead, token_gone, SignError};
+use super::sign_error::SignError;
 use crate::pin::{PinError, PinKind, PinRequest, PinSource};
 
 /// Most sessions the agent opens for signatures on one token (besides the
@@ -243,7 +244,7 @@ impl Tokens {
         let anchor = state.anchor.lock();
         let logged_in = match anchor.get_session_info() {
             Ok(info) => logged_in(info.session_state()),
-            Err(CryptokiError::Pkcs11(rv, _)) if session_dead(rv) => {
+            Err(err) if Meaning::of_error(&err).ends_session() => {
                 drop(anchor);
                 entry.evict(&state);
                 return Ok(false);
@@ -254,7 +255,8 @@ impl Tokens {
             return Ok(false);
         }
         match anchor.logout() {
-            Ok(()) | Err(CryptokiError::Pkcs11(RvError::UserNotLoggedIn, _)) => {}
+            Ok(()) => {}
+            Err(err) if Meaning::of_error(&err) == Meaning::NotLoggedIn => {}
             Err(source) => return Err(state.error("C_Logout", source)),
         }
         drop(anchor);
@@ -306,9 +308,9 @@ impl Tokens {
                 }
                 Err(err) if err.ends_session() => {
                     entry.evict(&state);
-                    return Err(absent_if_gone(err));
+                    return Err(err.removed_if_gone());
                 }
-                other => return other.map_err(absent_if_gone),
+                other => return other.map_err(SignError::removed_if_gone),
             }
         }
     }
@@ -349,7 +351,7 @@ impl Tokens {
     ) -> Result<Vec<u8>, SignError> {
         if let Some(found) = state.cached_key(&key.key_id) {
             match self.sign_with(entry, state, lease, found, plan, input, prompted) {
-                Err(err) if stale_handle(&err) => state.forget_key(&key.key_id),
+                Err(err) if err.meaning().stale_handle() => state.forget_key(&key.key_id),
                 other => return other,
             }
         }
@@ -359,7 +361,7 @@ impl Tokens {
             // them: log in and try once more.
             // (`login_user` does nothing when another request logged in
             // meanwhile.)
-            Err(err) if err.rv() == Some(RvError::UserNotLoggedIn) => {
+            Err(err) if err.meaning() == Meaning::NotLoggedIn => {
                 self.login_user(state, None, prompted)?;
                 self.sign_with(entry, state, lease, found, plan, input, prompted)
             }
@@ -509,11 +511,13 @@ impl Tokens {
         let result = state.anchor.lock().login(UserType::User, pin.as_ref());
         drop(pin);
         match result {
-            Ok(()) | Err(CryptokiError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
+            Err(err) if Meaning::of_error(&err) != Meaning::AlreadyLoggedIn => {
+                Err(self.login_failed(state, err))
+            }
+            _ => {
                 tracing::info!(token = %state.token.label, "logged in");
                 Ok(())
             }
-            Err(err) => Err(self.login_failed(state, err)),
         }
     }
 
@@ -541,8 +545,8 @@ impl Tokens {
     /// flags again for what they now say about the tries left.
     fn login_failed(&self, state: &SlotState, err: CryptokiError) -> SignError {
         let token = state.token.label.clone();
-        match err {
-            CryptokiError::Pkcs11(RvError::PinIncorrect, _) => match state.token_info() {
+        match Meaning::of_error(&err) {
+            Meaning::PinIncorrect => match state.token_info() {
                 Ok(info) if info.user_pin_locked() => SignError::PinLocked { token },
                 Ok(info) => SignError::PinIncorrect {
                     token,
@@ -553,14 +557,12 @@ impl Tokens {
                     warning: None,
                 },
             },
-            CryptokiError::Pkcs11(RvError::PinLocked, _) => SignError::PinLocked { token },
-            CryptokiError::Pkcs11(RvError::PinLenRange | RvError::PinInvalid, _) => {
-                SignError::PinIncorrect {
-                    token,
-                    warning: Some("the token refused its length or characters".to_owned()),
-                }
-            }
-            source => state.error("C_Login", source),
+            Meaning::PinLocked => SignError::PinLocked { token },
+            Meaning::PinRefused => SignError::PinIncorrect {
+                token,
+                warning: Some("the token refused its length or characters".to_owned()),
+            },
+            _ => state.error("C_Login", err),
         }
     }
 }
@@ -700,9 +702,9 @@ impl SlotState {
         let present = read_token(pkcs11, slot, token)?;
         let anchor = pkcs11
             .open_ro_session(slot)
-            .map_err(|source| pkcs11_error(&token.label, "C_OpenSession", source))?;
+            .map_err(|source| SignError::pkcs11(&token.label, "C_OpenSession", source))?;
         let mechanisms = signing_mechanisms(pkcs11, slot)
-            .map_err(|source| pkcs11_error(&token.label, "C_GetMechanismList", source))?;
+            .map_err(|source| SignError::pkcs11(&token.label, "C_GetMechanismList", source))?;
         tracing::debug!(token = %token.label, slot = token.slot, ?mechanisms, "token opened for signing");
         Ok(SlotState {
             pkcs11: pkcs11.clone(),
@@ -825,7 +827,7 @@ impl SlotState {
     }
 
     fn error(&self, operation: &'static str, source: CryptokiError) -> SignError {
-        pkcs11_error(&self.token.label, operation, source)
+        SignError::pkcs11(&self.token.label, operation, source)
     }
 
     fn pin_locked(&self) -> SignError {
@@ -875,7 +877,7 @@ impl Drop for Lease<'_> {
 fn read_token(pkcs11: &Pkcs11, slot: Slot, token: &Token) -> Result<Token, SignError> {
     let info = pkcs11
         .get_token_info(slot)
-        .map_err(|source| pkcs11_error(&token.label, "C_GetTokenInfo", source))?;
+        .map_err(|source| SignError::pkcs11(&token.label, "C_GetTokenInfo", source))?;
     let serial = trim_padding(info.serial_number());
     let label = trim_padding(info.label());
     if serial != token.serial {
@@ -892,49 +894,6 @@ fn read_token(pkcs11: &Pkcs11, slot: Slot, token: &Token) -> Result<Token, SignE
         serial,
         ..token.clone()
     })
-}
-
-fn pkcs11_error(token: &str, operation: &'static str, source: CryptokiError) -> SignError {
-    match source {
-        CryptokiError::Pkcs11(rv, _) if token_gone(rv) => SignError::TokenAbsent {
-            token: token.to_owned(),
-            detail: format!("{operation} answered {rv}"),
-        },
-        source => SignError::Pkcs11 {
-            token: token.to_owned(),
-            operation,
-            source,
-        },
-    }
-}
-
-/// A dead-session error that means the token left becomes
-/// [`SignError::TokenAbsent`].
-fn absent_if_gone(err: SignError) -> SignError {
-    match err {
-        SignError::Pkcs11 {
-            token,
-            operation,
-            source: CryptokiError::Pkcs11(rv, _),
-        } if token_gone(rv) => SignError::TokenRemoved {
-            token,
-            detail: format!("{operation} answered {rv}"),
-        },
-        other => other,
-    }
-}
-
-/// Errors after which a remembered key handle is tried no more.
-fn stale_handle(err: &SignError) -> bool {
-    matches!(
-        err.rv(),
-        Some(
-            RvError::KeyHandleInvalid
-                | RvError::ObjectHandleInvalid
-                | RvError::UserNotLoggedIn
-                | RvError::KeyTypeInconsistent
-        )
-    )
 }
 
 fn logged_in(state: SessionState) -> bool {
