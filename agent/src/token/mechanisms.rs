@@ -17,6 +17,8 @@ use cryptoki::slot::Slot;
 use p11agent_proto::Scheme;
 use sha2::Digest as _;
 
+use super::found::KeyLocation;
+use super::sign_error::SignError;
 use super::signature::ecdsa_raw_to_der;
 
 /// A hash function of the TLS schemes.
@@ -187,6 +189,42 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
+    /// The plan for signing with `key` under `scheme` on its token, which
+    /// offers `mechanisms`: the one place a scheme is checked. Refuses a
+    /// scheme the identity does not offer; one its key type and curve
+    /// cannot make, even when the identity lists it (a store bug must not
+    /// produce a wrong signature); and one the token has no mechanism for.
+    pub(crate) fn for_key(
+        key: &KeyLocation,
+        scheme: Scheme,
+        mechanisms: &[MechanismType],
+    ) -> Result<Plan, SignError> {
+        let refuse = |reason| SignError::UnsupportedScheme { scheme, reason };
+        if !key.schemes.contains(&scheme) {
+            let offered: Vec<&str> = key.schemes.iter().map(|s| s.as_str()).collect();
+            return Err(refuse(if offered.is_empty() {
+                "the identity offers no scheme".to_owned()
+            } else {
+                format!("the identity offers {}", offered.join(", "))
+            }));
+        }
+        if !scheme.fits(key.key_type, key.curve) {
+            return Err(refuse(format!(
+                "the key is {}{}",
+                key.key_type.as_str(),
+                key.curve
+                    .map(|c| format!(" {}", c.as_str()))
+                    .unwrap_or_default()
+            )));
+        }
+        Plan::choose(scheme, mechanisms).ok_or_else(|| {
+            refuse(format!(
+                "token '{}' has no mechanism for it",
+                key.token.label
+            ))
+        })
+    }
+
     /// The plan for `scheme` on a token offering `mechanisms`; `None`
     /// when the token offers no mechanism for it.
     pub(crate) fn choose(scheme: Scheme, mechanisms: &[MechanismType]) -> Option<Plan> {
@@ -268,6 +306,7 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use p11agent_proto::{Curve, KeyType, Token};
 
     const SOFTHSM: [MechanismType; 10] = [
         MechanismType::RSA_PKCS,
@@ -354,5 +393,74 @@ mod tests {
             }
             other => panic!("unexpected mechanism {other:?}"),
         }
+    }
+
+    fn p256_key(schemes: Vec<Scheme>) -> KeyLocation {
+        KeyLocation {
+            id: "key".into(),
+            token: Token {
+                label: "t1".into(),
+                serial: "1".into(),
+                manufacturer: String::new(),
+                model: String::new(),
+                slot: 0,
+                module: "m.so".into(),
+            },
+            key_id: vec![1],
+            key_type: KeyType::Ec,
+            curve: Some(Curve::P256),
+            schemes,
+            present: true,
+        }
+    }
+
+    fn refusal(result: Result<Plan, SignError>) -> String {
+        match result {
+            Err(err @ SignError::UnsupportedScheme { .. }) => err.to_string(),
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_key_gets_a_plan_for_the_schemes_it_offers_and_fits() {
+        let key = p256_key(vec![Scheme::EcdsaSecp256r1Sha256]);
+        let plan = Plan::for_key(&key, Scheme::EcdsaSecp256r1Sha256, &SOFTHSM).expect("plan");
+        assert_eq!(plan.mechanism_type(), MechanismType::ECDSA);
+    }
+
+    #[test]
+    fn a_scheme_the_identity_does_not_offer_is_refused() {
+        let key = p256_key(vec![Scheme::EcdsaSecp256r1Sha256]);
+        assert_eq!(
+            refusal(Plan::for_key(&key, Scheme::Ed25519, &SOFTHSM)),
+            "ed25519 cannot be made with this key: the identity offers \
+             ecdsa_secp256r1_sha256; ask for one of the identity's schemes"
+        );
+        let none = p256_key(Vec::new());
+        assert!(refusal(Plan::for_key(&none, Scheme::Ed25519, &SOFTHSM))
+            .contains(": the identity offers no scheme;"));
+    }
+
+    #[test]
+    fn a_scheme_listed_for_a_key_that_cannot_make_it_is_refused() {
+        let key = p256_key(vec![Scheme::EcdsaSecp384r1Sha384, Scheme::RsaPkcs1Sha256]);
+        for scheme in [Scheme::EcdsaSecp384r1Sha384, Scheme::RsaPkcs1Sha256] {
+            assert!(
+                refusal(Plan::for_key(&key, scheme, &SOFTHSM))
+                    .contains("cannot be made with this key: the key is ec P-256;"),
+                "{scheme}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_scheme_the_token_has_no_mechanism_for_is_refused() {
+        let key = p256_key(vec![Scheme::EcdsaSecp256r1Sha256]);
+        assert!(refusal(Plan::for_key(
+            &key,
+            Scheme::EcdsaSecp256r1Sha256,
+            &[MechanismType::RSA_PKCS]
+        ))
+        .contains(": token 't1' has no mechanism for it;"));
     }
 }

@@ -169,8 +169,9 @@ impl Tokens {
     /// Signs `message` with the key at `key` under `scheme` and returns
     /// the signature as TLS sends it (ECDSA in DER).
     ///
-    /// Refuses, before touching the token, a scheme the identity does not
-    /// offer or its key type and curve cannot make. Logs in when the key
+    /// Refuses, before any PIN is asked or key used, a scheme the identity
+    /// does not offer, its key type and curve cannot make, or the token
+    /// has no mechanism for (see [`Plan::for_key`]). Logs in when the key
     /// is not usable yet (asking the [`PinSource`] once), and makes the
     /// context-specific login a `CKA_ALWAYS_AUTHENTICATE` key needs.
     pub fn sign(
@@ -179,37 +180,10 @@ impl Tokens {
         scheme: Scheme,
         message: &[u8],
     ) -> Result<Vec<u8>, SignError> {
-        if !key.schemes.contains(&scheme) {
-            let offered: Vec<&str> = key.schemes.iter().map(|s| s.as_str()).collect();
-            return Err(SignError::UnsupportedScheme {
-                scheme,
-                reason: if offered.is_empty() {
-                    "the identity offers no scheme".to_owned()
-                } else {
-                    format!("the identity offers {}", offered.join(", "))
-                },
-            });
-        }
-        if !scheme.fits(key.key_type, key.curve) {
-            return Err(SignError::UnsupportedScheme {
-                scheme,
-                reason: format!(
-                    "the key is {}{}",
-                    key.key_type.as_str(),
-                    key.curve
-                        .map(|c| format!(" {}", c.as_str()))
-                        .unwrap_or_default()
-                ),
-            });
-        }
         let entry = self.entry(&key.token)?;
         let started = Instant::now();
         let signature = self.with_state(entry, &key.token, |state, prompted| {
-            let plan =
-                Plan::choose(scheme, &state.mechanisms).ok_or(SignError::UnsupportedScheme {
-                    scheme,
-                    reason: format!("token '{}' has no mechanism for it", key.token.label),
-                })?;
+            let plan = Plan::for_key(key, scheme, &state.mechanisms)?;
             self.sign_in(entry, state, key, &plan, message, prompted)
         })?;
         tracing::debug!(
