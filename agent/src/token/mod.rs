@@ -15,6 +15,7 @@
 
 mod error;
 pub mod found;
+mod login;
 mod mechanisms;
 mod module;
 pub mod p11kit;
@@ -23,8 +24,10 @@ mod public_key;
 mod raw_sign;
 mod rv;
 mod scan;
+mod sign;
 mod sign_error;
 pub mod signature;
+mod slot;
 mod tokens;
 pub mod uri;
 
@@ -40,4 +43,5 @@ pub use found::{FoundCertificate, FoundToken, KeyLocation};
 pub use module::Module;
 pub use p11kit::default_modules;
 pub use sign_error::SignError;
-pub use tokens::{Tokens, POOL_SIZE};
+pub use slot::POOL_SIZE;
+pub use tokens::Tokens;
