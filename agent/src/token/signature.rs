@@ -19,6 +19,21 @@ pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, DerError> {
         return Err(DerError { len: raw.len() });
     }
     let (r, s) = raw.split_at(raw.len() / 2);
+    Ok(yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_bigint_bytes(r, true);
+            w.next().write_bigint_bytes(s, true);
+        })
+    }))
+}
+
+/// The encoder `ecdsa_raw_to_der` had before yasna, kept to compare.
+#[cfg(test)]
+fn old_ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, DerError> {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) {
+        return Err(DerError { len: raw.len() });
+    }
+    let (r, s) = raw.split_at(raw.len() / 2);
     let mut body = Vec::with_capacity(raw.len() + 8);
     der_unsigned_integer(r, &mut body);
     der_unsigned_integer(s, &mut body);
@@ -30,6 +45,7 @@ pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, DerError> {
 }
 
 /// Appends the DER INTEGER for the unsigned big-endian `value`.
+#[cfg(test)]
 fn der_unsigned_integer(value: &[u8], out: &mut Vec<u8>) {
     let first = value.iter().position(|b| *b != 0).unwrap_or(value.len());
     let digits = &value[first..];
@@ -43,6 +59,7 @@ fn der_unsigned_integer(value: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Appends a DER length (short form below 128, long form above).
+#[cfg(test)]
 fn der_length(len: usize, out: &mut Vec<u8>) {
     if len < 0x80 {
         // Fits in 7 bits.
@@ -127,5 +144,55 @@ mod tests {
         der_length(0x80, &mut out);
         der_length(0x1234, &mut out);
         assert_eq!(out, [0x7f, 0x81, 0x80, 0x82, 0x12, 0x34]);
+    }
+
+    /// `r || s` of `width`-byte fields, from the given leading bytes of
+    /// each (the rest filled with `fill`).
+    fn raw(width: usize, r_lead: &[u8], s_lead: &[u8], fill: u8) -> Vec<u8> {
+        let field = |lead: &[u8]| {
+            let mut v = lead.to_vec();
+            v.resize(width, fill);
+            v
+        };
+        [field(r_lead), field(s_lead)].concat()
+    }
+
+    #[test]
+    fn yasna_encodes_as_the_old_encoder() {
+        let mut cases = Vec::new();
+        // The field widths of P-256, P-384 and P-521, and small ones.
+        for width in [1, 2, 4, 32, 48, 66] {
+            for (r_lead, s_lead) in [
+                (&[][..], &[][..]),
+                (&[0x80], &[0x7f]),
+                (&[0xff], &[0x01]),
+                (&[0x00], &[0x00, 0x80]),
+                (&[0x00, 0x00, 0x7f], &[0x00, 0x00, 0x00, 0xff]),
+                (&[0x01], &[0x00, 0x01]),
+            ] {
+                for fill in [0x00, 0x01, 0x7f, 0x80, 0xff] {
+                    cases.push(raw(width, r_lead, s_lead, fill));
+                }
+            }
+        }
+        // A P-521 r whose top bit is set after one zero byte and an s of
+        // leading zeros, so that the body crosses 127 bytes either way.
+        let mut p521 = vec![0u8; 132];
+        p521[1] = 0x80;
+        p521[66 + 3] = 0x7f;
+        cases.push(p521);
+        // Past 255 bytes of body: two length bytes.
+        cases.push(vec![0xff; 2 * 130]);
+        for case in cases {
+            assert_eq!(
+                ecdsa_raw_to_der(&case),
+                old_ecdsa_raw_to_der(&case),
+                "{}",
+                hex::encode(&case)
+            );
+        }
+        for bad in [&[][..], &[1, 2, 3]] {
+            assert_eq!(ecdsa_raw_to_der(bad), old_ecdsa_raw_to_der(bad));
+        }
     }
 }
