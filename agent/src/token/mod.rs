@@ -38,7 +38,7 @@ mod softhsm_tests;
 #[cfg(test)]
 mod testing;
 
-pub use error::TokenError;
+pub use error::{ScanObjects, TokenError};
 pub use found::{FoundCertificate, FoundToken, KeyLocation};
 pub use module::Module;
 pub use p11kit::default_modules;

@@ -126,79 +126,56 @@ mod tests {
     use super::*;
     use cryptoki::context::Function;
 
-    /// Every return value the agent gives a meaning, and some it does not.
-    const CODES: [RvError; 20] = [
-        RvError::DeviceRemoved,
-        RvError::TokenNotPresent,
-        RvError::TokenNotRecognized,
-        RvError::SlotIdInvalid,
-        RvError::SessionHandleInvalid,
-        RvError::SessionClosed,
-        RvError::CryptokiNotInitialized,
-        RvError::DeviceError,
-        RvError::KeyHandleInvalid,
-        RvError::ObjectHandleInvalid,
-        RvError::KeyTypeInconsistent,
-        RvError::UserNotLoggedIn,
-        RvError::UserAlreadyLoggedIn,
-        RvError::PinIncorrect,
-        RvError::PinLocked,
-        RvError::PinLenRange,
-        RvError::PinInvalid,
-        RvError::CryptokiAlreadyInitialized,
-        RvError::AttributeSensitive,
-        RvError::GeneralError,
+    /// Return values with what each makes the agent do:
+    /// `[ends_session, token_gone, ends_scan, stale_handle]`.
+    const WHAT_EACH_DOES: [(RvError, [bool; 4]); 20] = [
+        (RvError::DeviceRemoved, [true, true, true, false]),
+        (RvError::TokenNotPresent, [true, true, true, false]),
+        (RvError::TokenNotRecognized, [true, true, true, false]),
+        (RvError::SlotIdInvalid, [false, true, false, false]),
+        (RvError::SessionHandleInvalid, [true, false, true, false]),
+        (RvError::SessionClosed, [true, false, true, false]),
+        (RvError::CryptokiNotInitialized, [true, false, true, false]),
+        (RvError::DeviceError, [true, false, false, false]),
+        (RvError::KeyHandleInvalid, [false, false, false, true]),
+        (RvError::ObjectHandleInvalid, [false, false, false, true]),
+        (RvError::KeyTypeInconsistent, [false, false, false, true]),
+        (RvError::UserNotLoggedIn, [false, false, false, true]),
+        (RvError::UserAlreadyLoggedIn, [false; 4]),
+        (RvError::PinIncorrect, [false; 4]),
+        (RvError::PinLocked, [false; 4]),
+        (RvError::PinLenRange, [false; 4]),
+        (RvError::PinInvalid, [false; 4]),
+        (RvError::CryptokiAlreadyInitialized, [false; 4]),
+        (RvError::AttributeSensitive, [false; 4]),
+        (RvError::GeneralError, [false; 4]),
     ];
 
-    fn holds(predicate: fn(Meaning) -> bool) -> Vec<RvError> {
-        CODES
-            .into_iter()
-            .filter(|rv| predicate(Meaning::of(*rv)))
-            .collect()
-    }
-
     #[test]
-    fn sessions_end_on_a_gone_token_session_module_or_device() {
-        assert_eq!(
-            holds(Meaning::ends_session),
-            [
-                RvError::DeviceRemoved,
-                RvError::TokenNotPresent,
-                RvError::TokenNotRecognized,
-                RvError::SessionHandleInvalid,
-                RvError::SessionClosed,
-                RvError::CryptokiNotInitialized,
-                RvError::DeviceError,
-            ]
-        );
-    }
-
-    #[test]
-    fn a_token_is_gone_with_its_slot() {
-        assert_eq!(
-            holds(Meaning::token_gone),
-            [
-                RvError::DeviceRemoved,
-                RvError::TokenNotPresent,
-                RvError::TokenNotRecognized,
-                RvError::SlotIdInvalid,
-            ]
-        );
+    fn what_each_return_value_does() {
+        for (rv, expected) in WHAT_EACH_DOES {
+            let meaning = Meaning::of(rv);
+            let does = [
+                meaning.ends_session(),
+                meaning.token_gone(),
+                meaning.ends_scan(),
+                meaning.stale_handle(),
+            ];
+            assert_eq!(does, expected, "{rv}");
+        }
     }
 
     #[test]
     fn errors_that_end_a_token_scan() {
-        assert_eq!(
-            holds(Meaning::ends_scan),
-            [
-                RvError::DeviceRemoved,
-                RvError::TokenNotPresent,
-                RvError::TokenNotRecognized,
-                RvError::SessionHandleInvalid,
-                RvError::SessionClosed,
-                RvError::CryptokiNotInitialized,
-            ]
-        );
+        for rv in [
+            RvError::DeviceRemoved,
+            RvError::TokenNotPresent,
+            RvError::SessionHandleInvalid,
+            RvError::CryptokiNotInitialized,
+        ] {
+            let err = CryptokiError::Pkcs11(rv, Function::GetAttributeValue);
+            assert!(Meaning::of_error(&err).ends_scan(), "{rv}");
+        }
         for rv in [
             RvError::AttributeSensitive,
             RvError::ObjectHandleInvalid,
@@ -208,19 +185,6 @@ mod tests {
             assert!(!Meaning::of_error(&err).ends_scan(), "{rv}");
         }
         assert!(!Meaning::of_error(&CryptokiError::NotSupported).ends_scan());
-    }
-
-    #[test]
-    fn key_handles_go_stale_with_the_key_or_the_login() {
-        assert_eq!(
-            holds(Meaning::stale_handle),
-            [
-                RvError::KeyHandleInvalid,
-                RvError::ObjectHandleInvalid,
-                RvError::KeyTypeInconsistent,
-                RvError::UserNotLoggedIn,
-            ]
-        );
     }
 
     #[test]
