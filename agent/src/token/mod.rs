@@ -10,6 +10,8 @@
 //!   login on demand, context-specific login), failing with a
 //!   [`SignError`].
 //! - [`uri`] writes the RFC 7512 PKCS#11 URIs that name the objects.
+//! - `rv.rs` says what each PKCS#11 return value (`CKR_*`) makes the
+//!   agent do.
 //!
 //! Everything here blocks; the daemon calls it from `spawn_blocking`.
 
