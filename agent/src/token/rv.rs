@@ -4,7 +4,7 @@
 //!
 //! | return value | [`Meaning`] | what the agent does |
 //! | --- | --- | --- |
-//! | `CKR_DEVICE_REMOVED`, `CKR_TOKEN_NOT_PRESENT`, `CKR_TOKEN_NOT_RECOGNIZED` | `TokenGone` | the request answers "token absent" (or "removed during the request"); the session is closed, not reused; a scan stops reading the token |
+//! | `CKR_DEVICE_REMOVED`, `CKR_TOKEN_NOT_PRESENT`, `CKR_TOKEN_NOT_RECOGNIZED` | `TokenGone` | the request answers "token absent"; a logout drops the token's state; a scan stops reading the token |
 //! | `CKR_SLOT_ID_INVALID` | `SlotGone` | the request answers "token absent": its reader went away |
 //! | `CKR_SESSION_HANDLE_INVALID`, `CKR_SESSION_CLOSED` | `SessionGone` | the session is closed and the token's state (sessions, login, key handles) dropped; the request starts once more from scratch unless a PIN was asked; a scan stops reading the token |
 //! | `CKR_CRYPTOKI_NOT_INITIALIZED` | `NotInitialized` | as `SessionGone` (the module was finalised under the session); from `C_Finalize`: already done, fine |
@@ -17,6 +17,12 @@
 //! | `CKR_PIN_LEN_RANGE`, `CKR_PIN_INVALID` | `PinRefused` | from `C_Login`: "wrong PIN" (the token refused its length or characters) |
 //! | `CKR_CRYPTOKI_ALREADY_INITIALIZED` | `AlreadyInitialized` | from `C_Initialize`: the module is used as it is, and not finalised by the agent |
 //! | any other, or no return value | `Other` | the operation failed: "token failed in C_…"; a scan skips the object and reads on |
+//!
+//! `TokenGone` counts among the codes that end a session, but a
+//! signature or login never gets to act on that: `SignError::pkcs11`
+//! turns it into "token absent" where the module answers, so that
+//! session goes back to the pool and the state stays until hot-plug
+//! forgets the token (and `SignError::TokenRemoved` is never made).
 
 use cryptoki::error::{Error as CryptokiError, RvError};
 
