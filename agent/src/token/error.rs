@@ -104,19 +104,15 @@ pub enum TokenError {
     /// `C_FindObjectsInit` or `C_FindObjects` failed while listing one
     /// class of objects.
     #[error(
-        "cannot list the {what} objects on token {label:?} (slot {slot} of {})",
-        path.display()
+        "cannot list the {} objects on token {:?} (slot {} of {})",
+        objects.what,
+        objects.label,
+        objects.slot,
+        objects.path.display()
     )]
     FindObjects {
-        /// The module path as given.
-        path: PathBuf,
-        /// The slot.
-        slot: u64,
-        /// The token label.
-        label: String,
-        /// Which objects were being listed ("certificate", "private key",
-        /// "public key").
-        what: &'static str,
+        /// The objects being listed.
+        objects: ScanObjects,
         /// The module's answer.
         #[source]
         source: cryptoki::error::Error,
@@ -125,20 +121,30 @@ pub enum TokenError {
     /// The token stopped answering while its objects were read (removed,
     /// or its session or module went away).
     #[error(
-        "token {label:?} (slot {slot} of {}) went away while its {what} objects were read",
-        path.display()
+        "token {:?} (slot {} of {}) went away while its {} objects were read",
+        objects.label,
+        objects.slot,
+        objects.path.display(),
+        objects.what
     )]
     ReadObjects {
-        /// The module path as given.
-        path: PathBuf,
-        /// The slot.
-        slot: u64,
-        /// The token label.
-        label: String,
-        /// Which objects were being read.
-        what: &'static str,
+        /// The objects being read.
+        objects: ScanObjects,
         /// The module's answer.
         #[source]
         source: cryptoki::error::Error,
     },
+}
+
+/// One class of objects on one token, as a scan lists and reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanObjects {
+    /// The module path as given.
+    pub path: PathBuf,
+    /// The slot.
+    pub slot: u64,
+    /// The token label.
+    pub label: String,
+    /// Which objects: "certificate", "private key" or "public key".
+    pub what: &'static str,
 }

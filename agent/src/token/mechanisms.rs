@@ -17,6 +17,8 @@ use cryptoki::slot::Slot;
 use p11agent_proto::Scheme;
 use sha2::Digest as _;
 
+use super::found::KeyLocation;
+use super::sign_error::SignError;
 use super::signature::ecdsa_raw_to_der;
 
 /// A hash function of the TLS schemes.
@@ -186,7 +188,53 @@ pub(crate) struct Plan {
     agent_hashes: bool,
 }
 
+/// A scheme checked against the key, before the token is touched; the
+/// token's mechanisms then give its [`Plan`] ([`KeyScheme::plan`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyScheme<'a> {
+    key: &'a KeyLocation,
+    scheme: Scheme,
+}
+
+impl KeyScheme<'_> {
+    /// The plan on the key's token, which offers `mechanisms`; refused
+    /// when the token has no mechanism for the scheme.
+    pub(crate) fn plan(&self, mechanisms: &[MechanismType]) -> Result<Plan, SignError> {
+        Plan::choose(self.scheme, mechanisms).ok_or_else(|| SignError::UnsupportedScheme {
+            scheme: self.scheme,
+            reason: format!("token '{}' has no mechanism for it", self.key.token.label),
+        })
+    }
+}
+
 impl Plan {
+    /// The one place a scheme is checked against a key: refuses a scheme
+    /// the identity does not offer, and one its key type and curve
+    /// cannot make even when the identity lists it (a store bug must not
+    /// produce a wrong signature). Touches no token: a refused scheme
+    /// costs nothing there.
+    pub(crate) fn for_key(key: &KeyLocation, scheme: Scheme) -> Result<KeyScheme<'_>, SignError> {
+        let refuse = |reason| SignError::UnsupportedScheme { scheme, reason };
+        if !key.schemes.contains(&scheme) {
+            let offered: Vec<&str> = key.schemes.iter().map(|s| s.as_str()).collect();
+            return Err(refuse(if offered.is_empty() {
+                "the identity offers no scheme".to_owned()
+            } else {
+                format!("the identity offers {}", offered.join(", "))
+            }));
+        }
+        if !scheme.fits(key.key_type, key.curve) {
+            return Err(refuse(format!(
+                "the key is {}{}",
+                key.key_type.as_str(),
+                key.curve
+                    .map(|c| format!(" {}", c.as_str()))
+                    .unwrap_or_default()
+            )));
+        }
+        Ok(KeyScheme { key, scheme })
+    }
+
     /// The plan for `scheme` on a token offering `mechanisms`; `None`
     /// when the token offers no mechanism for it.
     pub(crate) fn choose(scheme: Scheme, mechanisms: &[MechanismType]) -> Option<Plan> {
@@ -268,6 +316,7 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use p11agent_proto::{Curve, KeyType, Token};
 
     const SOFTHSM: [MechanismType; 10] = [
         MechanismType::RSA_PKCS,
@@ -354,5 +403,83 @@ mod tests {
             }
             other => panic!("unexpected mechanism {other:?}"),
         }
+    }
+
+    fn p256_key(schemes: Vec<Scheme>) -> KeyLocation {
+        KeyLocation {
+            id: "key".into(),
+            token: Token {
+                label: "t1".into(),
+                serial: "1".into(),
+                manufacturer: String::new(),
+                model: String::new(),
+                slot: 0,
+                module: "m.so".into(),
+            },
+            key_id: vec![1],
+            key_type: KeyType::Ec,
+            curve: Some(Curve::P256),
+            schemes,
+            present: true,
+        }
+    }
+
+    /// The plan for `key` and `scheme` on a token with `mechanisms`.
+    fn plan(
+        key: &KeyLocation,
+        scheme: Scheme,
+        mechanisms: &[MechanismType],
+    ) -> Result<Plan, SignError> {
+        Plan::for_key(key, scheme)?.plan(mechanisms)
+    }
+
+    fn refusal(result: Result<Plan, SignError>) -> String {
+        match result {
+            Err(err @ SignError::UnsupportedScheme { .. }) => err.to_string(),
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_key_gets_a_plan_for_the_schemes_it_offers_and_fits() {
+        let key = p256_key(vec![Scheme::EcdsaSecp256r1Sha256]);
+        let plan = plan(&key, Scheme::EcdsaSecp256r1Sha256, &SOFTHSM).expect("plan");
+        assert_eq!(plan.mechanism_type(), MechanismType::ECDSA);
+    }
+
+    #[test]
+    fn a_scheme_the_identity_does_not_offer_is_refused() {
+        let key = p256_key(vec![Scheme::EcdsaSecp256r1Sha256]);
+        assert_eq!(
+            refusal(plan(&key, Scheme::Ed25519, &SOFTHSM)),
+            "ed25519 cannot be made with this key: the identity offers \
+             ecdsa_secp256r1_sha256; ask for one of the identity's schemes"
+        );
+        let none = p256_key(Vec::new());
+        assert!(refusal(plan(&none, Scheme::Ed25519, &SOFTHSM))
+            .contains(": the identity offers no scheme;"));
+    }
+
+    #[test]
+    fn a_scheme_listed_for_a_key_that_cannot_make_it_is_refused() {
+        let key = p256_key(vec![Scheme::EcdsaSecp384r1Sha384, Scheme::RsaPkcs1Sha256]);
+        for scheme in [Scheme::EcdsaSecp384r1Sha384, Scheme::RsaPkcs1Sha256] {
+            assert!(
+                refusal(plan(&key, scheme, &SOFTHSM))
+                    .contains("cannot be made with this key: the key is ec P-256;"),
+                "{scheme}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_scheme_the_token_has_no_mechanism_for_is_refused() {
+        let key = p256_key(vec![Scheme::EcdsaSecp256r1Sha256]);
+        assert!(refusal(plan(
+            &key,
+            Scheme::EcdsaSecp256r1Sha256,
+            &[MechanismType::RSA_PKCS]
+        ))
+        .contains(": token 't1' has no mechanism for it;"));
     }
 }

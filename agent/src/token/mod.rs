@@ -10,20 +10,26 @@
 //!   login on demand, context-specific login), failing with a
 //!   [`SignError`].
 //! - [`uri`] writes the RFC 7512 PKCS#11 URIs that name the objects.
+//! - `rv.rs` says what each PKCS#11 return value (`CKR_*`) makes the
+//!   agent do.
 //!
 //! Everything here blocks; the daemon calls it from `spawn_blocking`.
 
 mod error;
 pub mod found;
+mod login;
 mod mechanisms;
 mod module;
 pub mod p11kit;
 mod pairing;
 mod public_key;
 mod raw_sign;
+mod rv;
 mod scan;
+mod sign;
 mod sign_error;
 pub mod signature;
+mod slot;
 mod tokens;
 pub mod uri;
 
@@ -34,9 +40,10 @@ mod softhsm_tests;
 #[cfg(test)]
 mod testing;
 
-pub use error::TokenError;
+pub use error::{ScanObjects, TokenError};
 pub use found::{FoundCertificate, FoundToken, KeyLocation};
 pub use module::Module;
 pub use p11kit::default_modules;
 pub use sign_error::SignError;
-pub use tokens::{Tokens, POOL_SIZE};
+pub use slot::POOL_SIZE;
+pub use tokens::Tokens;

@@ -3,10 +3,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
-use cryptoki::error::{Error as CryptokiError, RvError};
-
 use super::error::TokenError;
+use super::rv::Meaning;
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 
 /// One PKCS#11 module (a shared library such as `libsofthsm2.so` or
 /// `opensc-pkcs11.so`), loaded and initialised for use from any thread.
@@ -62,7 +61,8 @@ impl Module {
     /// thread uses the module.
     pub fn reinitialize(&mut self) -> Result<(), TokenError> {
         match self.pkcs11.clone().finalize() {
-            Ok(()) | Err(CryptokiError::Pkcs11(RvError::CryptokiNotInitialized, _)) => {}
+            Ok(()) => {}
+            Err(err) if Meaning::of_error(&err) == Meaning::NotInitialized => {}
             Err(source) => {
                 return Err(TokenError::Finalize {
                     path: self.path.clone(),
@@ -103,7 +103,7 @@ impl Module {
 fn initialize(pkcs11: &Pkcs11, path: &Path) -> Result<bool, TokenError> {
     match pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
         Ok(()) => Ok(true),
-        Err(CryptokiError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {
+        Err(err) if Meaning::of_error(&err) == Meaning::AlreadyInitialized => {
             tracing::debug!(
                 module = %path.display(),
                 "PKCS#11 module was already initialised in this process"

@@ -2,15 +2,17 @@
 //! in which "the same key" means "equal values": the basis of pairing a
 //! certificate with a key whose `CKA_ID` differs.
 
+use x509_parser::asn1_rs::{oid, Any, Class, Oid, Tag};
+use x509_parser::oid_registry::{
+    OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION, OID_PKCS1_RSASSAPSS, OID_SIG_ED25519,
+    OID_SIG_ED448,
+};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::RSAPublicKey;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
-const OID_RSASSA_PSS: &str = "1.2.840.113549.1.1.10";
-const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
-const OID_ED25519: &str = "1.3.101.112";
-const OID_ED448: &str = "1.3.101.113";
+/// GnuPG's OID for Ed25519, which no registry lists.
+const OID_GNUPG_ED25519: Oid<'static> = oid!(1.3.6 .1 .4 .1 .11591 .15 .1);
 
 /// An Edwards curve, as used by `CKK_EC_EDWARDS` keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,16 +113,19 @@ pub fn spki_public_key(
     spki: &SubjectPublicKeyInfo<'_>,
 ) -> Result<Option<PublicKeyMaterial>, SpkiError> {
     let key_bits: &[u8] = &spki.subject_public_key.data;
-    let material = match spki.algorithm.algorithm.to_id_string().as_str() {
-        OID_RSA_ENCRYPTION | OID_RSASSA_PSS => {
-            let (_, rsa) = RSAPublicKey::from_der(key_bits)
-                .map_err(|e| SpkiError::PublicKey(e.to_string()))?;
-            rsa_material(rsa.modulus, rsa.exponent)
-        }
-        OID_EC_PUBLIC_KEY => non_empty(key_bits).map(|point| PublicKeyMaterial::Ec { point }),
-        OID_ED25519 => edwards_material(EdwardsCurve::Ed25519, key_bits),
-        OID_ED448 => edwards_material(EdwardsCurve::Ed448, key_bits),
-        _ => None,
+    let algorithm = &spki.algorithm.algorithm;
+    let material = if *algorithm == OID_PKCS1_RSAENCRYPTION || *algorithm == OID_PKCS1_RSASSAPSS {
+        let (_, rsa) =
+            RSAPublicKey::from_der(key_bits).map_err(|e| SpkiError::PublicKey(e.to_string()))?;
+        rsa_material(rsa.modulus, rsa.exponent)
+    } else if *algorithm == OID_KEY_TYPE_EC_PUBLIC_KEY {
+        non_empty(key_bits).map(|point| PublicKeyMaterial::Ec { point })
+    } else if *algorithm == OID_SIG_ED25519 {
+        edwards_material(EdwardsCurve::Ed25519, key_bits)
+    } else if *algorithm == OID_SIG_ED448 {
+        edwards_material(EdwardsCurve::Ed448, key_bits)
+    } else {
+        None
     };
     Ok(material)
 }
@@ -182,19 +187,19 @@ pub fn key_public_keys(attrs: &KeyAttributes) -> Vec<PublicKeyMaterial> {
 /// `edwards448` (as SoftHSM and OpenSC write it), or GnuPG's Ed25519 OID
 /// 1.3.6.1.4.1.11591.15.1.
 pub fn edwards_curve_from_params(params: &[u8]) -> Option<EdwardsCurve> {
-    const ED25519_OID: &[u8] = &[0x2b, 0x65, 0x70];
-    const ED448_OID: &[u8] = &[0x2b, 0x65, 0x71];
-    const GNUPG_ED25519_OID: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0xda, 0x47, 0x0f, 0x01];
-    let (tag, content) = der_tlv(params)?;
+    let (tag, content) = der_value(params)?;
     match tag {
-        // OBJECT IDENTIFIER
-        0x06 => match content {
-            ED25519_OID | GNUPG_ED25519_OID => Some(EdwardsCurve::Ed25519),
-            ED448_OID => Some(EdwardsCurve::Ed448),
-            _ => None,
-        },
-        // PrintableString, UTF8String
-        0x13 | 0x0c => match content {
+        Tag::Oid => {
+            let oid = Oid::new(content.into());
+            if oid == OID_SIG_ED25519 || oid == OID_GNUPG_ED25519 {
+                Some(EdwardsCurve::Ed25519)
+            } else if oid == OID_SIG_ED448 {
+                Some(EdwardsCurve::Ed448)
+            } else {
+                None
+            }
+        }
+        Tag::PrintableString | Tag::Utf8String => match content {
             b"edwards25519" => Some(EdwardsCurve::Ed25519),
             b"edwards448" => Some(EdwardsCurve::Ed448),
             _ => None,
@@ -237,7 +242,7 @@ fn non_empty(bytes: &[u8]) -> Option<Vec<u8>> {
 /// be both; the caller matches either.)
 pub fn ec_point_readings(value: &[u8]) -> Vec<Vec<u8>> {
     let mut readings = Vec::with_capacity(2);
-    if let Some((0x04, content)) = der_tlv(value) {
+    if let Some((Tag::OctetString, content)) = der_value(value) {
         if !content.is_empty() {
             readings.push(content.to_vec());
         }
@@ -248,25 +253,16 @@ pub fn ec_point_readings(value: &[u8]) -> Vec<Vec<u8>> {
     readings
 }
 
-/// Splits a DER TLV that spans all of `bytes` (single-byte tag, definite
-/// length) into its tag and content.
-fn der_tlv(bytes: &[u8]) -> Option<(u8, &[u8])> {
-    let (&tag, rest) = bytes.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let count = usize::from(first & 0x7f);
-        if count == 0 || count > std::mem::size_of::<usize>() || rest.len() < count {
-            return None;
-        }
-        let (len_bytes, rest) = rest.split_at(count);
-        let len = len_bytes
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-        (len, rest)
-    };
-    (rest.len() == len).then_some((tag, rest))
+/// The tag and content of the value that spans all of `bytes`, when it
+/// is universal and primitive with a one-byte identifier, as every type
+/// read here is. Its length must be definite; a long-form length that
+/// is not minimal is taken, since tokens are not strict DER writers.
+fn der_value(bytes: &[u8]) -> Option<(Tag, &[u8])> {
+    let (rest, value) = Any::from_der(bytes).ok()?;
+    let simple = value.class() == Class::Universal
+        && !value.header.is_constructed()
+        && value.header.raw_tag().is_some_and(|tag| tag.len() == 1);
+    (rest.is_empty() && simple).then_some((value.tag(), value.data))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::num::NonZeroUsize;
 use std::path::Path;
 use std::time::Instant;
 
-use cryptoki::error::{Error as CryptokiError, RvError};
+use cryptoki::error::Error as CryptokiError;
 use cryptoki::object::{
     Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle,
 };
@@ -12,12 +12,13 @@ use cryptoki::session::{Session, SessionState};
 use cryptoki::slot::Slot;
 use p11agent_proto::Token;
 
-use super::error::TokenError;
+use super::error::{ScanObjects, TokenError};
 use super::found::{FoundCertificate, FoundToken};
 use super::mechanisms::{schemes, signing_mechanisms};
 use super::module::Module;
 use super::pairing::{pair, CertRecord, KeyMatch, KeyRecord};
 use super::public_key::{certificate_public_key, key_public_keys, KeyAttributes, KeyKind};
+use super::rv::Meaning;
 use super::uri::{object_uri, ObjectKind};
 
 /// Object handles fetched per `C_FindObjects` call.
@@ -51,13 +52,7 @@ impl Module {
     /// logged and skipped. Uninitialised tokens (such as SoftHSM's free
     /// slot) are left out silently. Blocking.
     pub fn scan(&self) -> Result<Vec<FoundToken>, TokenError> {
-        let slots =
-            self.pkcs11()
-                .get_slots_with_token()
-                .map_err(|source| TokenError::SlotList {
-                    path: self.path().to_path_buf(),
-                    source,
-                })?;
+        let slots = self.slots_with_token()?;
         let mut tokens = Vec::with_capacity(slots.len());
         for slot in slots {
             match self.scan_slot(slot.id()) {
@@ -77,13 +72,7 @@ impl Module {
     /// `C_GetTokenInfo` only, cheap enough to poll for insertions and
     /// removals. Blocking.
     pub fn present_tokens(&self) -> Result<Vec<Token>, TokenError> {
-        let slots =
-            self.pkcs11()
-                .get_slots_with_token()
-                .map_err(|source| TokenError::SlotList {
-                    path: self.path().to_path_buf(),
-                    source,
-                })?;
+        let slots = self.slots_with_token()?;
         let mut tokens = Vec::with_capacity(slots.len());
         for slot in slots {
             match self.token_in(slot.id()) {
@@ -102,6 +91,16 @@ impl Module {
             }
         }
         Ok(tokens)
+    }
+
+    /// The slots with a token present (`C_GetSlotList`).
+    fn slots_with_token(&self) -> Result<Vec<Slot>, TokenError> {
+        self.pkcs11()
+            .get_slots_with_token()
+            .map_err(|source| TokenError::SlotList {
+                path: self.path().to_path_buf(),
+                source,
+            })
     }
 
     /// The token in slot `slot_id`, when initialised.
@@ -174,13 +173,15 @@ pub(crate) fn scan_session(
     module_path: &Path,
 ) -> Result<FoundToken, TokenError> {
     let started = Instant::now();
-    let find_error = |what: &'static str| {
-        let token = &token;
+    let objects = |what| ScanObjects {
+        path: module_path.to_path_buf(),
+        slot: token.slot,
+        label: token.label.clone(),
+        what,
+    };
+    let find_error = |what| {
         move |source| TokenError::FindObjects {
-            path: module_path.to_path_buf(),
-            slot: token.slot,
-            label: token.label.clone(),
-            what,
+            objects: objects(what),
             source,
         }
     };
@@ -208,43 +209,24 @@ pub(crate) fn scan_session(
     let public_handles = find(session, &[Attribute::Class(ObjectClass::PUBLIC_KEY)])
         .map_err(find_error("public key"))?;
 
-    let read_error = |what: &'static str| {
-        let token = &token;
-        move |source| TokenError::ReadObjects {
-            path: module_path.to_path_buf(),
-            slot: token.slot,
-            label: token.label.clone(),
-            what,
-            source,
-        }
+    let certs = read_records(
+        session,
+        cert_handles,
+        &CERT_ATTRIBUTES,
+        objects("certificate"),
+        |handle, attributes| certificate_record(attributes, handle, &token),
+    )?;
+    let key_records = |handles, what| {
+        read_records(
+            session,
+            handles,
+            &KEY_ATTRIBUTES,
+            objects(what),
+            |_, attributes| Some(key_record(attributes)),
+        )
     };
-    let mut certs = Vec::with_capacity(cert_handles.len());
-    for handle in cert_handles {
-        if let Some(attributes) =
-            read_object(session, handle, &CERT_ATTRIBUTES, &token, "certificate")
-                .map_err(read_error("certificate"))?
-        {
-            certs.extend(certificate_record(attributes, handle, &token));
-        }
-    }
-    let mut private_keys = Vec::with_capacity(private_handles.len());
-    for handle in private_handles {
-        if let Some(attributes) =
-            read_object(session, handle, &KEY_ATTRIBUTES, &token, "private key")
-                .map_err(read_error("private key"))?
-        {
-            private_keys.push(key_record(attributes));
-        }
-    }
-    let mut public_keys = Vec::with_capacity(public_handles.len());
-    for handle in public_handles {
-        if let Some(attributes) =
-            read_object(session, handle, &KEY_ATTRIBUTES, &token, "public key")
-                .map_err(read_error("public key"))?
-        {
-            public_keys.push(key_record(attributes));
-        }
-    }
+    let private_keys = key_records(private_handles, "private key")?;
+    let public_keys = key_records(public_handles, "public key")?;
 
     let pairing = pair(&certs, &private_keys, &public_keys, private_keys_visible);
     let certificates = certs
@@ -290,40 +272,29 @@ fn find(session: &Session, template: &[Attribute]) -> Result<Vec<ObjectHandle>, 
         .collect()
 }
 
-/// Whether an error means the token or session is gone (removed card,
-/// closed session, finalised module): reading further objects is futile.
-fn token_gone(err: &CryptokiError) -> bool {
-    matches!(
-        err,
-        CryptokiError::Pkcs11(
-            RvError::DeviceRemoved
-                | RvError::TokenNotPresent
-                | RvError::TokenNotRecognized
-                | RvError::SessionClosed
-                | RvError::SessionHandleInvalid
-                | RvError::CryptokiNotInitialized,
-            _
-        )
-    )
-}
-
-/// Reads `types` of one object. `Ok(None)` when the object cannot be read
-/// (logged; the scan goes on without it); `Err` when the token is gone.
-fn read_object(
+/// Reads `types` of each of `handles`, the `objects` of a token, and
+/// makes a record of each with `record`. An object that cannot be read is
+/// logged and skipped; the token going away fails the whole.
+fn read_records<T>(
     session: &Session,
-    handle: ObjectHandle,
+    handles: Vec<ObjectHandle>,
     types: &[AttributeType],
-    token: &Token,
-    what: &str,
-) -> Result<Option<Vec<Attribute>>, CryptokiError> {
-    match read_attributes(session, handle, types) {
-        Ok(attributes) => Ok(Some(attributes)),
-        Err(err) if token_gone(&err) => Err(err),
-        Err(err) => {
-            tracing::warn!(token = %token.label, object = %handle, error = %err, "{what} object skipped: cannot read it");
-            Ok(None)
+    objects: ScanObjects,
+    mut record: impl FnMut(ObjectHandle, Vec<Attribute>) -> Option<T>,
+) -> Result<Vec<T>, TokenError> {
+    let mut records = Vec::with_capacity(handles.len());
+    for handle in handles {
+        match read_attributes(session, handle, types) {
+            Ok(attributes) => records.extend(record(handle, attributes)),
+            Err(source) if Meaning::of_error(&source).ends_scan() => {
+                return Err(TokenError::ReadObjects { objects, source });
+            }
+            Err(err) => {
+                tracing::warn!(token = %objects.label, object = %handle, error = %err, "{} object skipped: cannot read it", objects.what);
+            }
         }
     }
+    Ok(records)
 }
 
 /// Reads `types` of one object in one bulk request (attributes the
@@ -337,7 +308,7 @@ fn read_attributes(
 ) -> Result<Vec<Attribute>, CryptokiError> {
     match session.get_attributes(handle, types) {
         Ok(attributes) => Ok(attributes),
-        Err(err) if token_gone(&err) => Err(err),
+        Err(err) if Meaning::of_error(&err).ends_scan() => Err(err),
         Err(bulk_error) => {
             tracing::debug!(object = %handle, error = %bulk_error, "bulk attribute read failed; reading one by one");
             let attributes: Vec<Attribute> = types
@@ -438,33 +409,6 @@ mod tests {
         assert_eq!(trim_padding("t1\0\0\0"), "t1");
         assert_eq!(trim_padding("  lead kept "), "  lead kept");
         assert_eq!(trim_padding("    "), "");
-    }
-
-    #[test]
-    fn errors_that_end_a_token_scan() {
-        use cryptoki::context::Function;
-        for rv in [
-            RvError::DeviceRemoved,
-            RvError::TokenNotPresent,
-            RvError::SessionHandleInvalid,
-            RvError::CryptokiNotInitialized,
-        ] {
-            assert!(token_gone(&CryptokiError::Pkcs11(
-                rv,
-                Function::GetAttributeValue
-            )));
-        }
-        for rv in [
-            RvError::AttributeSensitive,
-            RvError::ObjectHandleInvalid,
-            RvError::GeneralError,
-        ] {
-            assert!(!token_gone(&CryptokiError::Pkcs11(
-                rv,
-                Function::GetAttributeValue
-            )));
-        }
-        assert!(!token_gone(&CryptokiError::NotSupported));
     }
 
     #[test]

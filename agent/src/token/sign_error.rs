@@ -1,10 +1,12 @@
 //! Why a signature, login or logout failed.
 
-use cryptoki::error::{Error as CryptokiError, RvError};
-use p11agent_proto::{ErrorCode, Scheme};
+use cryptoki::error::Error as CryptokiError;
+use p11agent_proto::Scheme;
+
+use super::rv::Meaning;
 
 /// What went wrong while signing with, logging in to or logging out of a
-/// token. [`SignError::code`] gives the protocol's error code; the
+/// token. The server turns each variant into a protocol error code; the
 /// `Display` text is meant for the person at the other end and says what
 /// to do.
 #[derive(Debug, thiserror::Error)]
@@ -139,133 +141,61 @@ pub enum SignError {
 }
 
 impl SignError {
-    /// The protocol error code for this failure.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            SignError::UnsupportedScheme { .. } => ErrorCode::UnsupportedScheme,
-            SignError::KeyNotFound { .. } => ErrorCode::NoPrivateKey,
-            SignError::TokenAbsent { .. } => ErrorCode::TokenAbsent,
-            SignError::TokenRemoved { .. } => ErrorCode::TokenRemoved,
-            SignError::PinRequired { .. } | SignError::PinSourceFailed { .. } => {
-                ErrorCode::PinRequired
+    /// A failed PKCS#11 call on the token labelled `token`: "token
+    /// absent" when the answer means the token left its slot.
+    pub(crate) fn pkcs11(token: &str, operation: &'static str, source: CryptokiError) -> SignError {
+        match source {
+            CryptokiError::Pkcs11(rv, _) if Meaning::of(rv).token_gone() => {
+                SignError::TokenAbsent {
+                    token: token.to_owned(),
+                    detail: format!("{operation} answered {rv}"),
+                }
             }
-            SignError::PinIncorrect { .. } => ErrorCode::PinIncorrect,
-            SignError::PinLocked { .. } => ErrorCode::PinLocked,
-            SignError::Cancelled { .. } => ErrorCode::Cancelled,
-            SignError::Pkcs11 { .. }
-            | SignError::AlwaysAuthenticate { .. }
-            | SignError::BadSignature { .. } => ErrorCode::SigningFailed,
+            source => SignError::Pkcs11 {
+                token: token.to_owned(),
+                operation,
+                source,
+            },
         }
     }
 
-    /// The PKCS#11 return value behind this error, if any.
-    pub(crate) fn rv(&self) -> Option<RvError> {
+    /// What the PKCS#11 return value behind this error means;
+    /// [`Meaning::Other`] when there is none.
+    pub(crate) fn meaning(&self) -> Meaning {
         match self {
-            SignError::Pkcs11 {
-                source: CryptokiError::Pkcs11(rv, _),
-                ..
-            } => Some(*rv),
-            _ => None,
+            SignError::Pkcs11 { source, .. } => Meaning::of_error(source),
+            _ => Meaning::Other,
         }
     }
 
     /// Whether the session this error came from is unusable and must be
     /// closed rather than returned to the pool.
     pub(crate) fn ends_session(&self) -> bool {
-        self.rv().is_some_and(session_dead)
+        self.meaning().ends_session()
     }
-}
 
-/// Return values after which a session is closed, not reused.
-pub(crate) fn session_dead(rv: RvError) -> bool {
-    matches!(
-        rv,
-        RvError::SessionHandleInvalid
-            | RvError::SessionClosed
-            | RvError::DeviceRemoved
-            | RvError::TokenNotPresent
-            | RvError::TokenNotRecognized
-            | RvError::DeviceError
-            | RvError::CryptokiNotInitialized
-    )
-}
-
-/// Return values that mean the token left its slot.
-pub(crate) fn token_gone(rv: RvError) -> bool {
-    matches!(
-        rv,
-        RvError::DeviceRemoved
-            | RvError::TokenNotPresent
-            | RvError::TokenNotRecognized
-            | RvError::SlotIdInvalid
-    )
+    /// A dead-session error that means the token left becomes
+    /// [`SignError::TokenRemoved`].
+    pub(crate) fn removed_if_gone(self) -> SignError {
+        match self {
+            SignError::Pkcs11 {
+                token,
+                operation,
+                source: CryptokiError::Pkcs11(rv, _),
+            } if Meaning::of(rv).token_gone() => SignError::TokenRemoved {
+                token,
+                detail: format!("{operation} answered {rv}"),
+            },
+            other => other,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use cryptoki::context::Function;
-
-    #[test]
-    fn codes() {
-        let token = || "t".to_owned();
-        let cases = [
-            (
-                SignError::UnsupportedScheme {
-                    scheme: Scheme::Ed25519,
-                    reason: "x".into(),
-                },
-                ErrorCode::UnsupportedScheme,
-            ),
-            (
-                SignError::KeyNotFound {
-                    token: token(),
-                    key_id: "01".into(),
-                },
-                ErrorCode::NoPrivateKey,
-            ),
-            (
-                SignError::TokenAbsent {
-                    token: token(),
-                    detail: "x".into(),
-                },
-                ErrorCode::TokenAbsent,
-            ),
-            (
-                SignError::PinRequired {
-                    token: token(),
-                    detail: "x".into(),
-                },
-                ErrorCode::PinRequired,
-            ),
-            (
-                SignError::PinIncorrect {
-                    token: token(),
-                    warning: None,
-                },
-                ErrorCode::PinIncorrect,
-            ),
-            (
-                SignError::PinLocked { token: token() },
-                ErrorCode::PinLocked,
-            ),
-            (
-                SignError::Cancelled { token: token() },
-                ErrorCode::Cancelled,
-            ),
-            (
-                SignError::Pkcs11 {
-                    token: token(),
-                    operation: "C_Sign",
-                    source: CryptokiError::Pkcs11(RvError::DeviceError, Function::Sign),
-                },
-                ErrorCode::SigningFailed,
-            ),
-        ];
-        for (error, code) in cases {
-            assert_eq!(error.code(), code, "{error}");
-        }
-    }
+    use cryptoki::error::RvError;
 
     #[test]
     fn pin_incorrect_message_says_no_retry_and_tries_left() {

@@ -19,45 +19,12 @@ pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, DerError> {
         return Err(DerError { len: raw.len() });
     }
     let (r, s) = raw.split_at(raw.len() / 2);
-    let mut body = Vec::with_capacity(raw.len() + 8);
-    der_unsigned_integer(r, &mut body);
-    der_unsigned_integer(s, &mut body);
-    let mut out = Vec::with_capacity(body.len() + 4);
-    out.push(0x30);
-    der_length(body.len(), &mut out);
-    out.extend_from_slice(&body);
-    Ok(out)
-}
-
-/// Appends the DER INTEGER for the unsigned big-endian `value`.
-fn der_unsigned_integer(value: &[u8], out: &mut Vec<u8>) {
-    let first = value.iter().position(|b| *b != 0).unwrap_or(value.len());
-    let digits = &value[first..];
-    let pad = digits.first().is_none_or(|b| b & 0x80 != 0);
-    out.push(0x02);
-    der_length(digits.len() + usize::from(pad), out);
-    if pad {
-        out.push(0);
-    }
-    out.extend_from_slice(digits);
-}
-
-/// Appends a DER length (short form below 128, long form above).
-fn der_length(len: usize, out: &mut Vec<u8>) {
-    if len < 0x80 {
-        // Fits in 7 bits.
-        out.push(len as u8);
-        return;
-    }
-    let bytes = len.to_be_bytes();
-    let first = bytes
-        .iter()
-        .position(|b| *b != 0)
-        .unwrap_or(bytes.len() - 1);
-    let significant = &bytes[first..];
-    // At most size_of::<usize>() bytes.
-    out.push(0x80 | significant.len() as u8);
-    out.extend_from_slice(significant);
+    Ok(yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_bigint_bytes(r, true);
+            w.next().write_bigint_bytes(s, true);
+        })
+    }))
 }
 
 #[cfg(test)]
@@ -121,11 +88,65 @@ mod tests {
     }
 
     #[test]
-    fn lengths() {
-        let mut out = Vec::new();
-        der_length(0x7f, &mut out);
-        der_length(0x80, &mut out);
-        der_length(0x1234, &mut out);
-        assert_eq!(out, [0x7f, 0x81, 0x80, 0x82, 0x12, 0x34]);
+    fn short_and_long_form_lengths() {
+        // Bodies of 0x7f bytes (r padded, s not), 0x80 and 0x1234 bytes:
+        // the short form, and the long form with one and two bytes.
+        let der = ecdsa_raw_to_der(&raw(61, &[0x80], &[0x01], 0x01)).expect("der");
+        assert_eq!(der[..2], [0x30, 0x7f]);
+        let der = ecdsa_raw_to_der(&raw(62, &[0x01], &[0x01], 0x01)).expect("der");
+        assert_eq!(der[..3], [0x30, 0x81, 0x80]);
+        let der = ecdsa_raw_to_der(&raw(2326, &[0x01], &[0x01], 0x01)).expect("der");
+        assert_eq!(der[..4], [0x30, 0x82, 0x12, 0x34]);
+        assert_eq!(der[4..8], [0x02, 0x82, 0x09, 0x16]);
+    }
+
+    /// `r || s` of `width`-byte fields, from the given leading bytes of
+    /// each (the rest filled with `fill`).
+    fn raw(width: usize, r_lead: &[u8], s_lead: &[u8], fill: u8) -> Vec<u8> {
+        let field = |lead: &[u8]| {
+            let mut v = lead.to_vec();
+            v.resize(width, fill);
+            v
+        };
+        [field(r_lead), field(s_lead)].concat()
+    }
+
+    /// The hand-written encoder this module had before yasna gave, over
+    /// these cases, output whose SHA-256 is pinned here.
+    #[test]
+    fn yasna_encodes_as_the_old_encoder() {
+        let mut cases = Vec::new();
+        // The field widths of P-256, P-384 and P-521, and small ones.
+        for width in [1, 2, 4, 32, 48, 66] {
+            for (r_lead, s_lead) in [
+                (&[][..], &[][..]),
+                (&[0x80], &[0x7f]),
+                (&[0xff], &[0x01]),
+                (&[0x00], &[0x00, 0x80]),
+                (&[0x00, 0x00, 0x7f], &[0x00, 0x00, 0x00, 0xff]),
+                (&[0x01], &[0x00, 0x01]),
+            ] {
+                for fill in [0x00, 0x01, 0x7f, 0x80, 0xff] {
+                    cases.push(raw(width, r_lead, s_lead, fill));
+                }
+            }
+        }
+        // A P-521 r whose top bit is set after one zero byte and an s of
+        // leading zeros, so that the body crosses 127 bytes either way.
+        let mut p521 = vec![0u8; 132];
+        p521[1] = 0x80;
+        p521[66 + 3] = 0x7f;
+        cases.push(p521);
+        // Past 255 bytes of body: two length bytes.
+        cases.push(vec![0xff; 2 * 130]);
+        let mut all = Vec::new();
+        for case in &cases {
+            all.extend(ecdsa_raw_to_der(case).expect("der"));
+        }
+        assert_eq!(cases.len(), 182);
+        assert_eq!(
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&all)),
+            "c060691588682b93d083da3e50c7950061d8aba359c68cde7f10c541ca1da599"
+        );
     }
 }

@@ -8,8 +8,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::OnceLock;
 
+use parking_lot::{Mutex, MutexGuard};
 use tempfile::TempDir;
 
 use super::module::Module;
@@ -50,9 +51,7 @@ impl SoftHsm {
     /// A fresh token store, or `None` (the test is skipped, with a note)
     /// when SoftHSM or its tools are not installed.
     pub(crate) fn new() -> Option<SoftHsm> {
-        let lock = SOFTHSM_LOCK
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let lock = SOFTHSM_LOCK.lock();
         if !Path::new(SOFTHSM_MODULE).exists() {
             eprintln!("skipped: {SOFTHSM_MODULE} is not installed");
             return None;

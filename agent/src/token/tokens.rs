@@ -1,76 +1,44 @@
-//! Signing, login and logout on the tokens of the loaded modules.
+//! The loaded modules, and the public face of signing, login and logout
+//! on their tokens.
 //!
 //! [`Tokens`] owns the [`Module`]s. For every token it signs on, it keeps
-//! a [`SlotState`]:
+//! a [`SlotState`] (sessions, login, key handles: see
+//! [`slot`](super::slot)), found by slot and checked by serial. A request
+//! whose sessions turn out dead (the token was removed or re-inserted)
+//! drops the state and starts once more on a fresh one, unless a PIN was
+//! asked already. What happens inside is in [`sign`](super::sign),
+//! [`login`](super::login), and, for what each module answer means,
+//! [`rv`](super::rv).
 //!
-//! - an *anchor* session that stays open while the token is present, so
-//!   the token's login (which PKCS#11 ends when the process's last
-//!   session on the token closes) survives pool sessions being closed
-//!   after errors; logins and logouts go through it;
-//! - a pool of at most [`POOL_SIZE`] read-only sessions for signatures:
-//!   signatures on one token run in parallel on different sessions,
-//!   signatures on different tokens never share a lock. A session is
-//!   returned after use, or closed when it failed in a way that leaves it
-//!   unusable (`CKR_SESSION_HANDLE_INVALID`, `CKR_DEVICE_REMOVED`, ...)
-//!   or with an operation still active;
-//! - the handles of the private keys already found (with their
-//!   `CKA_ALWAYS_AUTHENTICATE`), so a signature is one `C_SignInit` and
-//!   one `C_Sign` once the key has been used.
-//!
-//! A slot state belongs to one token serial. A new session first checks
-//! that the slot still holds that serial; a session that finds the token
-//! gone drops the whole state (sessions, login, key handles), and the
-//! signature is tried once more from scratch, so a re-inserted card asks
-//! for its PIN again and a different card in the slot answers
-//! "token absent".
-//!
-//! PINs: asked from the [`PinSource`] only when a login is needed, passed
-//! straight into `C_Login` and dropped (zeroized) right after; never
-//! logged, stored or cached. A wrong PIN is never retried: the error
-//! carries the token's PIN flags (few tries left, final try, locked).
-//! Requests that queued behind a failed login share its failure instead
-//! of trying again.
-//!
-//! Keys with `CKA_ALWAYS_AUTHENTICATE`: `C_SignInit`, then
-//! `C_Login(CKU_CONTEXT_SPECIFIC)` (a PIN asked as
-//! [`PinKind::ContextSpecific`]), then a single-part `C_Sign` through the
-//! module's function list (see [`raw_sign`](super::raw_sign): cryptoki
-//! 0.12 has no single-part `C_Sign` without its own `C_SignInit`).
+//! Each module sits behind a read-write lock: read-held by every
+//! operation on it, write-held to re-initialise it.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use cryptoki::context::Pkcs11;
-use cryptoki::error::{Error as CryptokiError, RvError};
-use cryptoki::mechanism::MechanismType;
-use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, SessionState, UserType};
-use cryptoki::slot::{Slot, TokenInfo};
 use p11agent_proto::{Scheme, Token};
+use parking_lot::{Mutex, RwLock};
 use secrecy::SecretString;
 
 use super::error::TokenError;
 use super::found::KeyLocation;
-use super::mechanisms::{signing_mechanisms, Plan};
+use super::login::Logout;
+use super::mechanisms::Plan;
 use super::module::Module;
 use super::raw_sign::RawSign;
-use super::scan::trim_padding;
-use super::sign_error::{session_dead, token_gone, SignError};
-use crate::pin::{PinError, PinKind, PinRequest, PinSource};
-
-/// Most sessions the agent opens for signatures on one token (besides the
-/// one that holds its login).
-pub const POOL_SIZE: usize = 4;
+use super::sign_error::SignError;
+use super::slot::SlotState;
+use crate::pin::PinSource;
 
 /// The loaded PKCS#11 modules, with what signing needs per token:
 /// sessions, login state and key handles. Every method blocks (PKCS#11
 /// calls, PIN prompts): call them from `spawn_blocking`.
 pub struct Tokens {
     modules: Vec<ModuleEntry>,
-    pins: Arc<dyn PinSource>,
+    pub(super) pins: Arc<dyn PinSource>,
 }
 
 impl fmt::Debug for Tokens {
@@ -85,7 +53,8 @@ impl fmt::Debug for Tokens {
     }
 }
 
-struct ModuleEntry {
+/// One module, and the state of the tokens signed on in its slots.
+pub(super) struct ModuleEntry {
     /// Read-locked by every operation that calls into the module (or
     /// drops its sessions), write-locked to re-initialise it: so a
     /// re-initialisation waits for operations in flight and none starts
@@ -135,7 +104,7 @@ impl Tokens {
             .modules
             .get(index)
             .ok_or(TokenError::NoSuchModule(index))?;
-        f(&read(&entry.module))
+        f(&entry.module.read())
     }
 
     /// Scans `token` again, e.g. after a login made its private keys
@@ -146,7 +115,7 @@ impl Tokens {
             .iter()
             .find(|m| m.name == token.module)
             .ok_or_else(|| TokenError::NotLoaded(token.module.clone()))?;
-        read(&entry.module).scan_slot(token.slot)
+        entry.module.read().scan_slot(token.slot)
     }
 
     /// Finalises and initialises module `index` again (see
@@ -158,9 +127,9 @@ impl Tokens {
             .modules
             .get(index)
             .ok_or(TokenError::NoSuchModule(index))?;
-        let mut module = entry.module.write().unwrap_or_else(PoisonError::into_inner);
+        let mut module = entry.module.write();
         // Close the sessions while the module can still answer.
-        lock(&entry.slots).clear();
+        entry.slots.lock().clear();
         module.reinitialize()
     }
 
@@ -168,46 +137,21 @@ impl Tokens {
     /// the signature as TLS sends it (ECDSA in DER).
     ///
     /// Refuses, before touching the token, a scheme the identity does not
-    /// offer or its key type and curve cannot make. Logs in when the key
-    /// is not usable yet (asking the [`PinSource`] once), and makes the
-    /// context-specific login a `CKA_ALWAYS_AUTHENTICATE` key needs.
+    /// offer or its key type and curve cannot make; before any PIN is
+    /// asked or key used, one the token has no mechanism for. Logs in when the key is not usable yet
+    /// (asking the [`PinSource`] once), and makes the context-specific
+    /// login a `CKA_ALWAYS_AUTHENTICATE` key needs.
     pub fn sign(
         &self,
         key: &KeyLocation,
         scheme: Scheme,
         message: &[u8],
     ) -> Result<Vec<u8>, SignError> {
-        if !key.schemes.contains(&scheme) {
-            let offered: Vec<&str> = key.schemes.iter().map(|s| s.as_str()).collect();
-            return Err(SignError::UnsupportedScheme {
-                scheme,
-                reason: if offered.is_empty() {
-                    "the identity offers no scheme".to_owned()
-                } else {
-                    format!("the identity offers {}", offered.join(", "))
-                },
-            });
-        }
-        if !scheme.fits(key.key_type, key.curve) {
-            return Err(SignError::UnsupportedScheme {
-                scheme,
-                reason: format!(
-                    "the key is {}{}",
-                    key.key_type.as_str(),
-                    key.curve
-                        .map(|c| format!(" {}", c.as_str()))
-                        .unwrap_or_default()
-                ),
-            });
-        }
+        let checked = Plan::for_key(key, scheme)?;
         let entry = self.entry(&key.token)?;
         let started = Instant::now();
         let signature = self.with_state(entry, &key.token, |state, prompted| {
-            let plan =
-                Plan::choose(scheme, &state.mechanisms).ok_or(SignError::UnsupportedScheme {
-                    scheme,
-                    reason: format!("token '{}' has no mechanism for it", key.token.label),
-                })?;
+            let plan = checked.plan(&state.mechanisms)?;
             self.sign_in(entry, state, key, &plan, message, prompted)
         })?;
         tracing::debug!(
@@ -235,38 +179,28 @@ impl Tokens {
     /// agent never signed or logged in on, or that is gone, was not.
     pub fn logout(&self, token: &Token) -> Result<bool, SignError> {
         let entry = self.entry(token)?;
-        let _module = read(&entry.module);
+        let _module = entry.module.read();
         let Some(state) = entry.existing(token) else {
             return Ok(false);
         };
-        let anchor = lock(&state.anchor);
-        let logged_in = match anchor.get_session_info() {
-            Ok(info) => logged_in(info.session_state()),
-            Err(CryptokiError::Pkcs11(rv, _)) if session_dead(rv) => {
-                drop(anchor);
+        match state.logout()? {
+            Logout::SessionsDead => {
                 entry.evict(&state);
-                return Ok(false);
+                Ok(false)
             }
-            Err(source) => return Err(state.error("C_GetSessionInfo", source)),
-        };
-        if !logged_in {
-            return Ok(false);
+            Logout::NotLoggedIn => Ok(false),
+            Logout::Done => {
+                tracing::info!(token = %token.label, "logged out");
+                Ok(true)
+            }
         }
-        match anchor.logout() {
-            Ok(()) | Err(CryptokiError::Pkcs11(RvError::UserNotLoggedIn, _)) => {}
-            Err(source) => return Err(state.error("C_Logout", source)),
-        }
-        drop(anchor);
-        lock(&state.keys).clear();
-        tracing::info!(token = %token.label, "logged out");
-        Ok(true)
     }
 
     /// Forgets what the agent holds for `token` (sessions, key handles),
     /// e.g. when it was removed. Its login ends with its last session.
     pub fn forget(&self, token: &Token) {
         if let Ok(entry) = self.entry(token) {
-            let _module = read(&entry.module);
+            let _module = entry.module.read();
             if let Some(state) = entry.existing(token) {
                 entry.evict(&state);
             }
@@ -292,7 +226,7 @@ impl Tokens {
         token: &Token,
         mut f: impl FnMut(&SlotState, &mut bool) -> Result<T, SignError>,
     ) -> Result<T, SignError> {
-        let module = read(&entry.module);
+        let module = entry.module.read();
         let mut prompted = false;
         let mut retried = false;
         loop {
@@ -305,261 +239,10 @@ impl Tokens {
                 }
                 Err(err) if err.ends_session() => {
                     entry.evict(&state);
-                    return Err(absent_if_gone(err));
+                    return Err(err.removed_if_gone());
                 }
-                other => return other.map_err(absent_if_gone),
+                other => return other.map_err(SignError::removed_if_gone),
             }
-        }
-    }
-
-    fn sign_in(
-        &self,
-        entry: &ModuleEntry,
-        state: &SlotState,
-        key: &KeyLocation,
-        plan: &Plan,
-        message: &[u8],
-        prompted: &mut bool,
-    ) -> Result<Vec<u8>, SignError> {
-        tracing::trace!(token = %state.token.label, mechanism = %plan.mechanism_type(), "signing");
-        let input = plan.input(message);
-        let mut lease = state.lease()?;
-        let result = self.sign_on(entry, state, &mut lease, key, plan, &input, prompted);
-        if result.as_ref().is_err_and(SignError::ends_session) {
-            lease.discard();
-        }
-        drop(lease);
-        plan.output(result?).map_err(|err| SignError::BadSignature {
-            token: state.token.label.clone(),
-            detail: err.to_string(),
-        })
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn sign_on(
-        &self,
-        entry: &ModuleEntry,
-        state: &SlotState,
-        lease: &mut Lease<'_>,
-        key: &KeyLocation,
-        plan: &Plan,
-        input: &[u8],
-        prompted: &mut bool,
-    ) -> Result<Vec<u8>, SignError> {
-        if let Some(found) = state.cached_key(&key.key_id) {
-            match self.sign_with(entry, state, lease, found, plan, input, prompted) {
-                Err(err) if stale_handle(&err) => state.forget_key(&key.key_id),
-                other => return other,
-            }
-        }
-        let found = self.find_key(state, lease, &key.key_id, prompted)?;
-        let result = match self.sign_with(entry, state, lease, found, plan, input, prompted) {
-            // Some tokens show private keys before login but refuse to use
-            // them: log in and try once more.
-            // (`login_user` does nothing when another request logged in
-            // meanwhile.)
-            Err(err) if err.rv() == Some(RvError::UserNotLoggedIn) => {
-                self.login_user(state, None, prompted)?;
-                self.sign_with(entry, state, lease, found, plan, input, prompted)
-            }
-            other => other,
-        };
-        if result.is_ok() {
-            state.remember_key(&key.key_id, found);
-        }
-        result
-    }
-
-    /// The private key with `key_id`, logging in first when it is not
-    /// visible and the token is not logged in.
-    fn find_key(
-        &self,
-        state: &SlotState,
-        lease: &Lease<'_>,
-        key_id: &[u8],
-        prompted: &mut bool,
-    ) -> Result<FoundKey, SignError> {
-        if let Some(found) = state.find_key(lease.session(), key_id)? {
-            return Ok(found);
-        }
-        // Not visible: log in unless logged in - which another request may
-        // have done since the search above, so search again either way.
-        self.login_user(state, None, prompted)?;
-        if let Some(found) = state.find_key(lease.session(), key_id)? {
-            return Ok(found);
-        }
-        Err(SignError::KeyNotFound {
-            token: state.token.label.clone(),
-            key_id: hex::encode(key_id),
-        })
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn sign_with(
-        &self,
-        entry: &ModuleEntry,
-        state: &SlotState,
-        lease: &mut Lease<'_>,
-        key: FoundKey,
-        plan: &Plan,
-        input: &[u8],
-        prompted: &mut bool,
-    ) -> Result<Vec<u8>, SignError> {
-        let mechanism = plan.mechanism();
-        let session = lease.session();
-        if !key.always_authenticate {
-            return session
-                .sign(&mechanism, key.handle, input)
-                .map_err(|source| state.error("C_Sign", source));
-        }
-        let raw = entry
-            .raw_sign()
-            .map_err(|detail| SignError::AlwaysAuthenticate {
-                token: state.token.label.clone(),
-                detail: detail.to_owned(),
-            })?;
-        session
-            .sign_init(&mechanism, key.handle)
-            .map_err(|source| state.error("C_SignInit", source))?;
-        // An operation is active from here: whatever fails, the session
-        // is closed rather than reused.
-        let result = self.context_login(state, session, prompted).and_then(|()| {
-            raw.sign(session, input)
-                .map_err(|source| state.error("C_Sign", source))
-        });
-        if result.is_err() {
-            lease.discard();
-        }
-        result
-    }
-
-    /// `C_Login(CKU_CONTEXT_SPECIFIC)` on `session`, whose signing
-    /// operation is initialised.
-    fn context_login(
-        &self,
-        state: &SlotState,
-        session: &Session,
-        prompted: &mut bool,
-    ) -> Result<(), SignError> {
-        let info = state.token_info()?;
-        if info.user_pin_locked() {
-            return Err(state.pin_locked());
-        }
-        let pin = if info.protected_authentication_path() {
-            None
-        } else {
-            *prompted = true;
-            Some(self.ask_pin(state, PinKind::ContextSpecific, pin_warning(&info))?)
-        };
-        let result = session.login(UserType::ContextSpecific, pin.as_ref());
-        drop(pin);
-        result.map_err(|err| self.login_failed(state, err))
-    }
-
-    /// Logs the token's user in, unless already logged in.
-    fn login_user(
-        &self,
-        state: &SlotState,
-        pin: Option<SecretString>,
-        prompted: &mut bool,
-    ) -> Result<(), SignError> {
-        let seen = state.login_attempts.load(Ordering::SeqCst);
-        let mut record = lock(&state.login);
-        if state.logged_in()? {
-            return Ok(());
-        }
-        if pin.is_none() && record.attempts != seen {
-            // Another request tried while this one waited, and failed:
-            // share its outcome rather than try (and prompt) again.
-            if let Some(failure) = &record.failure {
-                return Err(failure.error(&state.token.label));
-            }
-        }
-        record.attempts += 1;
-        state
-            .login_attempts
-            .store(record.attempts, Ordering::SeqCst);
-        let result = self.login_user_now(state, pin, prompted);
-        record.failure = match &result {
-            Ok(()) => None,
-            Err(err) => LoginFailure::of(err),
-        };
-        result
-    }
-
-    fn login_user_now(
-        &self,
-        state: &SlotState,
-        pin: Option<SecretString>,
-        prompted: &mut bool,
-    ) -> Result<(), SignError> {
-        let info = state.token_info()?;
-        if info.user_pin_locked() {
-            return Err(state.pin_locked());
-        }
-        let pin = match pin {
-            Some(pin) => Some(pin),
-            None if info.protected_authentication_path() => None,
-            None => {
-                *prompted = true;
-                Some(self.ask_pin(state, PinKind::User, pin_warning(&info))?)
-            }
-        };
-        let result = lock(&state.anchor).login(UserType::User, pin.as_ref());
-        drop(pin);
-        match result {
-            Ok(()) | Err(CryptokiError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
-                tracing::info!(token = %state.token.label, "logged in");
-                Ok(())
-            }
-            Err(err) => Err(self.login_failed(state, err)),
-        }
-    }
-
-    fn ask_pin(
-        &self,
-        state: &SlotState,
-        kind: PinKind,
-        warning: Option<String>,
-    ) -> Result<SecretString, SignError> {
-        let token = state.token.label.clone();
-        self.pins
-            .pin(&PinRequest {
-                token: &state.token,
-                kind,
-                warning,
-            })
-            .map_err(|err| match err {
-                PinError::Unavailable(detail) => SignError::PinRequired { token, detail },
-                PinError::Cancelled => SignError::Cancelled { token },
-                PinError::Failed(detail) => SignError::PinSourceFailed { token, detail },
-            })
-    }
-
-    /// The error for a failed `C_Login`. A wrong PIN reads the token's
-    /// flags again for what they now say about the tries left.
-    fn login_failed(&self, state: &SlotState, err: CryptokiError) -> SignError {
-        let token = state.token.label.clone();
-        match err {
-            CryptokiError::Pkcs11(RvError::PinIncorrect, _) => match state.token_info() {
-                Ok(info) if info.user_pin_locked() => SignError::PinLocked { token },
-                Ok(info) => SignError::PinIncorrect {
-                    token,
-                    warning: pin_warning(&info),
-                },
-                Err(_) => SignError::PinIncorrect {
-                    token,
-                    warning: None,
-                },
-            },
-            CryptokiError::Pkcs11(RvError::PinLocked, _) => SignError::PinLocked { token },
-            CryptokiError::Pkcs11(RvError::PinLenRange | RvError::PinInvalid, _) => {
-                SignError::PinIncorrect {
-                    token,
-                    warning: Some("the token refused its length or characters".to_owned()),
-                }
-            }
-            source => state.error("C_Login", source),
         }
     }
 }
@@ -572,7 +255,7 @@ impl ModuleEntry {
             return Ok(state);
         }
         let made = Arc::new(SlotState::open(pkcs11, token)?);
-        let mut slots = lock(&self.slots);
+        let mut slots = self.slots.lock();
         match slots.get(&token.slot) {
             // Another thread made one meanwhile: use it, drop ours.
             Some(state) if state.token.serial == token.serial => Ok(Arc::clone(state)),
@@ -584,7 +267,8 @@ impl ModuleEntry {
     }
 
     fn existing(&self, token: &Token) -> Option<Arc<SlotState>> {
-        lock(&self.slots)
+        self.slots
+            .lock()
             .get(&token.slot)
             .filter(|state| state.token.serial == token.serial)
             .cloned()
@@ -593,7 +277,7 @@ impl ModuleEntry {
     /// Drops `state` (if it is still the slot's): its sessions close as
     /// soon as no request uses them.
     fn evict(&self, state: &Arc<SlotState>) {
-        let mut slots = lock(&self.slots);
+        let mut slots = self.slots.lock();
         if slots
             .get(&state.token.slot)
             .is_some_and(|s| Arc::ptr_eq(s, state))
@@ -602,364 +286,13 @@ impl ModuleEntry {
         }
     }
 
-    fn raw_sign(&self) -> Result<&RawSign, &str> {
+    /// The module's own `C_Sign`, loaded on first use.
+    pub(super) fn raw_sign(&self) -> Result<&RawSign, &str> {
         self.raw_sign
             .get_or_init(|| RawSign::load(&self.path))
             .as_ref()
             .map_err(String::as_str)
     }
-}
-
-/// One token in one slot, as long as it stays there.
-struct SlotState {
-    pkcs11: Pkcs11,
-    slot: Slot,
-    /// The token, as read from its slot when the state was made.
-    token: Token,
-    /// Its signing mechanisms the agent can use.
-    mechanisms: Vec<MechanismType>,
-    /// Holds the login; used for login, logout and the login state.
-    anchor: Mutex<Session>,
-    pool: Mutex<Pool>,
-    returned: Condvar,
-    keys: Mutex<HashMap<Vec<u8>, FoundKey>>,
-    login: Mutex<LoginRecord>,
-    /// `LoginRecord::attempts`, readable without waiting for the lock.
-    login_attempts: AtomicU64,
-}
-
-#[derive(Default)]
-struct Pool {
-    idle: Vec<Session>,
-    /// Sessions open, idle or leased.
-    open: usize,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct FoundKey {
-    handle: ObjectHandle,
-    always_authenticate: bool,
-}
-
-#[derive(Default)]
-struct LoginRecord {
-    attempts: u64,
-    failure: Option<LoginFailure>,
-}
-
-/// How the last user login failed, to share with requests that waited
-/// for it.
-#[derive(Debug, Clone)]
-enum LoginFailure {
-    Incorrect(Option<String>),
-    Locked,
-    Cancelled,
-    Required(String),
-}
-
-impl LoginFailure {
-    fn of(err: &SignError) -> Option<LoginFailure> {
-        match err {
-            SignError::PinIncorrect { warning, .. } => {
-                Some(LoginFailure::Incorrect(warning.clone()))
-            }
-            SignError::PinLocked { .. } => Some(LoginFailure::Locked),
-            SignError::Cancelled { .. } => Some(LoginFailure::Cancelled),
-            SignError::PinRequired { detail, .. } => Some(LoginFailure::Required(detail.clone())),
-            _ => None,
-        }
-    }
-
-    fn error(&self, token: &str) -> SignError {
-        let token = token.to_owned();
-        match self {
-            LoginFailure::Incorrect(warning) => SignError::PinIncorrect {
-                token,
-                warning: warning.clone(),
-            },
-            LoginFailure::Locked => SignError::PinLocked { token },
-            LoginFailure::Cancelled => SignError::Cancelled { token },
-            LoginFailure::Required(detail) => SignError::PinRequired {
-                token,
-                detail: detail.clone(),
-            },
-        }
-    }
-}
-
-impl SlotState {
-    /// Checks that the slot holds the token `token` names (by serial) and
-    /// opens its anchor session.
-    fn open(pkcs11: &Pkcs11, token: &Token) -> Result<SlotState, SignError> {
-        let slot = Slot::try_from(token.slot).map_err(|_| SignError::TokenAbsent {
-            token: token.label.clone(),
-            detail: format!("slot {} does not exist", token.slot),
-        })?;
-        let present = read_token(pkcs11, slot, token)?;
-        let anchor = pkcs11
-            .open_ro_session(slot)
-            .map_err(|source| pkcs11_error(&token.label, "C_OpenSession", source))?;
-        let mechanisms = signing_mechanisms(pkcs11, slot)
-            .map_err(|source| pkcs11_error(&token.label, "C_GetMechanismList", source))?;
-        tracing::debug!(token = %token.label, slot = token.slot, ?mechanisms, "token opened for signing");
-        Ok(SlotState {
-            pkcs11: pkcs11.clone(),
-            slot,
-            token: Token {
-                label: present.label,
-                ..token.clone()
-            },
-            mechanisms,
-            anchor: Mutex::new(anchor),
-            pool: Mutex::new(Pool::default()),
-            returned: Condvar::new(),
-            keys: Mutex::new(HashMap::new()),
-            login: Mutex::new(LoginRecord::default()),
-            login_attempts: AtomicU64::new(0),
-        })
-    }
-
-    /// A session for one signature: an idle one, a new one while fewer
-    /// than [`POOL_SIZE`] are open, or the next one returned.
-    fn lease(&self) -> Result<Lease<'_>, SignError> {
-        let mut pool = lock(&self.pool);
-        loop {
-            if let Some(session) = pool.idle.pop() {
-                return Ok(Lease {
-                    state: self,
-                    session: Some(session),
-                    keep: true,
-                });
-            }
-            if pool.open < POOL_SIZE {
-                pool.open += 1;
-                break;
-            }
-            pool = self
-                .returned
-                .wait(pool)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        drop(pool);
-        let opened = read_token(&self.pkcs11, self.slot, &self.token).and_then(|_| {
-            self.pkcs11
-                .open_ro_session(self.slot)
-                .map_err(|source| self.error("C_OpenSession", source))
-        });
-        match opened {
-            Ok(session) => Ok(Lease {
-                state: self,
-                session: Some(session),
-                keep: true,
-            }),
-            Err(err) => {
-                self.give_back(None);
-                Err(err)
-            }
-        }
-    }
-
-    fn give_back(&self, session: Option<Session>) {
-        let mut pool = lock(&self.pool);
-        match session {
-            Some(session) => pool.idle.push(session),
-            None => pool.open = pool.open.saturating_sub(1),
-        }
-        drop(pool);
-        self.returned.notify_one();
-    }
-
-    fn logged_in(&self) -> Result<bool, SignError> {
-        lock(&self.anchor)
-            .get_session_info()
-            .map(|info| logged_in(info.session_state()))
-            .map_err(|source| self.error("C_GetSessionInfo", source))
-    }
-
-    fn token_info(&self) -> Result<TokenInfo, SignError> {
-        self.pkcs11
-            .get_token_info(self.slot)
-            .map_err(|source| self.error("C_GetTokenInfo", source))
-    }
-
-    fn find_key(&self, session: &Session, key_id: &[u8]) -> Result<Option<FoundKey>, SignError> {
-        let handles = session
-            .find_objects(&[
-                Attribute::Class(ObjectClass::PRIVATE_KEY),
-                Attribute::Id(key_id.to_vec()),
-            ])
-            .map_err(|source| self.error("C_FindObjects", source))?;
-        let Some(&handle) = handles.first() else {
-            return Ok(None);
-        };
-        if handles.len() > 1 {
-            tracing::warn!(token = %self.token.label, key_id = %hex::encode(key_id), count = handles.len(), "several private keys share a CKA_ID; using the first");
-        }
-        let always_authenticate = match session
-            .get_attributes(handle, &[AttributeType::AlwaysAuthenticate])
-        {
-            Ok(attributes) => attributes
-                .iter()
-                .any(|a| matches!(a, Attribute::AlwaysAuthenticate(true))),
-            Err(err) => {
-                tracing::debug!(token = %self.token.label, error = %err, "CKA_ALWAYS_AUTHENTICATE unreadable; assuming false");
-                false
-            }
-        };
-        Ok(Some(FoundKey {
-            handle,
-            always_authenticate,
-        }))
-    }
-
-    fn cached_key(&self, key_id: &[u8]) -> Option<FoundKey> {
-        lock(&self.keys).get(key_id).copied()
-    }
-
-    fn remember_key(&self, key_id: &[u8], key: FoundKey) {
-        lock(&self.keys).insert(key_id.to_vec(), key);
-    }
-
-    fn forget_key(&self, key_id: &[u8]) {
-        lock(&self.keys).remove(key_id);
-    }
-
-    fn error(&self, operation: &'static str, source: CryptokiError) -> SignError {
-        pkcs11_error(&self.token.label, operation, source)
-    }
-
-    fn pin_locked(&self) -> SignError {
-        SignError::PinLocked {
-            token: self.token.label.clone(),
-        }
-    }
-}
-
-/// A pool session lent to one signature; returned to the pool when
-/// dropped, unless discarded.
-struct Lease<'a> {
-    state: &'a SlotState,
-    session: Option<Session>,
-    keep: bool,
-}
-
-impl Lease<'_> {
-    fn session(&self) -> &Session {
-        // Present until drop.
-        self.session
-            .as_ref()
-            .unwrap_or_else(|| unreachable!("a lease holds its session until dropped"))
-    }
-
-    /// Closes the session instead of returning it.
-    fn discard(&mut self) {
-        self.keep = false;
-    }
-}
-
-impl Drop for Lease<'_> {
-    fn drop(&mut self) {
-        let Some(session) = self.session.take() else {
-            return;
-        };
-        if self.keep {
-            self.state.give_back(Some(session));
-        } else {
-            drop(session);
-            self.state.give_back(None);
-        }
-    }
-}
-
-/// The token in `slot`, checked to be the one `token` names.
-fn read_token(pkcs11: &Pkcs11, slot: Slot, token: &Token) -> Result<Token, SignError> {
-    let info = pkcs11
-        .get_token_info(slot)
-        .map_err(|source| pkcs11_error(&token.label, "C_GetTokenInfo", source))?;
-    let serial = trim_padding(info.serial_number());
-    let label = trim_padding(info.label());
-    if serial != token.serial {
-        return Err(SignError::TokenAbsent {
-            token: token.label.clone(),
-            detail: format!(
-                "slot {} now holds token '{label}' (serial {serial}, not {})",
-                token.slot, token.serial
-            ),
-        });
-    }
-    Ok(Token {
-        label,
-        serial,
-        ..token.clone()
-    })
-}
-
-fn pkcs11_error(token: &str, operation: &'static str, source: CryptokiError) -> SignError {
-    match source {
-        CryptokiError::Pkcs11(rv, _) if token_gone(rv) => SignError::TokenAbsent {
-            token: token.to_owned(),
-            detail: format!("{operation} answered {rv}"),
-        },
-        source => SignError::Pkcs11 {
-            token: token.to_owned(),
-            operation,
-            source,
-        },
-    }
-}
-
-/// A dead-session error that means the token left becomes
-/// [`SignError::TokenAbsent`].
-fn absent_if_gone(err: SignError) -> SignError {
-    match err {
-        SignError::Pkcs11 {
-            token,
-            operation,
-            source: CryptokiError::Pkcs11(rv, _),
-        } if token_gone(rv) => SignError::TokenRemoved {
-            token,
-            detail: format!("{operation} answered {rv}"),
-        },
-        other => other,
-    }
-}
-
-/// Errors after which a remembered key handle is tried no more.
-fn stale_handle(err: &SignError) -> bool {
-    matches!(
-        err.rv(),
-        Some(
-            RvError::KeyHandleInvalid
-                | RvError::ObjectHandleInvalid
-                | RvError::UserNotLoggedIn
-                | RvError::KeyTypeInconsistent
-        )
-    )
-}
-
-fn logged_in(state: SessionState) -> bool {
-    matches!(state, SessionState::RoUser | SessionState::RwUser)
-}
-
-/// What the token's flags say about the PIN tries left.
-fn pin_warning(info: &TokenInfo) -> Option<String> {
-    if info.user_pin_final_try() {
-        Some("one try left before the PIN locks".to_owned())
-    } else if info.user_pin_count_low() {
-        Some("few tries left: a wrong PIN was entered since the last successful login".to_owned())
-    } else {
-        None
-    }
-}
-
-/// Reads the module, whatever a panicking thread left: the module itself
-/// holds no state a panic could corrupt.
-fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
