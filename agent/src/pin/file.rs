@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
-use super::{secret, PinError, PinRequest, PinSource};
+use super::request::{PinError, PinRequest, PinSource};
+use super::secret;
 
 /// Files larger than this are not PIN files.
 const MAX_PIN_FILE: usize = 4096;

@@ -8,75 +8,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use p11agent_proto::Token;
-use secrecy::SecretString;
-
 mod file;
 mod pinentry;
+mod request;
 mod secret;
 
 pub use file::PinFile;
 pub use pinentry::Pinentry;
-
-/// Which login the PIN is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PinKind {
-    /// The token's user login (`C_Login` with `CKU_USER`).
-    User,
-    /// A context-specific login for a key with `CKA_ALWAYS_AUTHENTICATE`,
-    /// before one signature.
-    ContextSpecific,
-}
-
-/// What the person being asked should see.
-#[derive(Debug, Clone)]
-pub struct PinRequest<'a> {
-    /// The token whose PIN is wanted.
-    pub token: &'a Token,
-    /// Which login.
-    pub kind: PinKind,
-    /// A warning from the token's flags, e.g. "2 tries left" or "final
-    /// try", shown with the prompt.
-    pub warning: Option<String>,
-}
-
-/// Why no PIN was obtained.
-#[derive(Debug, thiserror::Error)]
-pub enum PinError {
-    /// No source can give a PIN (none configured, or the configured file
-    /// is missing).
-    #[error("no PIN available: {0}")]
-    Unavailable(String),
-    /// The person cancelled the prompt.
-    #[error("PIN entry cancelled")]
-    Cancelled,
-    /// The source failed (pinentry crashed, unreadable file, ...).
-    #[error("PIN source failed: {0}")]
-    Failed(String),
-}
-
-/// Something that can produce a PIN for a token.
-pub trait PinSource: Send + Sync + std::fmt::Debug {
-    /// A PIN for `request`. Called on a blocking thread; may prompt.
-    fn pin(&self, request: &PinRequest<'_>) -> Result<SecretString, PinError>;
-}
-
-/// The source used when none is configured: it never has a PIN, which is
-/// right for tokens with a PIN pad and otherwise tells the user what to
-/// configure.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoPin;
-
-impl PinSource for NoPin {
-    fn pin(&self, request: &PinRequest<'_>) -> Result<SecretString, PinError> {
-        Err(PinError::Unavailable(format!(
-            "token \"{}\" needs a PIN but no PIN source is configured; \
-             start the agent with --pinentry PROGRAM (e.g. --pinentry /usr/bin/pinentry) \
-             or --pin-file FILE",
-            request.token.label
-        )))
-    }
-}
+pub use request::{NoPin, PinError, PinKind, PinRequest, PinSource};
 
 /// The PIN source for the agent's configuration: a PIN file if given (it
 /// wins, for automation), else the pinentry program if given, else
@@ -101,31 +40,5 @@ mod tests {
         assert!(format!("{s:?}").contains("Pinentry"));
         let s = source(None, None);
         assert!(format!("{s:?}").contains("NoPin"));
-    }
-
-    #[test]
-    fn no_pin_says_what_to_configure() {
-        let token = Token {
-            label: "card".into(),
-            serial: "1".into(),
-            manufacturer: String::new(),
-            model: String::new(),
-            slot: 0,
-            module: String::new(),
-        };
-        let request = PinRequest {
-            token: &token,
-            kind: PinKind::User,
-            warning: None,
-        };
-        match NoPin.pin(&request) {
-            Err(PinError::Unavailable(msg)) => {
-                assert!(
-                    msg.contains("--pin-file") && msg.contains("--pinentry"),
-                    "{msg}"
-                );
-            }
-            other => panic!("expected Unavailable, got {other:?}"),
-        }
     }
 }

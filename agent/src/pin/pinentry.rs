@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
-use super::{secret, PinError, PinKind, PinRequest, PinSource};
+use super::request::{PinError, PinKind, PinRequest, PinSource};
+use super::secret;
 use crate::process;
 
 /// How long the program may take to start and greet.

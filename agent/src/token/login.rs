@@ -23,56 +23,9 @@ use secrecy::SecretString;
 
 use super::rv::Meaning;
 use super::sign_error::SignError;
-use super::slot::SlotState;
+use super::slot::{LoginFailure, Logout, SlotState};
 use super::tokens::Tokens;
 use crate::pin::{PinError, PinKind, PinRequest};
-
-/// The user logins tried on one token, and how the last one failed.
-#[derive(Default)]
-pub(super) struct LoginRecord {
-    attempts: u64,
-    failure: Option<LoginFailure>,
-}
-
-/// How the last user login failed, to share with requests that waited
-/// for it.
-#[derive(Debug, Clone)]
-enum LoginFailure {
-    Incorrect(Option<String>),
-    Locked,
-    Cancelled,
-    Required(String),
-}
-
-impl LoginFailure {
-    fn of(err: &SignError) -> Option<LoginFailure> {
-        match err {
-            SignError::PinIncorrect { warning, .. } => {
-                Some(LoginFailure::Incorrect(warning.clone()))
-            }
-            SignError::PinLocked { .. } => Some(LoginFailure::Locked),
-            SignError::Cancelled { .. } => Some(LoginFailure::Cancelled),
-            SignError::PinRequired { detail, .. } => Some(LoginFailure::Required(detail.clone())),
-            _ => None,
-        }
-    }
-
-    fn error(&self, token: &str) -> SignError {
-        let token = token.to_owned();
-        match self {
-            LoginFailure::Incorrect(warning) => SignError::PinIncorrect {
-                token,
-                warning: warning.clone(),
-            },
-            LoginFailure::Locked => SignError::PinLocked { token },
-            LoginFailure::Cancelled => SignError::Cancelled { token },
-            LoginFailure::Required(detail) => SignError::PinRequired {
-                token,
-                detail: detail.clone(),
-            },
-        }
-    }
-}
 
 impl Tokens {
     /// `C_Login(CKU_CONTEXT_SPECIFIC)` on `session`, whose signing
@@ -204,16 +157,6 @@ impl Tokens {
             _ => state.error("C_Login", err),
         }
     }
-}
-
-/// What [`SlotState::logout`] found.
-pub(super) enum Logout {
-    /// The user was logged in, and is no more.
-    Done,
-    /// The user was not logged in.
-    NotLoggedIn,
-    /// The token's sessions are dead: its state is to be dropped.
-    SessionsDead,
 }
 
 impl SlotState {

@@ -20,15 +20,8 @@ use super::found::KeyLocation;
 use super::mechanisms::Plan;
 use super::rv::Meaning;
 use super::sign_error::SignError;
-use super::slot::{Lease, SlotState};
+use super::slot::{FoundKey, Lease, SlotState};
 use super::tokens::{ModuleEntry, Tokens};
-
-/// A private key found on a token.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct FoundKey {
-    handle: ObjectHandle,
-    always_authenticate: bool,
-}
 
 impl Tokens {
     /// Signs `message` with `key` on `state`'s token as `plan` says, on a

@@ -27,15 +27,14 @@ use std::sync::atomic::AtomicU64;
 use cryptoki::context::Pkcs11;
 use cryptoki::error::Error as CryptokiError;
 use cryptoki::mechanism::MechanismType;
+use cryptoki::object::ObjectHandle;
 use cryptoki::session::Session;
 use cryptoki::slot::{Slot, TokenInfo};
 use p11agent_proto::Token;
 use parking_lot::{Condvar, Mutex};
 
-use super::login::LoginRecord;
 use super::mechanisms::signing_mechanisms;
 use super::scan::trim_padding;
-use super::sign::FoundKey;
 use super::sign_error::SignError;
 
 /// Most sessions the agent opens for signatures on one token (besides the
@@ -65,6 +64,70 @@ struct Pool {
     idle: Vec<Session>,
     /// Sessions open, idle or leased.
     open: usize,
+}
+
+/// A private key found on a token.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FoundKey {
+    pub(super) handle: ObjectHandle,
+    pub(super) always_authenticate: bool,
+}
+
+/// The user logins tried on one token, and how the last one failed.
+#[derive(Default)]
+pub(super) struct LoginRecord {
+    pub(super) attempts: u64,
+    pub(super) failure: Option<LoginFailure>,
+}
+
+/// How the last user login failed, to share with requests that waited
+/// for it.
+#[derive(Debug, Clone)]
+pub(super) enum LoginFailure {
+    Incorrect(Option<String>),
+    Locked,
+    Cancelled,
+    Required(String),
+}
+
+impl LoginFailure {
+    pub(super) fn of(err: &SignError) -> Option<LoginFailure> {
+        match err {
+            SignError::PinIncorrect { warning, .. } => {
+                Some(LoginFailure::Incorrect(warning.clone()))
+            }
+            SignError::PinLocked { .. } => Some(LoginFailure::Locked),
+            SignError::Cancelled { .. } => Some(LoginFailure::Cancelled),
+            SignError::PinRequired { detail, .. } => Some(LoginFailure::Required(detail.clone())),
+            _ => None,
+        }
+    }
+
+    pub(super) fn error(&self, token: &str) -> SignError {
+        let token = token.to_owned();
+        match self {
+            LoginFailure::Incorrect(warning) => SignError::PinIncorrect {
+                token,
+                warning: warning.clone(),
+            },
+            LoginFailure::Locked => SignError::PinLocked { token },
+            LoginFailure::Cancelled => SignError::Cancelled { token },
+            LoginFailure::Required(detail) => SignError::PinRequired {
+                token,
+                detail: detail.clone(),
+            },
+        }
+    }
+}
+
+/// What [`SlotState::logout`] found.
+pub(super) enum Logout {
+    /// The user was logged in, and is no more.
+    Done,
+    /// The user was not logged in.
+    NotLoggedIn,
+    /// The token's sessions are dead: its state is to be dropped.
+    SessionsDead,
 }
 
 impl SlotState {

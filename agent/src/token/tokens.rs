@@ -25,12 +25,11 @@ use secrecy::SecretString;
 
 use super::error::TokenError;
 use super::found::KeyLocation;
-use super::login::Logout;
 use super::mechanisms::Plan;
 use super::module::Module;
 use super::raw_sign::RawSign;
 use super::sign_error::SignError;
-use super::slot::SlotState;
+use super::slot::{Logout, SlotState};
 use crate::pin::PinSource;
 
 /// The loaded PKCS#11 modules, with what signing needs per token:
