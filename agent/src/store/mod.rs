@@ -32,6 +32,7 @@
 
 pub mod cert;
 pub mod chain;
+pub mod eku;
 pub mod names;
 pub mod usability;
 
