@@ -231,15 +231,13 @@ impl From<KeyArg> for KeyAlgorithm {
     }
 }
 
+/// A `--serial`: hex digits, optionally after `0x` and split by colons.
 fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
-    let s = s.trim_start_matches("0x").replace(':', "");
-    if s.is_empty() || !s.len().is_multiple_of(2) {
-        return Err(format!("{s:?} is not an even number of hex digits"));
+    let digits = s.trim_start_matches("0x").replace(':', "");
+    if digits.is_empty() {
+        return Err(format!("{s:?} has no hex digits"));
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|e| format!("{s:?}: {e}")))
-        .collect()
+    hex::decode(&digits).map_err(|e| format!("{s:?}: {e}"))
 }
 
 fn main() -> ExitCode {
@@ -490,8 +488,7 @@ fn identity(args: IdentityArgs) -> Result<(), BoxError> {
             provisioned.algorithm,
             provisioned.cert_id_hex(),
             match &provisioned.key_id {
-                Some(k) if *k != provisioned.cert_id =>
-                    format!(" (key CKA_ID {})", p11agent_softhsm::hex(k)),
+                Some(k) if *k != provisioned.cert_id => format!(" (key CKA_ID {})", hex::encode(k)),
                 _ => String::new(),
             }
         );

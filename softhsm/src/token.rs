@@ -14,7 +14,7 @@ use crate::error::{Error, Pkcs11Context, Result};
 use crate::keys::{generate_key_pair, GeneratedKey, KeyAlgorithm, KeyOptions};
 use crate::module::provisioning_lock;
 use crate::pki::{CertFields, LeafSpec, Pki};
-use crate::util::{hex, pem_encode, sha256};
+use crate::util::{pem_encode, sha256};
 
 /// A token in a SoftHSM environment. Cheap to clone; keeps the environment's
 /// directory alive.
@@ -74,12 +74,12 @@ pub struct Provisioned {
 }
 
 fn ser_hex<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&hex(bytes))
+    s.serialize_str(&hex::encode(bytes))
 }
 
 fn ser_opt_hex<S: serde::Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
     match bytes {
-        Some(b) => s.serialize_str(&hex(b)),
+        Some(b) => s.serialize_str(&hex::encode(b)),
         None => s.serialize_none(),
     }
 }
@@ -102,12 +102,12 @@ impl Provisioned {
 
     /// SHA-256 of the certificate DER, lower-case hex without separators.
     pub fn fingerprint_hex(&self) -> String {
-        hex(&self.fingerprint())
+        hex::encode(self.fingerprint())
     }
 
     /// `CKA_ID` of the certificate, lower-case hex.
     pub fn cert_id_hex(&self) -> String {
-        hex(&self.cert_id)
+        hex::encode(&self.cert_id)
     }
 }
 

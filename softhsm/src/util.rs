@@ -1,59 +1,32 @@
-//! Small helpers: PEM, hex, random bytes, fingerprints, RFC 4514 names.
+//! Small helpers: PEM, random bytes, fingerprints, RFC 4514 names.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use base64::Engine;
+use pem::{EncodeConfig, LineEnding, Pem};
 use sha2::{Digest, Sha256};
 use x509_parser::x509::X509Name;
 
 use crate::error::{Error, Result};
 
-/// Encodes DER as PEM with the given label (`CERTIFICATE`, `PRIVATE KEY`).
-pub fn pem_encode(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
+/// Encodes DER as PEM with the given label (`CERTIFICATE`, `PRIVATE KEY`),
+/// with Unix line endings like the PEM files rcgen and OpenSSL write (the
+/// pem crate's default is CRLF).
+pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
+    pem::encode_config(
+        &Pem::new(label, der),
+        EncodeConfig::new().set_line_ending(LineEnding::LF),
+    )
 }
 
 /// Decodes every PEM block with the given label, in order.
 pub fn pem_decode_all(label: &str, pem: &str) -> Result<Vec<Vec<u8>>> {
-    let begin = format!("-----BEGIN {label}-----");
-    let end = format!("-----END {label}-----");
-    let mut out = Vec::new();
-    let mut rest = pem;
-    while let Some(start) = rest.find(&begin) {
-        let after = &rest[start + begin.len()..];
-        let stop = after
-            .find(&end)
-            .ok_or_else(|| Error::X509(format!("PEM block {label} without END line")))?;
-        let body: String = after[..stop]
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .map_err(|e| Error::X509(format!("PEM base64: {e}")))?;
-        out.push(der);
-        rest = &after[stop + end.len()..];
-    }
-    Ok(out)
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    Ok(pem::parse_many(pem)
+        .map_err(|e| Error::X509(format!("PEM: {e}")))?
+        .into_iter()
+        .filter(|block| block.tag() == label)
+        .map(Pem::into_contents)
+        .collect())
 }
 
 /// SHA-256 of `data`.
@@ -106,7 +79,7 @@ pub fn rfc4514(name: &X509Name<'_>) -> String {
                             // BMPString etc.: fall back to the DER of the value.
                             let any = atv.attr_value();
                             let der = crate::der::tlv(any.header.tag().0 as u8, any.as_bytes());
-                            format!("#{}", hex(&der))
+                            format!("#{}", hex::encode(der))
                         }
                     };
                     format!("{key}={value}")
@@ -160,6 +133,7 @@ mod tests {
         let der: Vec<u8> = (0..=255u8).collect();
         let pem = pem_encode("CERTIFICATE", &der);
         assert!(pem.lines().all(|l| l.len() <= 64));
+        assert!(!pem.contains('\r'));
         let back = pem_decode_all("CERTIFICATE", &format!("{pem}{pem}")).expect("decode");
         assert_eq!(back, vec![der.clone(), der]);
     }
