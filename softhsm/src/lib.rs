@@ -58,7 +58,6 @@
 //!   configurations crash the process (SIGSEGV): hence the lock.
 
 pub mod demo;
-mod der;
 mod env;
 mod error;
 mod keys;

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use pem::{EncodeConfig, LineEnding, Pem};
 use sha2::{Digest, Sha256};
 use x509_parser::x509::X509Name;
+use yasna::models::TaggedDerValue;
 
 use crate::error::{Error, Result};
 
@@ -78,7 +79,16 @@ pub fn rfc4514(name: &X509Name<'_>) -> String {
                         Err(_) => {
                             // BMPString etc.: fall back to the DER of the value.
                             let any = atv.attr_value();
-                            let der = crate::der::tlv(any.header.tag().0 as u8, any.as_bytes());
+                            let tag = yasna::Tag {
+                                tag_class: yasna::TagClass::Universal,
+                                tag_number: any.header.tag().0.into(),
+                            };
+                            let der = yasna::construct_der(|w| {
+                                w.write_tagged_der(&TaggedDerValue::from_tag_and_bytes(
+                                    tag,
+                                    any.as_bytes().to_vec(),
+                                ))
+                            });
                             format!("#{}", hex::encode(der))
                         }
                     };
