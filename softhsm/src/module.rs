@@ -16,13 +16,12 @@
 //! private copy cannot be loaded (a `noexec` temp dir, say) the real path is
 //! used instead.
 
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::RvError;
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
-
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
-use cryptoki::error::RvError;
 
 use crate::error::{Error, Pkcs11Context, Result};
 
@@ -104,7 +103,7 @@ impl std::fmt::Debug for ProvisioningLock {
 /// Takes the process-wide provisioning lock (see [`ProvisioningLock`]).
 pub fn provisioning_lock() -> ProvisioningLock {
     ProvisioningLock {
-        guard: LOADED.lock().unwrap_or_else(PoisonError::into_inner),
+        guard: LOADED.lock(),
     }
 }
 
