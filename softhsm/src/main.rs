@@ -196,6 +196,20 @@ enum Eku {
     None,
 }
 
+impl Eku {
+    /// The purpose, `None` for `none`.
+    fn purpose(self) -> Option<ExtendedKeyUsagePurpose> {
+        Some(match self {
+            Eku::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
+            Eku::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
+            Eku::Any => ExtendedKeyUsagePurpose::Any,
+            Eku::EmailProtection => ExtendedKeyUsagePurpose::EmailProtection,
+            Eku::CodeSigning => ExtendedKeyUsagePurpose::CodeSigning,
+            Eku::None => return None,
+        })
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
 enum Ku {
     DigitalSignature,
@@ -204,6 +218,33 @@ enum Ku {
     DataEncipherment,
     KeyAgreement,
     None,
+}
+
+impl Ku {
+    /// The usage, `None` for `none`.
+    fn purpose(self) -> Option<KeyUsagePurpose> {
+        Some(match self {
+            Ku::DigitalSignature => KeyUsagePurpose::DigitalSignature,
+            Ku::NonRepudiation => KeyUsagePurpose::ContentCommitment,
+            Ku::KeyEncipherment => KeyUsagePurpose::KeyEncipherment,
+            Ku::DataEncipherment => KeyUsagePurpose::DataEncipherment,
+            Ku::KeyAgreement => KeyUsagePurpose::KeyAgreement,
+            Ku::None => return None,
+        })
+    }
+}
+
+/// The extension that repeated `--eku` or `--ku` flags ask for: `absent`
+/// when any of them is `none`, else the list of their purposes.
+fn usages<A: Copy, P, U: From<Vec<P>>>(
+    args: &[A],
+    purpose: impl Fn(A) -> Option<P>,
+    absent: U,
+) -> U {
+    args.iter()
+        .map(|&arg| purpose(arg))
+        .collect::<Option<Vec<P>>>()
+        .map_or(absent, U::from)
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -418,46 +459,10 @@ fn identity(args: IdentityArgs) -> Result<(), BoxError> {
         spec = spec.not_yet_valid();
     }
     if !args.eku.is_empty() {
-        spec.extended_key_usage = if args.eku.contains(&Eku::None) {
-            p11agent_softhsm::Eku::Absent
-        } else {
-            p11agent_softhsm::Eku::List(
-                args.eku
-                    .iter()
-                    .filter_map(|e| {
-                        Some(match e {
-                            Eku::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
-                            Eku::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
-                            Eku::Any => ExtendedKeyUsagePurpose::Any,
-                            Eku::EmailProtection => ExtendedKeyUsagePurpose::EmailProtection,
-                            Eku::CodeSigning => ExtendedKeyUsagePurpose::CodeSigning,
-                            Eku::None => return None,
-                        })
-                    })
-                    .collect(),
-            )
-        };
+        spec.extended_key_usage = usages(&args.eku, Eku::purpose, p11agent_softhsm::Eku::Absent);
     }
     if !args.ku.is_empty() {
-        spec.key_usage = if args.ku.contains(&Ku::None) {
-            p11agent_softhsm::KeyUsage::Absent
-        } else {
-            p11agent_softhsm::KeyUsage::List(
-                args.ku
-                    .iter()
-                    .filter_map(|k| {
-                        Some(match k {
-                            Ku::DigitalSignature => KeyUsagePurpose::DigitalSignature,
-                            Ku::NonRepudiation => KeyUsagePurpose::ContentCommitment,
-                            Ku::KeyEncipherment => KeyUsagePurpose::KeyEncipherment,
-                            Ku::DataEncipherment => KeyUsagePurpose::DataEncipherment,
-                            Ku::KeyAgreement => KeyUsagePurpose::KeyAgreement,
-                            Ku::None => return None,
-                        })
-                    })
-                    .collect(),
-            )
-        };
+        spec.key_usage = usages(&args.ku, Ku::purpose, p11agent_softhsm::KeyUsage::Absent);
     }
 
     let provisioned = if args.no_key {

@@ -24,6 +24,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Pkcs11Context, Result};
+use crate::util::file_from_env;
 
 /// Environment variable that overrides where the SoftHSM module is found.
 pub const MODULE_ENV: &str = "P11AGENT_SOFTHSM_MODULE";
@@ -48,16 +49,8 @@ const CANDIDATES: &[&str] = &[
 /// file); otherwise the usual install locations are tried in order, starting
 /// with Debian's `/usr/lib/softhsm/libsofthsm2.so`.
 pub fn module_path() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os(MODULE_ENV).filter(|v| !v.is_empty()) {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(Error::ModuleNotFound(format!(
-                "{MODULE_ENV}={} does not exist",
-                path.display()
-            )))
-        };
+    if let Some(path) = file_from_env(MODULE_ENV, Error::ModuleNotFound)? {
+        return Ok(path);
     }
     if let Some(found) = CANDIDATES.iter().map(Path::new).find(|p| p.is_file()) {
         return Ok(found.to_path_buf());

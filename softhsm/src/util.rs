@@ -1,6 +1,7 @@
 //! Small helpers: PEM, random bytes, fingerprints, RFC 4514 names.
 
 use std::hash::{BuildHasher, Hasher};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use pem::{EncodeConfig, LineEnding, Pem};
@@ -28,6 +29,24 @@ pub fn pem_decode_all(label: &str, pem: &str) -> Result<Vec<Vec<u8>>> {
         .filter(|block| block.tag() == label)
         .map(Pem::into_contents)
         .collect())
+}
+
+/// The file named by the environment variable `var`; `None` when it is
+/// unset or empty, and the error `not_found` makes when the file does not
+/// exist: an explicit choice that is wrong must not fall back to a search.
+pub(crate) fn file_from_env(var: &str, not_found: fn(String) -> Error) -> Result<Option<PathBuf>> {
+    let Some(path) = std::env::var_os(var).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let path = PathBuf::from(path);
+    if path.is_file() {
+        Ok(Some(path))
+    } else {
+        Err(not_found(format!(
+            "{var}={} does not exist",
+            path.display()
+        )))
+    }
 }
 
 /// SHA-256 of `data`.
