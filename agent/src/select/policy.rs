@@ -2,6 +2,10 @@
 //! `AutoSelectCertificateForUrls` policy, and the origins that may get a
 //! lone candidate without a rule.
 //!
+//! No crate reads this policy or applies its filters: serde parses the
+//! JSON or TOML, and this file applies Chromium's matching rules, stricter
+//! where it says so below.
+//!
 //! A rule pairs a [`Pattern`] with a certificate filter:
 //!
 //! ```json

@@ -101,7 +101,7 @@ pub struct ParsedCertificate {
     pub der: Vec<u8>,
     /// Lower-case hex SHA-256 of `der`.
     pub id: String,
-    /// Subject DN, RFC 4514 (see [`super::dn`]).
+    /// Subject DN, RFC 4514 (see [`p11agent_proto::dn`]).
     pub subject: String,
     /// Issuer DN, RFC 4514.
     pub issuer: String,
