@@ -74,27 +74,17 @@ pub fn for_public_key(params: &CertificateParams, public: &impl PublicKeyData) -
 pub struct FakeRsaKey(Vec<u8>);
 
 impl FakeRsaKey {
-    /// A 2048-bit modulus and exponent 65537.
+    /// A 2048-bit modulus and exponent 65537, as an RSAPublicKey.
     pub fn new_2048() -> Self {
-        let mut modulus = vec![0x00, 0xc3];
+        let mut modulus = vec![0xc3];
         modulus.extend((0..255u32).map(|i| (i * 7 + 1) as u8));
-        let mut body = der_int(&modulus);
-        body.extend(der_int(&[0x01, 0x00, 0x01]));
-        let mut seq = vec![0x30, 0x82, (body.len() >> 8) as u8, body.len() as u8];
-        seq.extend(body);
-        FakeRsaKey(seq)
+        FakeRsaKey(yasna::construct_der(|w| {
+            w.write_sequence(|w| {
+                w.next().write_bigint_bytes(&modulus, true);
+                w.next().write_bigint_bytes(&[0x01, 0x00, 0x01], true);
+            })
+        }))
     }
-}
-
-fn der_int(content: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x02];
-    if content.len() < 0x80 {
-        out.push(content.len() as u8);
-    } else {
-        out.extend([0x82, (content.len() >> 8) as u8, content.len() as u8]);
-    }
-    out.extend_from_slice(content);
-    out
 }
 
 impl PublicKeyData for FakeRsaKey {
