@@ -37,7 +37,7 @@ pub mod names;
 pub mod usability;
 
 #[cfg(test)]
-mod test_certs;
+pub(crate) mod test_certs;
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
