@@ -6,6 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use pem::{EncodeConfig, LineEnding, Pem};
 use sha2::{Digest, Sha256};
+use x509_parser::asn1_rs::Oid;
+use x509_parser::oid_registry::{
+    OID_DOMAIN_COMPONENT, OID_USERID, OID_X509_COMMON_NAME, OID_X509_COUNTRY_NAME,
+    OID_X509_LOCALITY_NAME, OID_X509_ORGANIZATIONAL_UNIT, OID_X509_ORGANIZATION_NAME,
+    OID_X509_STATE_OR_PROVINCE_NAME, OID_X509_STREET_ADDRESS,
+};
 use x509_parser::x509::X509Name;
 use yasna::models::TaggedDerValue;
 
@@ -91,8 +97,10 @@ pub fn rfc4514(name: &X509Name<'_>) -> String {
         .map(|rdn| {
             rdn.iter()
                 .map(|atv| {
-                    let oid = atv.attr_type().to_id_string();
-                    let key = short_name(&oid).map(str::to_string).unwrap_or(oid);
+                    let key = SHORT_NAMES
+                        .iter()
+                        .find(|(oid, _)| oid == atv.attr_type())
+                        .map_or_else(|| atv.attr_type().to_id_string(), |(_, n)| n.to_string());
                     let value = match atv.as_str() {
                         Ok(s) => escape_rfc4514(s),
                         Err(_) => {
@@ -120,20 +128,18 @@ pub fn rfc4514(name: &X509Name<'_>) -> String {
     rdns.into_iter().rev().collect::<Vec<_>>().join(",")
 }
 
-fn short_name(oid: &str) -> Option<&'static str> {
-    Some(match oid {
-        "2.5.4.3" => "CN",
-        "2.5.4.7" => "L",
-        "2.5.4.8" => "ST",
-        "2.5.4.10" => "O",
-        "2.5.4.11" => "OU",
-        "2.5.4.6" => "C",
-        "2.5.4.9" => "STREET",
-        "0.9.2342.19200300.100.1.25" => "DC",
-        "0.9.2342.19200300.100.1.1" => "UID",
-        _ => return None,
-    })
-}
+/// The attribute types RFC 4514 section 3 names, by their short names.
+static SHORT_NAMES: [(Oid<'static>, &str); 9] = [
+    (OID_X509_COMMON_NAME, "CN"),
+    (OID_X509_LOCALITY_NAME, "L"),
+    (OID_X509_STATE_OR_PROVINCE_NAME, "ST"),
+    (OID_X509_ORGANIZATION_NAME, "O"),
+    (OID_X509_ORGANIZATIONAL_UNIT, "OU"),
+    (OID_X509_COUNTRY_NAME, "C"),
+    (OID_X509_STREET_ADDRESS, "STREET"),
+    (OID_DOMAIN_COMPONENT, "DC"),
+    (OID_USERID, "UID"),
+];
 
 fn escape_rfc4514(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -165,6 +171,42 @@ mod tests {
         assert!(!pem.contains('\r'));
         let back = pem_decode_all("CERTIFICATE", &format!("{pem}{pem}")).expect("decode");
         assert_eq!(back, vec![der.clone(), der]);
+    }
+
+    #[test]
+    fn rfc4514_short_names() {
+        use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+        let mut dn = DistinguishedName::new();
+        dn.push(
+            DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 25]),
+            "example",
+        );
+        dn.push(DnType::CountryName, "FR");
+        dn.push(DnType::StateOrProvinceName, "Rhône");
+        dn.push(DnType::LocalityName, "Lyon");
+        dn.push(DnType::CustomDnType(vec![2, 5, 4, 9]), "1 rue X");
+        dn.push(DnType::OrganizationName, "Corp");
+        dn.push(DnType::OrganizationalUnitName, "Staff");
+        dn.push(
+            DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 1]),
+            "alice",
+        );
+        dn.push(DnType::CustomDnType(vec![1, 2, 3, 4]), "other");
+        dn.push(DnType::CommonName, "Alice");
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn;
+        let key = KeyPair::generate().expect("key");
+        let der = params
+            .self_signed(&key)
+            .expect("certificate")
+            .der()
+            .to_vec();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("parses");
+        assert_eq!(
+            rfc4514(cert.subject()),
+            "CN=Alice,1.2.3.4=other,UID=alice,OU=Staff,O=Corp,STREET=1 rue X,L=Lyon,\
+             ST=Rhône,C=FR,DC=example"
+        );
     }
 
     #[test]
