@@ -15,7 +15,7 @@ use tempfile::TempDir;
 use crate::error::{Error, Pkcs11Context, Result};
 use crate::module::{module_path, with_module, CONF_ENV};
 use crate::token::Token;
-use crate::util::{hex, sha256};
+use crate::util::sha256;
 
 /// Shared by a [`SoftHsm`] and its [`Token`]s: the directory lives as long as
 /// any of them.
@@ -397,10 +397,10 @@ fn inventory_of(ctx: &Pkcs11, token: TokenSummary) -> Result<TokenInventory> {
         certificates.push(StoredCertificate {
             label: String::from_utf8_lossy(&label).into_owned(),
             public_key_with_same_id: public_ids.contains(&id),
-            id: hex(&id),
+            id: hex::encode(&id),
             subject: fields.subject,
             issuer: fields.issuer,
-            fingerprint: hex(&sha256(&value)),
+            fingerprint: hex::encode(sha256(&value)),
         });
     }
     drop(session);

@@ -7,16 +7,15 @@ use std::str::FromStr;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
 use cryptoki::session::Session;
+use x509_parser::asn1_rs::Oid;
+use x509_parser::oid_registry::{
+    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_NIST_EC_P521,
+    OID_PKCS1_RSAENCRYPTION, OID_SIG_ED25519,
+};
+use yasna::models::TaggedDerValue;
+use yasna::{DERWriter, DERWriterSeq};
 
-use crate::der;
 use crate::error::{Error, Pkcs11Context, Result};
-
-const OID_RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-const OID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
-const OID_P521: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x23];
-const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
 
 /// A key-pair type the token can generate.
 ///
@@ -93,15 +92,26 @@ impl KeyAlgorithm {
 
     /// The `CKA_EC_PARAMS` value used at generation (EC and Ed25519 only).
     pub fn ec_params(self) -> Option<Vec<u8>> {
-        match self {
-            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => None,
-            KeyAlgorithm::EcP256 => Some(der::tlv(der::TAG_OID, OID_P256)),
-            KeyAlgorithm::EcP384 => Some(der::tlv(der::TAG_OID, OID_P384)),
-            KeyAlgorithm::EcP521 => Some(der::tlv(der::TAG_OID, OID_P521)),
-            KeyAlgorithm::Ed25519 => Some(der::tlv(der::TAG_OID, OID_ED25519)),
+        let oid = match self {
+            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => return None,
+            KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 | KeyAlgorithm::EcP521 => self.curve()?,
+            KeyAlgorithm::Ed25519 => OID_SIG_ED25519,
             KeyAlgorithm::Ed25519NamedCurve => {
-                Some(der::tlv(der::TAG_PRINTABLE_STRING, b"edwards25519"))
+                return Some(yasna::construct_der(|w| {
+                    w.write_printable_string("edwards25519")
+                }))
             }
+        };
+        Some(yasna::construct_der(|w| write_oid(w, &oid)))
+    }
+
+    /// The named curve of an EC key.
+    fn curve(self) -> Option<Oid<'static>> {
+        match self {
+            KeyAlgorithm::EcP256 => Some(OID_EC_P256),
+            KeyAlgorithm::EcP384 => Some(OID_NIST_EC_P384),
+            KeyAlgorithm::EcP521 => Some(OID_NIST_EC_P521),
+            _ => None,
         }
     }
 
@@ -182,15 +192,18 @@ impl PublicKey {
         if !algorithm.is_rsa() {
             return Err(Error::InvalidArgument(format!("{algorithm} is not RSA")));
         }
-        let key_bytes = der::sequence(&[
-            &der::unsigned_integer(modulus),
-            &der::unsigned_integer(exponent),
-        ]);
-        let alg_id = der::sequence(&[
-            &der::tlv(der::TAG_OID, OID_RSA_ENCRYPTION),
-            &der::tlv(der::TAG_NULL, &[]),
-        ]);
-        let spki = der::sequence(&[&alg_id, &der::bit_string(&key_bytes)]);
+        // PKCS#11 gives unsigned magnitudes; DER INTEGERs are signed.
+        let key_bytes = yasna::construct_der(|w| {
+            w.write_sequence(|w| {
+                w.next().write_bigint_bytes(modulus, true);
+                w.next().write_bigint_bytes(exponent, true);
+            })
+        });
+        let spki = spki(
+            &OID_PKCS1_RSAENCRYPTION,
+            |w| w.next().write_null(),
+            &key_bytes,
+        );
         Ok(PublicKey {
             algorithm,
             key_bytes,
@@ -205,14 +218,10 @@ impl PublicKey {
             .point_len()
             .ok_or_else(|| Error::InvalidArgument(format!("{algorithm} has no EC point")))?;
         let point = if ec_point.len() == expected {
-            ec_point
+            ec_point.to_vec()
         } else {
-            match der::read_tlv(ec_point) {
-                Ok((der::TAG_OCTET_STRING, inner, rest))
-                    if rest.is_empty() && inner.len() == expected =>
-                {
-                    inner
-                }
+            match yasna::parse_ber(ec_point, |r| r.read_bytes()) {
+                Ok(inner) if inner.len() == expected => inner,
                 _ => {
                     return Err(Error::PublicKey(format!(
                         "CKA_EC_POINT of {} bytes is neither a raw {algorithm} point nor an \
@@ -222,25 +231,18 @@ impl PublicKey {
                 }
             }
         };
-        let alg_id = match algorithm {
-            KeyAlgorithm::EcP256 => der::sequence(&[
-                &der::tlv(der::TAG_OID, OID_EC_PUBLIC_KEY),
-                &der::tlv(der::TAG_OID, OID_P256),
-            ]),
-            KeyAlgorithm::EcP384 => der::sequence(&[
-                &der::tlv(der::TAG_OID, OID_EC_PUBLIC_KEY),
-                &der::tlv(der::TAG_OID, OID_P384),
-            ]),
-            KeyAlgorithm::EcP521 => der::sequence(&[
-                &der::tlv(der::TAG_OID, OID_EC_PUBLIC_KEY),
-                &der::tlv(der::TAG_OID, OID_P521),
-            ]),
-            _ => der::sequence(&[&der::tlv(der::TAG_OID, OID_ED25519)]),
+        // Only EC and Ed25519 keys have a point (checked above).
+        let spki = match algorithm.curve() {
+            Some(curve) => spki(
+                &OID_KEY_TYPE_EC_PUBLIC_KEY,
+                |w| write_oid(w.next(), &curve),
+                &point,
+            ),
+            None => spki(&OID_SIG_ED25519, |_| {}, &point),
         };
-        let spki = der::sequence(&[&alg_id, &der::bit_string(point)]);
         Ok(PublicKey {
             algorithm,
-            key_bytes: point.to_vec(),
+            key_bytes: point,
             spki,
         })
     }
@@ -274,15 +276,13 @@ impl PublicKey {
                     .as_ref()
                     .and_then(|p| p.as_oid().ok())
                     .ok_or_else(|| Error::PublicKey("EC key without a named curve".into()))?;
-                let algorithm = match curve.as_bytes() {
-                    OID_P256 => KeyAlgorithm::EcP256,
-                    OID_P384 => KeyAlgorithm::EcP384,
-                    OID_P521 => KeyAlgorithm::EcP521,
-                    _ => return Err(Error::PublicKey(format!("unsupported curve {curve}"))),
-                };
+                let algorithm = KeyAlgorithm::ALL
+                    .into_iter()
+                    .find(|a| a.curve().as_ref() == Some(&curve))
+                    .ok_or_else(|| Error::PublicKey(format!("unsupported curve {curve}")))?;
                 PublicKey::from_ec_point(algorithm, point.data())?
             }
-            _ if info.algorithm.algorithm.as_bytes() == OID_ED25519 => {
+            _ if info.algorithm.algorithm == OID_SIG_ED25519 => {
                 PublicKey::from_ec_point(KeyAlgorithm::Ed25519, &info.subject_public_key.data)?
             }
             _ => {
@@ -357,6 +357,33 @@ impl PublicKey {
             }
         }
     }
+}
+
+/// A DER SubjectPublicKeyInfo: the algorithm OID, the parameters that
+/// `parameters` writes after it, and `key` in a BIT STRING.
+fn spki(
+    algorithm: &Oid<'_>,
+    parameters: impl FnOnce(&mut DERWriterSeq<'_>),
+    key: &[u8],
+) -> Vec<u8> {
+    yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_sequence(|w| {
+                write_oid(w.next(), algorithm);
+                parameters(w);
+            });
+            w.next().write_bitvec_bytes(key, key.len() * 8);
+        })
+    })
+}
+
+/// Writes one of oid-registry's OIDs with yasna, which models OIDs by their
+/// arcs: the encoded arcs under the OBJECT IDENTIFIER tag.
+fn write_oid(w: DERWriter<'_>, oid: &Oid<'_>) {
+    w.write_tagged_der(&TaggedDerValue::from_tag_and_bytes(
+        yasna::tags::TAG_OID,
+        oid.as_bytes().to_vec(),
+    ));
 }
 
 /// Adapter giving rcgen the subject key of a certificate. For P-521, which
@@ -464,4 +491,79 @@ pub(crate) fn generate_key_pair(
         private_handle,
         public_handle,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rsa_integers_are_positive_and_minimal() {
+        // A sign byte before a set top bit, leading zeros dropped, and zero
+        // for an empty magnitude.
+        let key = PublicKey::from_rsa(KeyAlgorithm::Rsa2048, &[0x00, 0x80], &[0x01, 0x00, 0x01])
+            .expect("rsa");
+        assert_eq!(
+            key.key_bytes(),
+            [0x30, 0x09, 0x02, 0x02, 0x00, 0x80, 0x02, 0x03, 0x01, 0x00, 0x01]
+        );
+        let key = PublicKey::from_rsa(KeyAlgorithm::Rsa2048, &[], &[0x00, 0x03]).expect("rsa");
+        assert_eq!(
+            key.key_bytes(),
+            [0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x03]
+        );
+    }
+
+    #[test]
+    fn rsa_spki_has_long_lengths_and_parses_back() {
+        let key = PublicKey::from_rsa(KeyAlgorithm::Rsa2048, &[0xc3; 256], &[0x01, 0x00, 0x01])
+            .expect("rsa");
+        // SEQUENCE of 266 bytes holding an INTEGER of 257 (sign byte first).
+        assert_eq!(
+            key.key_bytes()[..9],
+            [0x30, 0x82, 0x01, 0x0a, 0x02, 0x82, 0x01, 0x01, 0x00]
+        );
+        assert_eq!(PublicKey::from_spki_der(key.spki_der()).expect("spki"), key);
+    }
+
+    #[test]
+    fn ec_params_encodings() {
+        let params = |algorithm: KeyAlgorithm| algorithm.ec_params().map(hex::encode);
+        assert_eq!(params(KeyAlgorithm::Rsa2048), None);
+        assert_eq!(params(KeyAlgorithm::Rsa3072), None);
+        assert_eq!(
+            params(KeyAlgorithm::EcP256).as_deref(),
+            Some("06082a8648ce3d030107")
+        );
+        assert_eq!(
+            params(KeyAlgorithm::EcP384).as_deref(),
+            Some("06052b81040022")
+        );
+        assert_eq!(
+            params(KeyAlgorithm::EcP521).as_deref(),
+            Some("06052b81040023")
+        );
+        assert_eq!(params(KeyAlgorithm::Ed25519).as_deref(), Some("06032b6570"));
+        assert_eq!(
+            params(KeyAlgorithm::Ed25519NamedCurve),
+            Some(hex::encode(b"\x13\x0cedwards25519"))
+        );
+    }
+
+    #[test]
+    fn ec_points_raw_or_wrapped() {
+        let raw = [0x04; 133];
+        let key = PublicKey::from_ec_point(KeyAlgorithm::EcP521, &raw).expect("raw");
+        // An OCTET STRING of 133 bytes has a long-form length.
+        let wrapped = [&[0x04, 0x81, 0x85][..], &raw].concat();
+        assert_eq!(
+            PublicKey::from_ec_point(KeyAlgorithm::EcP521, &wrapped).expect("wrapped"),
+            key
+        );
+        assert_eq!(key.key_bytes(), raw);
+        let trailing = [&wrapped[..], &[0x00]].concat();
+        assert!(PublicKey::from_ec_point(KeyAlgorithm::EcP521, &trailing).is_err());
+        assert!(PublicKey::from_ec_point(KeyAlgorithm::EcP521, &wrapped[..100]).is_err());
+        assert!(PublicKey::from_ec_point(KeyAlgorithm::Rsa2048, &raw).is_err());
+    }
 }

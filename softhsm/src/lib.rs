@@ -58,7 +58,6 @@
 //!   configurations crash the process (SIGSEGV): hence the lock.
 
 pub mod demo;
-mod der;
 mod env;
 mod error;
 mod keys;
@@ -78,7 +77,7 @@ pub use p11kit_server::{
 pub use pki::{Eku, IssuedBy, KeyUsage, LeafSpec, Pki, SoftwareIdentity};
 pub use rcgen::{DnType, ExtendedKeyUsagePurpose, KeyUsagePurpose};
 pub use token::{Provisioned, Provisioner, Token};
-pub use util::{hex, pem_decode_all, pem_encode, rfc4514, sha256};
+pub use util::{pem_decode_all, rfc4514, sha256};
 
 /// Re-export of the cryptoki version this crate uses, for inspecting tokens
 /// inside [`SoftHsm::with_pkcs11`] and [`Token::provision`].

@@ -196,6 +196,20 @@ enum Eku {
     None,
 }
 
+impl Eku {
+    /// The purpose, `None` for `none`.
+    fn purpose(self) -> Option<ExtendedKeyUsagePurpose> {
+        Some(match self {
+            Eku::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
+            Eku::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
+            Eku::Any => ExtendedKeyUsagePurpose::Any,
+            Eku::EmailProtection => ExtendedKeyUsagePurpose::EmailProtection,
+            Eku::CodeSigning => ExtendedKeyUsagePurpose::CodeSigning,
+            Eku::None => return None,
+        })
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
 enum Ku {
     DigitalSignature,
@@ -204,6 +218,33 @@ enum Ku {
     DataEncipherment,
     KeyAgreement,
     None,
+}
+
+impl Ku {
+    /// The usage, `None` for `none`.
+    fn purpose(self) -> Option<KeyUsagePurpose> {
+        Some(match self {
+            Ku::DigitalSignature => KeyUsagePurpose::DigitalSignature,
+            Ku::NonRepudiation => KeyUsagePurpose::ContentCommitment,
+            Ku::KeyEncipherment => KeyUsagePurpose::KeyEncipherment,
+            Ku::DataEncipherment => KeyUsagePurpose::DataEncipherment,
+            Ku::KeyAgreement => KeyUsagePurpose::KeyAgreement,
+            Ku::None => return None,
+        })
+    }
+}
+
+/// The extension that repeated `--eku` or `--ku` flags ask for: `absent`
+/// when any of them is `none`, else the list of their purposes.
+fn usages<A: Copy, P, U: From<Vec<P>>>(
+    args: &[A],
+    purpose: impl Fn(A) -> Option<P>,
+    absent: U,
+) -> U {
+    args.iter()
+        .map(|&arg| purpose(arg))
+        .collect::<Option<Vec<P>>>()
+        .map_or(absent, U::from)
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -231,15 +272,13 @@ impl From<KeyArg> for KeyAlgorithm {
     }
 }
 
+/// A `--serial`: hex digits, optionally after `0x` and split by colons.
 fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
-    let s = s.trim_start_matches("0x").replace(':', "");
-    if s.is_empty() || !s.len().is_multiple_of(2) {
-        return Err(format!("{s:?} is not an even number of hex digits"));
+    let digits = s.trim_start_matches("0x").replace(':', "");
+    if digits.is_empty() {
+        return Err(format!("{s:?} has no hex digits"));
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|e| format!("{s:?}: {e}")))
-        .collect()
+    hex::decode(&digits).map_err(|e| format!("{s:?}: {e}"))
 }
 
 fn main() -> ExitCode {
@@ -420,46 +459,10 @@ fn identity(args: IdentityArgs) -> Result<(), BoxError> {
         spec = spec.not_yet_valid();
     }
     if !args.eku.is_empty() {
-        spec.extended_key_usage = if args.eku.contains(&Eku::None) {
-            p11agent_softhsm::Eku::Absent
-        } else {
-            p11agent_softhsm::Eku::List(
-                args.eku
-                    .iter()
-                    .filter_map(|e| {
-                        Some(match e {
-                            Eku::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
-                            Eku::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
-                            Eku::Any => ExtendedKeyUsagePurpose::Any,
-                            Eku::EmailProtection => ExtendedKeyUsagePurpose::EmailProtection,
-                            Eku::CodeSigning => ExtendedKeyUsagePurpose::CodeSigning,
-                            Eku::None => return None,
-                        })
-                    })
-                    .collect(),
-            )
-        };
+        spec.extended_key_usage = usages(&args.eku, Eku::purpose, p11agent_softhsm::Eku::Absent);
     }
     if !args.ku.is_empty() {
-        spec.key_usage = if args.ku.contains(&Ku::None) {
-            p11agent_softhsm::KeyUsage::Absent
-        } else {
-            p11agent_softhsm::KeyUsage::List(
-                args.ku
-                    .iter()
-                    .filter_map(|k| {
-                        Some(match k {
-                            Ku::DigitalSignature => KeyUsagePurpose::DigitalSignature,
-                            Ku::NonRepudiation => KeyUsagePurpose::ContentCommitment,
-                            Ku::KeyEncipherment => KeyUsagePurpose::KeyEncipherment,
-                            Ku::DataEncipherment => KeyUsagePurpose::DataEncipherment,
-                            Ku::KeyAgreement => KeyUsagePurpose::KeyAgreement,
-                            Ku::None => return None,
-                        })
-                    })
-                    .collect(),
-            )
-        };
+        spec.key_usage = usages(&args.ku, Ku::purpose, p11agent_softhsm::KeyUsage::Absent);
     }
 
     let provisioned = if args.no_key {
@@ -490,8 +493,7 @@ fn identity(args: IdentityArgs) -> Result<(), BoxError> {
             provisioned.algorithm,
             provisioned.cert_id_hex(),
             match &provisioned.key_id {
-                Some(k) if *k != provisioned.cert_id =>
-                    format!(" (key CKA_ID {})", p11agent_softhsm::hex(k)),
+                Some(k) if *k != provisioned.cert_id => format!(" (key CKA_ID {})", hex::encode(k)),
                 _ => String::new(),
             }
         );

@@ -16,15 +16,15 @@
 //! private copy cannot be loaded (a `noexec` temp dir, say) the real path is
 //! used instead.
 
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::RvError;
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
-
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
-use cryptoki::error::RvError;
 
 use crate::error::{Error, Pkcs11Context, Result};
+use crate::util::file_from_env;
 
 /// Environment variable that overrides where the SoftHSM module is found.
 pub const MODULE_ENV: &str = "P11AGENT_SOFTHSM_MODULE";
@@ -49,16 +49,8 @@ const CANDIDATES: &[&str] = &[
 /// file); otherwise the usual install locations are tried in order, starting
 /// with Debian's `/usr/lib/softhsm/libsofthsm2.so`.
 pub fn module_path() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os(MODULE_ENV).filter(|v| !v.is_empty()) {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(Error::ModuleNotFound(format!(
-                "{MODULE_ENV}={} does not exist",
-                path.display()
-            )))
-        };
+    if let Some(path) = file_from_env(MODULE_ENV, Error::ModuleNotFound)? {
+        return Ok(path);
     }
     if let Some(found) = CANDIDATES.iter().map(Path::new).find(|p| p.is_file()) {
         return Ok(found.to_path_buf());
@@ -104,7 +96,7 @@ impl std::fmt::Debug for ProvisioningLock {
 /// Takes the process-wide provisioning lock (see [`ProvisioningLock`]).
 pub fn provisioning_lock() -> ProvisioningLock {
     ProvisioningLock {
-        guard: LOADED.lock().unwrap_or_else(PoisonError::into_inner),
+        guard: LOADED.lock(),
     }
 }
 

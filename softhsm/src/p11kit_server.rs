@@ -15,6 +15,7 @@ use nix::unistd::Pid;
 
 use crate::env::SoftHsm;
 use crate::error::{Error, Result};
+use crate::util::file_from_env;
 
 /// Environment variable naming the `p11-kit` program, when it is not
 /// `p11-kit` on the `PATH`.
@@ -267,16 +268,8 @@ impl Drop for P11KitServer {
 /// The `p11-kit` program: `$P11AGENT_P11KIT`, else `p11-kit` on the
 /// `PATH`.
 fn p11kit_program() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os(P11KIT_ENV).filter(|v| !v.is_empty()) {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(Error::P11KitNotFound(format!(
-                "{P11KIT_ENV}={} does not exist",
-                path.display()
-            )))
-        };
+    if let Some(path) = file_from_env(P11KIT_ENV, Error::P11KitNotFound)? {
+        return Ok(path);
     }
     std::env::var_os("PATH")
         .iter()
@@ -300,16 +293,8 @@ const MODULE_DIRS: &[&str] = &[
 /// else the usual directories, including every `/usr/lib/<triple>/pkcs11`.
 pub fn p11kit_client_module() -> Result<PathBuf> {
     const FILE: &str = "p11-kit-client.so";
-    if let Some(path) = std::env::var_os(P11KIT_CLIENT_ENV).filter(|v| !v.is_empty()) {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(Error::P11KitNotFound(format!(
-                "{P11KIT_CLIENT_ENV}={} does not exist",
-                path.display()
-            )))
-        };
+    if let Some(path) = file_from_env(P11KIT_CLIENT_ENV, Error::P11KitNotFound)? {
+        return Ok(path);
     }
     // pkg-config knows where this system's p11-kit put its modules, when
     // the development files are installed; the fixed list covers the rest.

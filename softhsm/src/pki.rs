@@ -11,10 +11,10 @@ use rcgen::{
 };
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
+use yasna::models::TaggedDerValue;
 
 pub use rcgen::{ExtendedKeyUsagePurpose, KeyUsagePurpose};
 
-use crate::der;
 use crate::error::{Error, Result};
 use crate::keys::{KeyAlgorithm, PublicKey, RcgenPublicKey};
 use crate::util::{pem_decode_all, pem_encode, random_serial, rfc4514, sha256};
@@ -754,10 +754,15 @@ fn resign_with_spki(
             "stand-in key differs in length from the real key".into(),
         ));
     }
-    let (_, body, _) = der::read_tlv(cert)?;
-    let (tbs, rest) = der::read_element(body)?;
-    let (sig_alg, _) = der::read_element(rest)?;
-    let mut tbs = tbs.to_vec();
+    let (mut tbs, signature_algorithm) = yasna::parse_der(cert, |r| {
+        r.read_sequence(|r| {
+            let tbs = r.next().read_der()?;
+            let signature_algorithm = r.next().read_der()?;
+            r.next().read_bitvec_bytes()?;
+            Ok((tbs, signature_algorithm))
+        })
+    })
+    .map_err(|e| Error::X509(format!("certificate to sign again: {e}")))?;
     let positions: Vec<usize> = tbs
         .windows(stand_in.len())
         .enumerate()
@@ -772,11 +777,13 @@ fn resign_with_spki(
     };
     tbs[at..at + real.len()].copy_from_slice(real);
     let signature = key.sign(&tbs)?;
-    Ok(der::sequence(&[
-        &tbs,
-        sig_alg,
-        &der::bit_string(&signature),
-    ]))
+    Ok(yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_der(&tbs);
+            w.next().write_der(&signature_algorithm);
+            w.next().write_bitvec_bytes(&signature, signature.len() * 8);
+        })
+    }))
 }
 
 /// The fields of a certificate the token objects and reports need.
@@ -810,7 +817,13 @@ impl CertFields {
             issuer: rfc4514(cert.issuer()),
             subject_der: cert.subject().as_raw().to_vec(),
             issuer_der: cert.issuer().as_raw().to_vec(),
-            serial_der: der::tlv(der::TAG_INTEGER, &serial),
+            // The INTEGER as the certificate encodes it, sign byte and all.
+            serial_der: yasna::construct_der(|w| {
+                w.write_tagged_der(&TaggedDerValue::from_tag_and_bytes(
+                    yasna::tags::TAG_INTEGER,
+                    serial.clone(),
+                ))
+            }),
             serial,
             spki: cert.public_key().raw.to_vec(),
             common_name,

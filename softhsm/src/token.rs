@@ -14,7 +14,7 @@ use crate::error::{Error, Pkcs11Context, Result};
 use crate::keys::{generate_key_pair, GeneratedKey, KeyAlgorithm, KeyOptions};
 use crate::module::provisioning_lock;
 use crate::pki::{CertFields, LeafSpec, Pki};
-use crate::util::{hex, pem_encode, sha256};
+use crate::util::{pem_encode, sha256};
 
 /// A token in a SoftHSM environment. Cheap to clone; keeps the environment's
 /// directory alive.
@@ -74,12 +74,12 @@ pub struct Provisioned {
 }
 
 fn ser_hex<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&hex(bytes))
+    s.serialize_str(&hex::encode(bytes))
 }
 
 fn ser_opt_hex<S: serde::Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
     match bytes {
-        Some(b) => s.serialize_str(&hex(b)),
+        Some(b) => s.serialize_str(&hex::encode(b)),
         None => s.serialize_none(),
     }
 }
@@ -102,12 +102,12 @@ impl Provisioned {
 
     /// SHA-256 of the certificate DER, lower-case hex without separators.
     pub fn fingerprint_hex(&self) -> String {
-        hex(&self.fingerprint())
+        hex::encode(self.fingerprint())
     }
 
     /// `CKA_ID` of the certificate, lower-case hex.
     pub fn cert_id_hex(&self) -> String {
-        hex(&self.cert_id)
+        hex::encode(&self.cert_id)
     }
 }
 
@@ -430,11 +430,8 @@ impl Provisioner<'_> {
     /// Generates a key, has `pki` issue the certificate, stores it with the
     /// key's `CKA_ID` (`spec.id` or a fresh one).
     pub fn add_identity(&mut self, pki: &Pki, spec: &LeafSpec) -> Result<Provisioned> {
-        let id = match &spec.id {
-            Some(id) => id.clone(),
-            None => self.fresh_id()?,
-        };
-        self.add_with_ids(pki, spec, id.clone(), id)
+        let id = self.spec_id(spec)?;
+        self.issue_and_store(pki, spec, id.clone(), id, true)
     }
 
     /// The certificate gets `spec.id` (or a fresh id), the key another fresh
@@ -444,37 +441,12 @@ impl Provisioner<'_> {
         pki: &Pki,
         spec: &LeafSpec,
     ) -> Result<Provisioned> {
-        let cert_id = match &spec.id {
-            Some(id) => id.clone(),
-            None => self.fresh_id()?,
-        };
+        let cert_id = self.spec_id(spec)?;
         let mut key_id = self.fresh_id()?;
         if key_id == cert_id {
             key_id.push(0xff);
         }
-        self.add_with_ids(pki, spec, cert_id, key_id)
-    }
-
-    fn add_with_ids(
-        &mut self,
-        pki: &Pki,
-        spec: &LeafSpec,
-        cert_id: Vec<u8>,
-        key_id: Vec<u8>,
-    ) -> Result<Provisioned> {
-        let key = self.generate_for(spec, &key_id)?;
-        let cert_der = pki.issue(spec, &key.public_key)?;
-        let fields = CertFields::parse(&cert_der)?;
-        let label = spec.effective_label();
-        self.store_parsed(&cert_der, &fields, &cert_id, label)?;
-        Ok(Self::provisioned(
-            cert_der,
-            fields,
-            label,
-            cert_id,
-            Some(key_id),
-            spec.key,
-        ))
+        self.issue_and_store(pki, spec, cert_id, key_id, true)
     }
 
     /// Stores a certificate whose key is not on the token: the key pair is
@@ -485,23 +457,49 @@ impl Provisioner<'_> {
         pki: &Pki,
         spec: &LeafSpec,
     ) -> Result<Provisioned> {
-        let id = match &spec.id {
-            Some(id) => id.clone(),
-            None => self.fresh_id()?,
-        };
-        let key = self.generate_for(spec, &id)?;
+        let id = self.spec_id(spec)?;
+        self.issue_and_store(pki, spec, id.clone(), id, false)
+    }
+
+    /// `spec.id`, or a fresh id.
+    fn spec_id(&self, spec: &LeafSpec) -> Result<Vec<u8>> {
+        match &spec.id {
+            Some(id) => Ok(id.clone()),
+            None => self.fresh_id(),
+        }
+    }
+
+    /// Generates a key pair with `key_id`, has `pki` issue the certificate
+    /// and stores it with `cert_id`; without `keep_key` the key objects are
+    /// destroyed once the certificate is issued.
+    fn issue_and_store(
+        &mut self,
+        pki: &Pki,
+        spec: &LeafSpec,
+        cert_id: Vec<u8>,
+        key_id: Vec<u8>,
+        keep_key: bool,
+    ) -> Result<Provisioned> {
+        let key = self.generate_for(spec, &key_id)?;
         let cert_der = pki.issue(spec, &key.public_key)?;
-        self.session
-            .destroy_object(key.private_handle)
-            .ctx("C_DestroyObject(private key)")?;
-        self.session
-            .destroy_object(key.public_handle)
-            .ctx("C_DestroyObject(public key)")?;
+        if !keep_key {
+            self.session
+                .destroy_object(key.private_handle)
+                .ctx("C_DestroyObject(private key)")?;
+            self.session
+                .destroy_object(key.public_handle)
+                .ctx("C_DestroyObject(public key)")?;
+        }
         let fields = CertFields::parse(&cert_der)?;
         let label = spec.effective_label();
-        self.store_parsed(&cert_der, &fields, &id, label)?;
+        self.store_parsed(&cert_der, &fields, &cert_id, label)?;
         Ok(Self::provisioned(
-            cert_der, fields, label, id, None, spec.key,
+            cert_der,
+            fields,
+            label,
+            cert_id,
+            keep_key.then_some(key_id),
+            spec.key,
         ))
     }
 

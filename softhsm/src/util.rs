@@ -1,59 +1,58 @@
-//! Small helpers: PEM, hex, random bytes, fingerprints, RFC 4514 names.
+//! Small helpers: PEM, random bytes, fingerprints, RFC 4514 names.
 
 use std::hash::{BuildHasher, Hasher};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use base64::Engine;
+use pem::{EncodeConfig, LineEnding, Pem};
 use sha2::{Digest, Sha256};
+use x509_parser::asn1_rs::Oid;
+use x509_parser::oid_registry::{
+    OID_DOMAIN_COMPONENT, OID_USERID, OID_X509_COMMON_NAME, OID_X509_COUNTRY_NAME,
+    OID_X509_LOCALITY_NAME, OID_X509_ORGANIZATIONAL_UNIT, OID_X509_ORGANIZATION_NAME,
+    OID_X509_STATE_OR_PROVINCE_NAME, OID_X509_STREET_ADDRESS,
+};
 use x509_parser::x509::X509Name;
+use yasna::models::TaggedDerValue;
 
 use crate::error::{Error, Result};
 
-/// Encodes DER as PEM with the given label (`CERTIFICATE`, `PRIVATE KEY`).
-pub fn pem_encode(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
+/// Encodes DER as PEM with the given label (`CERTIFICATE`, `PRIVATE KEY`),
+/// with Unix line endings like the PEM files rcgen and OpenSSL write (the
+/// pem crate's default is CRLF).
+pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
+    pem::encode_config(
+        &Pem::new(label, der),
+        EncodeConfig::new().set_line_ending(LineEnding::LF),
+    )
 }
 
 /// Decodes every PEM block with the given label, in order.
 pub fn pem_decode_all(label: &str, pem: &str) -> Result<Vec<Vec<u8>>> {
-    let begin = format!("-----BEGIN {label}-----");
-    let end = format!("-----END {label}-----");
-    let mut out = Vec::new();
-    let mut rest = pem;
-    while let Some(start) = rest.find(&begin) {
-        let after = &rest[start + begin.len()..];
-        let stop = after
-            .find(&end)
-            .ok_or_else(|| Error::X509(format!("PEM block {label} without END line")))?;
-        let body: String = after[..stop]
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .map_err(|e| Error::X509(format!("PEM base64: {e}")))?;
-        out.push(der);
-        rest = &after[stop + end.len()..];
-    }
-    Ok(out)
+    Ok(pem::parse_many(pem)
+        .map_err(|e| Error::X509(format!("PEM: {e}")))?
+        .into_iter()
+        .filter(|block| block.tag() == label)
+        .map(Pem::into_contents)
+        .collect())
 }
 
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+/// The file named by the environment variable `var`; `None` when it is
+/// unset or empty, and the error `not_found` makes when the file does not
+/// exist: an explicit choice that is wrong must not fall back to a search.
+pub(crate) fn file_from_env(var: &str, not_found: fn(String) -> Error) -> Result<Option<PathBuf>> {
+    let Some(path) = std::env::var_os(var).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let path = PathBuf::from(path);
+    if path.is_file() {
+        Ok(Some(path))
+    } else {
+        Err(not_found(format!(
+            "{var}={} does not exist",
+            path.display()
+        )))
+    }
 }
 
 /// SHA-256 of `data`.
@@ -98,15 +97,26 @@ pub fn rfc4514(name: &X509Name<'_>) -> String {
         .map(|rdn| {
             rdn.iter()
                 .map(|atv| {
-                    let oid = atv.attr_type().to_id_string();
-                    let key = short_name(&oid).map(str::to_string).unwrap_or(oid);
+                    let key = SHORT_NAMES
+                        .iter()
+                        .find(|(oid, _)| oid == atv.attr_type())
+                        .map_or_else(|| atv.attr_type().to_id_string(), |(_, n)| n.to_string());
                     let value = match atv.as_str() {
                         Ok(s) => escape_rfc4514(s),
                         Err(_) => {
                             // BMPString etc.: fall back to the DER of the value.
                             let any = atv.attr_value();
-                            let der = crate::der::tlv(any.header.tag().0 as u8, any.as_bytes());
-                            format!("#{}", hex(&der))
+                            let tag = yasna::Tag {
+                                tag_class: yasna::TagClass::Universal,
+                                tag_number: any.header.tag().0.into(),
+                            };
+                            let der = yasna::construct_der(|w| {
+                                w.write_tagged_der(&TaggedDerValue::from_tag_and_bytes(
+                                    tag,
+                                    any.as_bytes().to_vec(),
+                                ))
+                            });
+                            format!("#{}", hex::encode(der))
                         }
                     };
                     format!("{key}={value}")
@@ -118,20 +128,18 @@ pub fn rfc4514(name: &X509Name<'_>) -> String {
     rdns.into_iter().rev().collect::<Vec<_>>().join(",")
 }
 
-fn short_name(oid: &str) -> Option<&'static str> {
-    Some(match oid {
-        "2.5.4.3" => "CN",
-        "2.5.4.7" => "L",
-        "2.5.4.8" => "ST",
-        "2.5.4.10" => "O",
-        "2.5.4.11" => "OU",
-        "2.5.4.6" => "C",
-        "2.5.4.9" => "STREET",
-        "0.9.2342.19200300.100.1.25" => "DC",
-        "0.9.2342.19200300.100.1.1" => "UID",
-        _ => return None,
-    })
-}
+/// The attribute types RFC 4514 section 3 names, by their short names.
+static SHORT_NAMES: [(Oid<'static>, &str); 9] = [
+    (OID_X509_COMMON_NAME, "CN"),
+    (OID_X509_LOCALITY_NAME, "L"),
+    (OID_X509_STATE_OR_PROVINCE_NAME, "ST"),
+    (OID_X509_ORGANIZATION_NAME, "O"),
+    (OID_X509_ORGANIZATIONAL_UNIT, "OU"),
+    (OID_X509_COUNTRY_NAME, "C"),
+    (OID_X509_STREET_ADDRESS, "STREET"),
+    (OID_DOMAIN_COMPONENT, "DC"),
+    (OID_USERID, "UID"),
+];
 
 fn escape_rfc4514(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -160,8 +168,45 @@ mod tests {
         let der: Vec<u8> = (0..=255u8).collect();
         let pem = pem_encode("CERTIFICATE", &der);
         assert!(pem.lines().all(|l| l.len() <= 64));
+        assert!(!pem.contains('\r'));
         let back = pem_decode_all("CERTIFICATE", &format!("{pem}{pem}")).expect("decode");
         assert_eq!(back, vec![der.clone(), der]);
+    }
+
+    #[test]
+    fn rfc4514_short_names() {
+        use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+        let mut dn = DistinguishedName::new();
+        dn.push(
+            DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 25]),
+            "example",
+        );
+        dn.push(DnType::CountryName, "FR");
+        dn.push(DnType::StateOrProvinceName, "Rhône");
+        dn.push(DnType::LocalityName, "Lyon");
+        dn.push(DnType::CustomDnType(vec![2, 5, 4, 9]), "1 rue X");
+        dn.push(DnType::OrganizationName, "Corp");
+        dn.push(DnType::OrganizationalUnitName, "Staff");
+        dn.push(
+            DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 1]),
+            "alice",
+        );
+        dn.push(DnType::CustomDnType(vec![1, 2, 3, 4]), "other");
+        dn.push(DnType::CommonName, "Alice");
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn;
+        let key = KeyPair::generate().expect("key");
+        let der = params
+            .self_signed(&key)
+            .expect("certificate")
+            .der()
+            .to_vec();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("parses");
+        assert_eq!(
+            rfc4514(cert.subject()),
+            "CN=Alice,1.2.3.4=other,UID=alice,OU=Staff,O=Corp,STREET=1 rue X,L=Lyon,\
+             ST=Rhône,C=FR,DC=example"
+        );
     }
 
     #[test]

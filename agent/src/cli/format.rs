@@ -1,8 +1,12 @@
 //! Human-readable output: tables and short summaries.
 
 use std::io::Write as _;
+use std::str::FromStr as _;
 
 use p11agent_proto::{ClientAuth, Identity, KeyType};
+use x509_parser::asn1_rs::Oid;
+
+use crate::store::eku;
 
 /// A table with left-aligned columns sized to their widest cell.
 pub struct Table {
@@ -71,20 +75,27 @@ pub fn client_auth_summary(c: &ClientAuth) -> String {
     }
 }
 
-/// An EKU OID with its name when it has a well-known one.
+/// The Extended Key Usage purposes `show` names.
+static EKU_NAMES: [(Oid<'static>, &str); 8] = [
+    (eku::SERVER_AUTH, "serverAuth"),
+    (eku::CLIENT_AUTH, "clientAuth"),
+    (eku::CODE_SIGNING, "codeSigning"),
+    (eku::EMAIL_PROTECTION, "emailProtection"),
+    (eku::TIME_STAMPING, "timeStamping"),
+    (eku::OCSP_SIGNING, "OCSPSigning"),
+    (eku::ANY, "anyExtendedKeyUsage"),
+    (eku::SMARTCARD_LOGON, "smartcardLogon"),
+];
+
+/// A dotted EKU OID with its name when it has a well-known one.
 pub fn eku_name(oid: &str) -> String {
-    let name = match oid {
-        "1.3.6.1.5.5.7.3.1" => "serverAuth",
-        "1.3.6.1.5.5.7.3.2" => "clientAuth",
-        "1.3.6.1.5.5.7.3.3" => "codeSigning",
-        "1.3.6.1.5.5.7.3.4" => "emailProtection",
-        "1.3.6.1.5.5.7.3.8" => "timeStamping",
-        "1.3.6.1.5.5.7.3.9" => "OCSPSigning",
-        "2.5.29.37.0" => "anyExtendedKeyUsage",
-        "1.3.6.1.4.1.311.20.2.2" => "smartcardLogon",
-        _ => return oid.to_owned(),
-    };
-    format!("{oid} ({name})")
+    let known = Oid::from_str(oid)
+        .ok()
+        .and_then(|parsed| EKU_NAMES.iter().find(|(known, _)| *known == parsed));
+    match known {
+        Some((_, name)) => format!("{oid} ({name})"),
+        None => oid.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -130,5 +141,43 @@ mod tests {
         assert_eq!(summary(KeyType::Ec, 256, None), "ec 256");
         assert_eq!(summary(KeyType::Ed25519, 256, None), "ed25519");
         assert_eq!(summary(KeyType::Other, 0, None), "other");
+    }
+
+    #[test]
+    fn eku_names() {
+        assert_eq!(
+            eku_name("1.3.6.1.5.5.7.3.1"),
+            "1.3.6.1.5.5.7.3.1 (serverAuth)"
+        );
+        assert_eq!(
+            eku_name("1.3.6.1.5.5.7.3.2"),
+            "1.3.6.1.5.5.7.3.2 (clientAuth)"
+        );
+        assert_eq!(
+            eku_name("1.3.6.1.5.5.7.3.3"),
+            "1.3.6.1.5.5.7.3.3 (codeSigning)"
+        );
+        assert_eq!(
+            eku_name("1.3.6.1.5.5.7.3.4"),
+            "1.3.6.1.5.5.7.3.4 (emailProtection)"
+        );
+        assert_eq!(
+            eku_name("1.3.6.1.5.5.7.3.8"),
+            "1.3.6.1.5.5.7.3.8 (timeStamping)"
+        );
+        assert_eq!(
+            eku_name("1.3.6.1.5.5.7.3.9"),
+            "1.3.6.1.5.5.7.3.9 (OCSPSigning)"
+        );
+        assert_eq!(eku_name("2.5.29.37.0"), "2.5.29.37.0 (anyExtendedKeyUsage)");
+        assert_eq!(
+            eku_name("1.3.6.1.4.1.311.20.2.2"),
+            "1.3.6.1.4.1.311.20.2.2 (smartcardLogon)"
+        );
+        // Unknown purposes, and anything that is not an OID, as given.
+        assert_eq!(eku_name("1.3.6.1.5.5.7.3.5"), "1.3.6.1.5.5.7.3.5");
+        assert_eq!(eku_name("1.2.3.4"), "1.2.3.4");
+        assert_eq!(eku_name("clientAuth"), "clientAuth");
+        assert_eq!(eku_name(""), "");
     }
 }

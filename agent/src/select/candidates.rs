@@ -146,3 +146,49 @@ fn reasons(
     }
     reasons
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use p11agent_proto::Filter;
+
+    use super::*;
+    use crate::store::test_certs::*;
+
+    #[test]
+    fn thousand_identities_against_a_hundred_ca_names() {
+        let mut store = Store::new();
+        store.insert_token(found(token("big", "1", 0), thousand_certificates()));
+        let all = store.query(&Filter::default(), NOW);
+
+        // 99 names nobody uses and the (self-signed) subject of one
+        // identity that has a key.
+        let mut ca_names: Vec<Vec<u8>> = (0..99)
+            .map(|i| {
+                let mut name = rcgen::DistinguishedName::new();
+                name.push(rcgen::DnType::CommonName, format!("Noise CA {i}"));
+                let mut p = params("noise");
+                p.distinguished_name = name;
+                let der = self_signed(&p);
+                let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("parses");
+                cert.subject().as_raw().to_vec()
+            })
+            .collect();
+        ca_names.push({
+            let der = store.get(&all[4].id, NOW).expect("found").1.to_vec();
+            let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("parses");
+            cert.subject().as_raw().to_vec()
+        });
+        let server = ServerRequest {
+            ca_names,
+            schemes: None,
+        };
+        let started = Instant::now();
+        let filtered = filter(&store, &server, NOW);
+        let selected = started.elapsed();
+        assert_eq!(filtered.candidates.len(), 1);
+        assert_eq!(filtered.excluded.len(), 999);
+        eprintln!("selection filter over 1000 identities with 100 CA names: {selected:?}");
+    }
+}

@@ -12,6 +12,12 @@
 //! addresses in their RFC 5952 form. The parser is applied whatever the
 //! scheme: `url` itself treats hosts of unknown schemes as opaque strings,
 //! which would let `ldaps://LDAP.example` and `ldaps://ldap.example` differ.
+//!
+//! Only the host goes through `url`: `url::Url` needs a scheme, so the
+//! forms people type (`example.com`, `host:8443`) do not parse, or parse
+//! with `host` as the scheme, and it knows default ports for special
+//! schemes only. Splitting scheme, authority and port (RFC 3986's grammar)
+//! is therefore done here, in a few lines.
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,6 +1,12 @@
 //! Chromium's content-settings URL patterns, as used by the
 //! `AutoSelectCertificateForUrls` policy, matched against an [`Origin`].
 //!
+//! Written here because no crate implements this syntax (the `[*.]`
+//! subdomain wildcard, a missing port meaning any port, Chromium's scheme
+//! rules); URL-pattern and glob crates have other grammars. Hosts are
+//! canonicalised by the `url` crate, as [`Origin`]'s are; this file
+//! applies Chromium's parsing and matching rules on top.
+//!
 //! The grammar and meaning follow Chromium's own code, not only its
 //! documentation: `PatternParser::Parse` in
 //! `components/content_settings/core/common/content_settings_pattern_parser.cc`

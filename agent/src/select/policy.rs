@@ -2,6 +2,10 @@
 //! `AutoSelectCertificateForUrls` policy, and the origins that may get a
 //! lone candidate without a rule.
 //!
+//! No crate reads this policy or applies its filters: serde parses the
+//! JSON or TOML, and this file applies Chromium's matching rules, stricter
+//! where it says so below.
+//!
 //! A rule pairs a [`Pattern`] with a certificate filter:
 //!
 //! ```json
@@ -896,87 +900,6 @@ mod tests {
         assert!(serde_json::from_str::<SingleCandidatePatterns>(r#""*""#).is_err());
         let all: SingleCandidatePatterns = serde_json::from_str(r#"["*"]"#).expect("valid");
         assert!(all.allows(&origin("https://anything.example:1")));
-    }
-
-    /// DER helpers for names rcgen cannot make (repeated attributes,
-    /// unusual string types).
-    mod der {
-        pub const CN: &[u8] = &[0x55, 0x04, 0x03];
-        pub const L: &[u8] = &[0x55, 0x04, 0x07];
-        pub const O: &[u8] = &[0x55, 0x04, 0x0a];
-        pub const OU: &[u8] = &[0x55, 0x04, 0x0b];
-        pub const C: &[u8] = &[0x55, 0x04, 0x06];
-        pub const UTF8: u8 = 0x0c;
-        pub const PRINTABLE: u8 = 0x13;
-        pub const BMP: u8 = 0x1e;
-        pub const INTEGER: u8 = 0x02;
-
-        fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-            let length = u8::try_from(content.len()).expect("test values are short");
-            let mut out = vec![tag];
-            if length >= 0x80 {
-                out.push(0x81);
-            }
-            out.push(length);
-            out.extend_from_slice(content);
-            out
-        }
-
-        /// One attribute, as an RDN of its own.
-        pub fn rdn(oid: &[u8], tag: u8, value: &[u8]) -> Vec<u8> {
-            let attribute = [tlv(0x06, oid), tlv(tag, value)].concat();
-            tlv(0x31, &tlv(0x30, &attribute))
-        }
-
-        pub fn name(rdns: &[Vec<u8>]) -> Vec<u8> {
-            tlv(0x30, &rdns.concat())
-        }
-
-        pub fn bmp(text: &str) -> Vec<u8> {
-            text.encode_utf16().flat_map(u16::to_be_bytes).collect()
-        }
-    }
-
-    fn parts_of(der_name: &[u8]) -> NameParts {
-        use x509_parser::prelude::FromDer;
-        use x509_parser::x509::X509Name;
-        let (rest, parsed) =
-            X509Name::from_der(der_name).unwrap_or_else(|e| panic!("test name: {e}"));
-        assert!(rest.is_empty());
-        NameParts::from_x509(&parsed)
-    }
-
-    #[test]
-    fn name_parts_from_x509() {
-        use der::*;
-        let parts = parts_of(&name(&[
-            rdn(C, PRINTABLE, b"FR"),
-            rdn(L, UTF8, b"Lyon"),
-            rdn(O, PRINTABLE, b"Corp"),
-            rdn(O, UTF8, "Corp Éditions".as_bytes()),
-            rdn(OU, BMP, &bmp("Staff")),
-            rdn(OU, UTF8, b""),
-            rdn(OU, UTF8, b"Admins"),
-            rdn(L, UTF8, b"Paris"),
-            // The first non-empty CN is kept, as Chromium does.
-            rdn(CN, UTF8, b""),
-            rdn(CN, UTF8, b"Alice"),
-            rdn(CN, UTF8, b"Alice Again"),
-        ]));
-        assert_eq!(
-            parts,
-            NameParts {
-                common_name: Some("Alice".to_owned()),
-                localities: vec!["Lyon".to_owned(), "Paris".to_owned()],
-                organizations: vec!["Corp".to_owned(), "Corp Éditions".to_owned()],
-                organizational_units: vec!["Staff".to_owned(), "Admins".to_owned()],
-            }
-        );
-
-        // Values that are not strings are left out.
-        let parts = parts_of(&name(&[rdn(CN, INTEGER, &[1]), rdn(O, BMP, &[0x00])]));
-        assert_eq!(parts, NameParts::default());
-        assert_eq!(parts_of(&name(&[])), NameParts::default());
     }
 
     #[test]

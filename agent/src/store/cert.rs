@@ -25,9 +25,9 @@
 //!   them `unsupported_key`.
 //! * **Key Usage**: the set bits by their RFC 5280 names, in bit order;
 //!   `None` when the extension is absent. **Extended Key Usage**: every
-//!   purpose as a dotted OID, in encoded order with repeats removed,
-//!   anyExtendedKeyUsage and unknown purposes included; `None` when
-//!   absent. A Key Usage or Extended Key Usage extension that is present
+//!   purpose, in encoded order with repeats removed, anyExtendedKeyUsage
+//!   and unknown purposes included (dotted in the identity record);
+//!   `None` when absent. A Key Usage or Extended Key Usage extension that is present
 //!   but unreadable (or present twice) is an error rather than a guess.
 //! * Bytes after the certificate's DER (a token bug) are ignored: the id
 //!   and the stored DER cover the certificate alone.
@@ -39,7 +39,10 @@ use time::{OffsetDateTime, UtcOffset};
 use x509_parser::asn1_rs::{FromDer, Oid};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::error::X509Error;
-use x509_parser::oid_registry::OID_X509_EXT_EXTENDED_KEY_USAGE;
+use x509_parser::oid_registry::{
+    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_NIST_EC_P521,
+    OID_PKCS1_RSAENCRYPTION, OID_SIG_ED25519, OID_X509_EXT_EXTENDED_KEY_USAGE,
+};
 use x509_parser::public_key::PublicKey;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
@@ -47,18 +50,12 @@ use p11agent_proto::dn::format_name;
 
 use super::NameParts;
 
-/// Dotted OID of rsaEncryption.
-const OID_RSA: &str = "1.2.840.113549.1.1.1";
-/// Dotted OID of id-ecPublicKey.
-const OID_EC: &str = "1.2.840.10045.2.1";
-/// Dotted OID of Ed25519.
-const OID_ED25519: &str = "1.3.101.112";
-/// Dotted OID of the P-256 curve (prime256v1).
-const OID_P256: &str = "1.2.840.10045.3.1.7";
-/// Dotted OID of the P-384 curve (secp384r1).
-const OID_P384: &str = "1.3.132.0.34";
-/// Dotted OID of the P-521 curve (secp521r1).
-const OID_P521: &str = "1.3.132.0.35";
+/// The named curves the agent signs with, and their field sizes.
+static NAMED_CURVES: [(Oid<'static>, Curve, u32); 3] = [
+    (OID_EC_P256, Curve::P256, 256),
+    (OID_NIST_EC_P384, Curve::P384, 384),
+    (OID_NIST_EC_P521, Curve::P521, 521),
+];
 
 /// Key Usage bit names in bit order (RFC 5280 section 4.2.1.3).
 const KEY_USAGE_NAMES: [&str; 9] = [
@@ -104,7 +101,7 @@ pub struct ParsedCertificate {
     pub der: Vec<u8>,
     /// Lower-case hex SHA-256 of `der`.
     pub id: String,
-    /// Subject DN, RFC 4514 (see [`super::dn`]).
+    /// Subject DN, RFC 4514 (see [`p11agent_proto::dn`]).
     pub subject: String,
     /// Issuer DN, RFC 4514.
     pub issuer: String,
@@ -138,8 +135,8 @@ pub struct ParsedCertificate {
     pub curve: Option<Curve>,
     /// Key Usage bit names; `None` when the extension is absent.
     pub key_usage: Option<Vec<String>>,
-    /// Extended Key Usage purposes as dotted OIDs; `None` when absent.
-    pub extended_key_usage: Option<Vec<String>>,
+    /// Extended Key Usage purposes; `None` when absent.
+    pub extended_key_usage: Option<Vec<Oid<'static>>>,
 }
 
 impl ParsedCertificate {
@@ -206,7 +203,10 @@ impl ParsedCertificate {
             key_bits: self.key_bits,
             curve: self.curve,
             key_usage: self.key_usage.clone(),
-            extended_key_usage: self.extended_key_usage.clone(),
+            extended_key_usage: self
+                .extended_key_usage
+                .as_ref()
+                .map(|oids| oids.iter().map(Oid::to_id_string).collect()),
             has_private_key: key_uri.is_some(),
             token,
             cert_uri,
@@ -234,7 +234,7 @@ struct Facts {
     key_bits: u32,
     curve: Option<Curve>,
     key_usage: Option<Vec<String>>,
-    extended_key_usage: Option<Vec<String>>,
+    extended_key_usage: Option<Vec<Oid<'static>>>,
 }
 
 impl Facts {
@@ -275,37 +275,34 @@ fn rfc3339(t: OffsetDateTime) -> Result<String, time::error::Format> {
 /// Keys the agent cannot sign with are still described, as far as
 /// possible (see the module documentation).
 fn key_info(spki: &SubjectPublicKeyInfo<'_>) -> Result<(KeyType, u32, Option<Curve>), CertError> {
-    let algorithm = spki.algorithm.algorithm.to_id_string();
-    match algorithm.as_str() {
-        OID_RSA => match spki.parsed() {
+    let algorithm = &spki.algorithm.algorithm;
+    if *algorithm == OID_PKCS1_RSAENCRYPTION {
+        match spki.parsed() {
             Ok(PublicKey::RSA(rsa)) => Ok((KeyType::Rsa, bit_length(rsa.modulus), None)),
             Ok(_) => Err(CertError::RsaKey(X509Error::InvalidSPKI)),
             Err(e) => Err(CertError::RsaKey(e)),
-        },
-        OID_EC => {
-            let curve_oid = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.as_oid().ok())
-                .map(|oid| oid.to_id_string());
-            let named = match curve_oid.as_deref() {
-                Some(OID_P256) => Some((Curve::P256, 256)),
-                Some(OID_P384) => Some((Curve::P384, 384)),
-                Some(OID_P521) => Some((Curve::P521, 521)),
-                _ => None,
-            };
-            Ok(match named {
-                Some((curve, bits)) => (KeyType::Ec, bits, Some(curve)),
-                None => (
-                    KeyType::Ec,
-                    ec_point_bits(&spki.subject_public_key.data),
-                    None,
-                ),
-            })
         }
-        OID_ED25519 => Ok((KeyType::Ed25519, 256, None)),
-        _ => Ok((KeyType::Other, 0, None)),
+    } else if *algorithm == OID_KEY_TYPE_EC_PUBLIC_KEY {
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok());
+        let named = NAMED_CURVES
+            .iter()
+            .find(|(oid, _, _)| curve.as_ref() == Some(oid));
+        Ok(match named {
+            Some((_, curve, bits)) => (KeyType::Ec, *bits, Some(*curve)),
+            None => (
+                KeyType::Ec,
+                ec_point_bits(&spki.subject_public_key.data),
+                None,
+            ),
+        })
+    } else if *algorithm == OID_SIG_ED25519 {
+        Ok((KeyType::Ed25519, 256, None))
+    } else {
+        Ok((KeyType::Other, 0, None))
     }
 }
 
@@ -346,11 +343,11 @@ fn key_usage(cert: &X509Certificate<'_>) -> Result<Option<Vec<String>>, CertErro
     ))
 }
 
-/// Extended Key Usage purposes as dotted OIDs, `None` when absent.
+/// Extended Key Usage purposes, `None` when absent.
 ///
 /// Read from the extension's bytes rather than x509-parser's digest of
 /// them, which folds the well-known purposes into flags and loses order.
-fn extended_key_usage(cert: &X509Certificate<'_>) -> Result<Option<Vec<String>>, CertError> {
+fn extended_key_usage(cert: &X509Certificate<'_>) -> Result<Option<Vec<Oid<'static>>>, CertError> {
     let Some(ext) = cert
         .get_extension_unique(&OID_X509_EXT_EXTENDED_KEY_USAGE)
         .map_err(CertError::ExtendedKeyUsage)?
@@ -359,11 +356,10 @@ fn extended_key_usage(cert: &X509Certificate<'_>) -> Result<Option<Vec<String>>,
     };
     let (_, oids) = <Vec<Oid<'_>>>::from_der(ext.value)
         .map_err(|_| CertError::ExtendedKeyUsage(X509Error::InvalidExtensions))?;
-    let mut out: Vec<String> = Vec::with_capacity(oids.len());
+    let mut out: Vec<Oid<'static>> = Vec::with_capacity(oids.len());
     for oid in oids {
-        let dotted = oid.to_id_string();
-        if !out.contains(&dotted) {
-            out.push(dotted);
+        if !out.contains(&oid) {
+            out.push(oid.to_owned());
         }
     }
     Ok(Some(out))
@@ -560,8 +556,11 @@ mod tests {
             Eku::EmailProtection,
         ];
         let cert = parse(self_signed(&p));
+        let dotted = cert
+            .extended_key_usage
+            .map(|oids| oids.iter().map(Oid::to_id_string).collect::<Vec<_>>());
         assert_eq!(
-            cert.extended_key_usage,
+            dotted,
             Some(
                 [
                     "1.3.6.1.5.5.7.3.1",

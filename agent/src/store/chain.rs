@@ -12,6 +12,11 @@
 //! and how issuers are named in practice. Signatures are not checked:
 //! the server verifies the chain; the agent only needs to know which
 //! certificates to send and which server lists apply.
+//!
+//! That is why no path-building crate fits: those (rustls-webpki, for one)
+//! build only paths they can verify up to a trust anchor the caller
+//! supplies, and the agent has no trust anchors. A path by name is a map
+//! lookup over the names x509-parser reads, done here.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -32,11 +32,12 @@
 
 pub mod cert;
 pub mod chain;
+pub mod eku;
 pub mod names;
 pub mod usability;
 
 #[cfg(test)]
-mod test_certs;
+pub(crate) mod test_certs;
 
 use std::cmp::Ordering;
 use std::collections::HashMap;

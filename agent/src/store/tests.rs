@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use p11agent_proto::{Filter, KeyType, Reason, Scheme, Token};
+use p11agent_proto::{Filter, KeyType, Reason};
 use rcgen::{
     BasicConstraints, ExtendedKeyUsagePurpose as Eku, IsCa, KeyUsagePurpose as Ku, SerialNumber,
 };
@@ -11,38 +11,6 @@ use time::macros::datetime;
 
 use super::test_certs::*;
 use super::*;
-use crate::token::found::{FoundCertificate, FoundToken};
-
-fn token(label: &str, serial: &str, slot: u64) -> Token {
-    Token {
-        label: label.to_owned(),
-        serial: serial.to_owned(),
-        manufacturer: "SoftHSM project".to_owned(),
-        model: "SoftHSM v2".to_owned(),
-        slot,
-        module: "/usr/lib/softhsm/libsofthsm2.so".to_owned(),
-    }
-}
-
-/// A certificate object; `with_key` pairs it with a private key.
-fn found_cert(der: Vec<u8>, name: &str, with_key: bool) -> FoundCertificate {
-    FoundCertificate {
-        der,
-        cert_uri: format!("pkcs11:token=t;object={name};type=cert"),
-        key_uri: with_key.then(|| format!("pkcs11:token=t;object={name};type=private")),
-        key_id: with_key.then(|| name.as_bytes().to_vec()),
-    }
-}
-
-fn found(token: Token, certificates: Vec<FoundCertificate>) -> FoundToken {
-    let key_count = certificates.iter().filter(|c| c.key_uri.is_some()).count();
-    FoundToken {
-        token,
-        certificates,
-        key_count,
-        schemes: Scheme::ALL.to_vec(),
-    }
-}
 
 /// A store with one token holding one certificate.
 fn store_with(der: Vec<u8>, with_key: bool) -> Store {
@@ -736,18 +704,7 @@ fn same_certificate_on_two_tokens() {
 #[test]
 fn thousand_identities() {
     let started = Instant::now();
-    let mut certificates = Vec::with_capacity(1000);
-    for i in 0..1000u32 {
-        let mut p = params("ignored");
-        p.distinguished_name = rcgen::DistinguishedName::new();
-        p.distinguished_name
-            .push(rcgen::DnType::OrganizationName, "Example Corp");
-        p.distinguished_name
-            .push(rcgen::DnType::CommonName, format!("User {i:04} Zoë"));
-        p.serial_number = Some(SerialNumber::from(u64::from(i) + 1));
-        p.extended_key_usages = vec![Eku::ClientAuth];
-        certificates.push(found_cert(self_signed(&p), &format!("c{i}"), i % 3 != 0));
-    }
+    let certificates = thousand_certificates();
     let generated = started.elapsed();
 
     let mut store = Store::new();
@@ -780,38 +737,10 @@ fn thousand_identities() {
     let json = serde_json::to_vec(&all).expect("serialises");
     let serialised = started.elapsed();
 
-    // Selection's filter with a 100-name CA list: 99 names nobody uses
-    // and the (self-signed) subject of one identity that has a key.
-    let mut ca_names: Vec<Vec<u8>> = (0..99)
-        .map(|i| {
-            let mut name = rcgen::DistinguishedName::new();
-            name.push(rcgen::DnType::CommonName, format!("Noise CA {i}"));
-            let mut p = params("noise");
-            p.distinguished_name = name;
-            let der = self_signed(&p);
-            let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("parses");
-            cert.subject().as_raw().to_vec()
-        })
-        .collect();
-    ca_names.push({
-        let der = store.get(&all[4].id, NOW).expect("found").1.to_vec();
-        let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("parses");
-        cert.subject().as_raw().to_vec()
-    });
-    let server = crate::select::candidates::ServerRequest {
-        ca_names,
-        schemes: None,
-    };
-    let started = Instant::now();
-    let filtered_for_tls = crate::select::candidates::filter(&store, &server, NOW);
-    let selected = started.elapsed();
-    assert_eq!(filtered_for_tls.candidates.len(), 1);
-    assert_eq!(filtered_for_tls.excluded.len(), 999);
-
     eprintln!(
         "1000 identities: generate {generated:?}, insert {inserted:?}, \
          query all {queried:?} (again {requeried:?}), filtered query {filtered:?}, \
-         JSON {serialised:?} ({} bytes), selection filter with 100 CA names {selected:?}",
+         JSON {serialised:?} ({} bytes)",
         json.len()
     );
 }

@@ -21,11 +21,10 @@
 
 use p11agent_proto::{ClientAuth, Curve, KeyType, Reason};
 use time::OffsetDateTime;
+use x509_parser::asn1_rs::Oid;
 
-/// Dotted OID of the clientAuth extended key usage.
-pub const EKU_CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
-/// Dotted OID of anyExtendedKeyUsage.
-pub const EKU_ANY: &str = "2.5.29.37.0";
+use super::eku;
+
 /// Key Usage name that client authentication needs.
 pub const KU_DIGITAL_SIGNATURE: &str = "digitalSignature";
 
@@ -57,21 +56,23 @@ impl Usability {
     ///
     /// `key_type` and `curve` describe the certified key as
     /// [`super::cert`] reads it; `key_usage` holds Key Usage bit names and
-    /// `extended_key_usage` dotted OIDs, each `None` when the extension is
+    /// `extended_key_usage` purposes, each `None` when the extension is
     /// absent.
     pub fn new(
         has_private_key: bool,
         key_type: KeyType,
         curve: Option<Curve>,
         key_usage: Option<&[String]>,
-        extended_key_usage: Option<&[String]>,
+        extended_key_usage: Option<&[Oid<'_>]>,
         not_before: OffsetDateTime,
         not_after: OffsetDateTime,
     ) -> Self {
         let key_usage_ok =
             key_usage.is_none_or(|names| names.iter().any(|n| n == KU_DIGITAL_SIGNATURE));
-        let extended_key_usage_ok = extended_key_usage
-            .is_none_or(|oids| oids.iter().any(|o| o == EKU_CLIENT_AUTH || o == EKU_ANY));
+        let extended_key_usage_ok = extended_key_usage.is_none_or(|oids| {
+            oids.iter()
+                .any(|o| *o == eku::CLIENT_AUTH || *o == eku::ANY)
+        });
         Usability {
             has_private_key,
             key_supported: key_supported(key_type, curve),
@@ -139,7 +140,7 @@ mod tests {
     fn check(
         has_key: bool,
         ku: Option<&[&str]>,
-        eku: Option<&[&str]>,
+        eku: Option<&[Oid<'static>]>,
         now: OffsetDateTime,
     ) -> Vec<Reason> {
         check_key(has_key, KeyType::Ec, Some(Curve::P256), ku, eku, now)
@@ -150,17 +151,16 @@ mod tests {
         key_type: KeyType,
         curve: Option<Curve>,
         ku: Option<&[&str]>,
-        eku: Option<&[&str]>,
+        eku: Option<&[Oid<'static>]>,
         now: OffsetDateTime,
     ) -> Vec<Reason> {
         let ku = ku.map(strings);
-        let eku = eku.map(strings);
         let u = Usability::new(
             has_key,
             key_type,
             curve,
             ku.as_deref(),
-            eku.as_deref(),
+            eku,
             NOT_BEFORE,
             NOT_AFTER,
         );
@@ -176,11 +176,11 @@ mod tests {
         assert!(check(
             true,
             Some(&["digitalSignature"]),
-            Some(&[EKU_CLIENT_AUTH]),
+            Some(&[eku::CLIENT_AUTH]),
             INSIDE
         )
         .is_empty());
-        assert!(check(true, None, Some(&[EKU_ANY]), INSIDE).is_empty());
+        assert!(check(true, None, Some(&[eku::ANY]), INSIDE).is_empty());
         // The bounds themselves are inside the validity.
         assert!(check(true, None, None, NOT_BEFORE).is_empty());
         assert!(check(true, None, None, NOT_AFTER).is_empty());
@@ -203,7 +203,7 @@ mod tests {
         );
         assert_eq!(check(true, Some(&[]), None, INSIDE), [Reason::KeyUsage]);
         assert_eq!(
-            check(true, None, Some(&["1.3.6.1.5.5.7.3.1"]), INSIDE),
+            check(true, None, Some(&[eku::SERVER_AUTH]), INSIDE),
             [Reason::ExtendedKeyUsage]
         );
     }
@@ -260,7 +260,7 @@ mod tests {
                 KeyType::Ec,
                 None,
                 Some(&["keyCertSign"]),
-                Some(&["1.3.6.1.5.5.7.3.4"]),
+                Some(&[eku::EMAIL_PROTECTION]),
                 datetime!(2030-01-01 00:00 UTC)
             ),
             [
