@@ -245,15 +245,3 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
     writeln!(out)?;
     Ok(())
 }
-
-/// An answer of the wrong kind, or the agent's error, as a command error.
-fn unexpected(response: p11agent_proto::Response) -> CliError {
-    match response {
-        p11agent_proto::Response::Error { code, message } => {
-            CliError::Client(ClientError::Agent { code, message })
-        }
-        other => CliError::Client(ClientError::Protocol(format!(
-            "unexpected response: {other:?}"
-        ))),
-    }
-}
