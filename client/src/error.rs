@@ -4,6 +4,7 @@ use p11agent_proto::{ErrorCode, FrameError};
 
 /// Why a call to the agent failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// Nothing listens on the socket.
     #[error("the agent is not running (no socket at {path})")]

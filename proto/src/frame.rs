@@ -52,6 +52,7 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// Why a frame could not be read or written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FrameError {
     /// The peer closed the stream cleanly between frames.
     #[error("connection closed")]
