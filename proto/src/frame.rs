@@ -7,6 +7,9 @@
 //! once it has started, and the agent closes a connection that has no
 //! request in progress for [`IDLE_TIMEOUT`] (the limits are listed in the
 //! crate README, "Limits").
+//!
+//! [`FrameDecoder`] holds these rules; every reader of frames (the
+//! functions here, the clients, the agent) reads through one.
 
 use std::io::{self, Read, Write};
 use std::time::Duration;

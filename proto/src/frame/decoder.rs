@@ -1,29 +1,7 @@
-//! The one frame decoder: buffer-based and free of I/O, so that the
-//! blocking and async readers, the clients, their event streams and the
-//! agent all apply the framing rules through the same code.
-//!
-//! The decoder does no I/O. The caller asks [`FrameDecoder::read_space`]
-//! for room, reads into it with whatever I/O it has, reports the count
-//! with [`FrameDecoder::received`], and takes whole frames with
-//! [`FrameDecoder::next_frame`]. [`FrameDecoder::read_frame`] (blocking
-//! `Read`) and [`FrameDecoder::read_frame_async`] (tokio) run that loop:
-//!
-//! ```
-//! use p11agent_proto::frame::{FrameDecoder, FrameError, MAX_REQUEST_FRAME};
-//!
-//! let mut wire = &b"\0\0\0\x0f{\"op\":\"status\"}\0\0\0\x0f{\"op\":\"tokens\"}"[..];
-//! let mut decoder = FrameDecoder::new(MAX_REQUEST_FRAME);
-//! assert_eq!(&*decoder.read_frame(&mut wire, false)?, br#"{"op":"status"}"#);
-//! assert_eq!(&*decoder.read_frame(&mut wire, false)?, br#"{"op":"tokens"}"#);
-//! assert!(matches!(decoder.read_frame(&mut wire, false), Err(FrameError::Closed)));
-//! # Ok::<(), FrameError>(())
-//! ```
-//!
-//! Nothing is lost between calls: a read that is abandoned (an async read
-//! dropped by `select!` or a timeout) never reached
-//! [`received`](FrameDecoder::received), and what earlier reads brought
-//! stays in the decoder. A reader that keeps its decoder across calls is
-//! therefore cancel-safe.
+//! The one frame decoder, [`FrameDecoder`]: buffer-based and free of
+//! I/O, so that the blocking and async readers, the clients, their event
+//! streams and the agent all apply the framing rules through the same
+//! code.
 
 use std::io::Read;
 use std::ops::Deref;
@@ -61,7 +39,30 @@ macro_rules! read_until_frame {
 }
 
 /// Reassembles length-prefixed frames from bytes read in pieces of any
-/// size; see the [module documentation](self).
+/// size.
+///
+/// The decoder does no I/O. The caller asks [`read_space`](Self::read_space)
+/// for room, reads into it with whatever I/O it has, reports the count
+/// with [`received`](Self::received), and takes whole frames with
+/// [`next_frame`](Self::next_frame). [`read_frame`](Self::read_frame)
+/// (blocking `Read`) and [`read_frame_async`](Self::read_frame_async)
+/// (tokio) run that loop:
+///
+/// ```
+/// use p11agent_proto::frame::{FrameDecoder, FrameError, MAX_REQUEST_FRAME};
+///
+/// let mut wire = &b"\0\0\0\x0f{\"op\":\"status\"}\0\0\0\x0f{\"op\":\"tokens\"}"[..];
+/// let mut decoder = FrameDecoder::new(MAX_REQUEST_FRAME);
+/// assert_eq!(&*decoder.read_frame(&mut wire, false)?, br#"{"op":"status"}"#);
+/// assert_eq!(&*decoder.read_frame(&mut wire, false)?, br#"{"op":"tokens"}"#);
+/// assert!(matches!(decoder.read_frame(&mut wire, false), Err(FrameError::Closed)));
+/// # Ok::<(), FrameError>(())
+/// ```
+///
+/// Nothing is lost between calls: a read that is abandoned (an async read
+/// dropped by `select!` or a timeout) never reached `received`, and what
+/// earlier reads brought stays in the decoder. A reader that keeps its
+/// decoder across calls is therefore cancel-safe.
 ///
 /// A length prefix is judged as soon as its four bytes are in: zero is
 /// [`FrameError::Empty`], more than the limit [`FrameError::TooLarge`],
@@ -142,7 +143,7 @@ impl FrameDecoder {
     /// With `exact` it is exactly [`needed`](Self::needed) bytes long, so
     /// that a reader without a buffer of its own never takes bytes of the
     /// next frame from its stream (and reads a prefix alone before the
-    /// body's space exists). Otherwise it is [`READ_CHUNK`] (8 KiB) longer,
+    /// body's space exists). Otherwise it is a read chunk (8 KiB) longer,
     /// so that one read usually brings a whole small frame.
     ///
     /// The buffer grows to hold the whole frame once its prefix is known,
