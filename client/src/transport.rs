@@ -8,12 +8,14 @@
 
 use std::future::Future;
 use std::io::{self, Write as _};
+use std::os::unix::net::UnixStream as StdStream;
 use std::path::Path;
 use std::task::{Context, Poll, Waker};
 
 use p11agent_proto::frame::{Frame, FrameDecoder};
 use p11agent_proto::FrameError;
 use tokio::io::AsyncWriteExt as _;
+use tokio::net::UnixStream as TokioStream;
 
 /// What reading a frame gives: the frame, in the decoder's buffer.
 pub(crate) type Received<'d> = Result<Frame<'d>, FrameError>;
@@ -27,8 +29,7 @@ pub(crate) trait Transport: Sized {
     async fn send(&mut self, frame: &[u8]) -> io::Result<()>;
 
     /// Reads through `decoder` until it holds a whole frame.
-    async fn receive<'d>(&mut self, decoder: &'d mut FrameDecoder)
-        -> Result<Frame<'d>, FrameError>;
+    async fn receive<'d>(&mut self, decoder: &'d mut FrameDecoder) -> Received<'d>;
 }
 
 /// Polls a future over a blocking [`Transport`] to its end.
@@ -49,9 +50,9 @@ pub(crate) fn wait<F: Future>(future: F) -> F::Output {
 }
 
 /// The blocking client's stream; reads ahead through the decoder.
-impl Transport for std::os::unix::net::UnixStream {
+impl Transport for StdStream {
     async fn connect(path: &Path) -> io::Result<Self> {
-        Self::connect(path)
+        StdStream::connect(path)
     }
 
     async fn send(&mut self, frame: &[u8]) -> io::Result<()> {
@@ -66,9 +67,9 @@ impl Transport for std::os::unix::net::UnixStream {
 
 /// The async client's stream; cancel-safe to receive on, since what
 /// arrived stays in the decoder.
-impl Transport for tokio::net::UnixStream {
+impl Transport for TokioStream {
     async fn connect(path: &Path) -> io::Result<Self> {
-        Self::connect(path).await
+        TokioStream::connect(path).await
     }
 
     async fn send(&mut self, frame: &[u8]) -> io::Result<()> {
