@@ -1,22 +1,20 @@
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use p11agent_proto::frame::{tokio_io, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
-use p11agent_proto::{paths, Filter, Identity, Request, Response, Scheme, Status, TokenSummary};
-use tokio::io::AsyncReadExt as _;
+use p11agent_proto::{
+    paths, Filter, Identity, Pin, RememberedChoice, Request, Response, Scheme, Selection, Status,
+    Token, TokenSummary,
+};
 use tokio::net::UnixStream;
 
-use crate::{AsyncEventStream, ClientError, Failure, ShownIdentity};
+use crate::calls;
+use crate::connection::Core;
+use crate::{AsyncEventStream, ClientError, SelectQuery, ShownIdentity};
 
-/// A connection to the agent for tokio programs.
-///
-/// A call that finds the connection broken (the agent restarted)
-/// connects again and repeats the request once; see the crate
-/// documentation, "Reconnecting".
+/// A connection to the agent for tokio programs: [`Client`](crate::Client)'s
+/// calls as futures, over the same core, reconnecting by the same rules.
 #[derive(Debug)]
 pub struct AsyncClient {
-    stream: UnixStream,
-    agent: String,
-    path: PathBuf,
+    core: Core<UnixStream>,
 }
 
 impl AsyncClient {
@@ -29,77 +27,48 @@ impl AsyncClient {
     /// Connects to the agent listening at `path` and performs the
     /// version handshake.
     pub async fn connect(path: impl AsRef<Path>) -> Result<Self, ClientError> {
-        let path: PathBuf = path.as_ref().to_path_buf();
-        let mut stream = UnixStream::connect(&path)
-            .await
-            .map_err(|e| ClientError::connect(path.clone(), e))?;
-        // Straight on the new stream: a handshake is never retried.
-        let hello = exchange(&mut stream, &crate::hello())
-            .await
-            .map_err(Failure::into_error)?;
-        Ok(AsyncClient {
-            stream,
-            agent: crate::expect_hello(hello)?,
-            path,
-        })
+        let core = Core::connect(path.as_ref().to_path_buf()).await?;
+        Ok(AsyncClient { core })
     }
 
     /// The agent's name and version, from the handshake.
     pub fn agent(&self) -> &str {
-        &self.agent
+        self.core.agent()
     }
 
     /// The socket this client is connected to.
     pub fn socket(&self) -> &Path {
-        &self.path
+        self.core.socket()
     }
 
-    /// Sends one request and reads its response.
+    /// Sends one request and reads its response; see
+    /// [`Client::call`](crate::Client::call) for the reconnection.
     ///
-    /// When the connection turns out to be dead before any of the
-    /// response arrived, connects to the same socket again and sends the
-    /// request once more; [`ClientError::NotRunning`] when no agent
-    /// listens there any more. See the crate documentation,
-    /// "Reconnecting", for when exactly, and why repeating is safe.
-    ///
-    /// Not cancel-safe: dropping the future while a response is being
-    /// read leaves the connection at an unknown position in the stream.
+    /// Not cancel-safe: dropped once the request is sent, it leaves that
+    /// request's answer on its way, and the next call would take it for
+    /// its own.
     pub async fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
-        match exchange(&mut self.stream, req).await {
-            Ok(response) => Ok(response),
-            Err(failure) if failure.allows_retry_of(req) => {
-                *self = AsyncClient::connect(&self.path).await?;
-                exchange(&mut self.stream, req)
-                    .await
-                    .map_err(Failure::into_error)
-            }
-            Err(failure) => Err(failure.into_error()),
-        }
+        self.core.call(req).await
     }
 
     /// The agent's status.
     pub async fn status(&mut self) -> Result<Status, ClientError> {
-        crate::into_status(self.call(&Request::Status).await?)
+        self.core.run(calls::Status).await
     }
 
     /// Every token the agent sees.
     pub async fn tokens(&mut self) -> Result<Vec<TokenSummary>, ClientError> {
-        crate::into_tokens(self.call(&Request::Tokens).await?)
+        self.core.run(calls::Tokens).await
     }
 
     /// The identities matching `filter`.
     pub async fn list(&mut self, filter: &Filter) -> Result<Vec<Identity>, ClientError> {
-        crate::into_identities(
-            self.call(&Request::List {
-                filter: filter.clone(),
-            })
-            .await?,
-        )
+        self.core.run(calls::List(filter)).await
     }
 
     /// One identity by id or unique id prefix, with its certificate.
     pub async fn show(&mut self, id: &str) -> Result<ShownIdentity, ClientError> {
-        crate::into_shown(self.call(&Request::Show { id: id.to_owned() }).await?)
+        self.core.run(calls::Show(id)).await
     }
 
     /// A signature by identity `id` over `message` with `scheme`; see
@@ -110,49 +79,63 @@ impl AsyncClient {
         scheme: Scheme,
         message: &[u8],
     ) -> Result<Vec<u8>, ClientError> {
-        crate::into_signature(self.call(&crate::sign_request(id, scheme, message)).await?)
+        self.core
+            .run(calls::Sign {
+                id,
+                scheme,
+                message,
+            })
+            .await
     }
 
-    /// The client certificate the agent decides to send to a server
-    /// (its candidate filter and policy; see the protocol README).
-    pub async fn select(
+    /// Logs in to `token` with `pin` or the agent's PIN source; see
+    /// [`Client::login`](crate::Client::login).
+    pub async fn login(
         &mut self,
-        query: &crate::SelectQuery,
-    ) -> Result<p11agent_proto::Selection, ClientError> {
-        crate::into_selection(self.call(&query.request()).await?)
+        token: Option<&str>,
+        pin: Option<Pin>,
+    ) -> Result<Token, ClientError> {
+        self.core.run(calls::Login { token, pin }).await
     }
 
-    /// Reports a person's choice for `origin` (an identity id, or `None`
-    /// for "send none"); when `remember` is set the agent remembers it
-    /// and returns the record.
+    /// Logs out of `token`, or of every token; see
+    /// [`Client::logout`](crate::Client::logout).
+    pub async fn logout(&mut self, token: Option<&str>) -> Result<Vec<Token>, ClientError> {
+        self.core.run(calls::Logout(token)).await
+    }
+
+    /// The client certificate the agent decides to send to a server; see
+    /// [`Client::select`](crate::Client::select).
+    pub async fn select(&mut self, query: &SelectQuery) -> Result<Selection, ClientError> {
+        self.core.run(calls::Select(query)).await
+    }
+
+    /// Reports a person's choice for `origin`; see
+    /// [`Client::choose`](crate::Client::choose).
     pub async fn choose(
         &mut self,
         origin: &str,
         id: Option<&str>,
         remember: bool,
-    ) -> Result<Option<p11agent_proto::RememberedChoice>, ClientError> {
-        crate::into_chosen(
-            self.call(&crate::choose_request(origin, id, remember))
-                .await?,
-        )
+    ) -> Result<Option<RememberedChoice>, ClientError> {
+        self.core
+            .run(calls::Choose {
+                origin,
+                id,
+                remember,
+            })
+            .await
     }
 
     /// The choices the agent remembers, by origin.
-    pub async fn decisions(
-        &mut self,
-    ) -> Result<Vec<p11agent_proto::RememberedChoice>, ClientError> {
-        crate::into_decisions(self.call(&Request::Decisions).await?)
+    pub async fn decisions(&mut self) -> Result<Vec<RememberedChoice>, ClientError> {
+        self.core.run(calls::Decisions).await
     }
 
-    /// Forgets the choice remembered for `origin`, or every choice when
-    /// `None`; returns the origins forgotten.
+    /// Forgets the choice remembered for `origin`, or every choice; see
+    /// [`Client::forget`](crate::Client::forget).
     pub async fn forget(&mut self, origin: Option<&str>) -> Result<Vec<String>, ClientError> {
-        crate::into_forgotten(
-            self.call(&Request::Forget {
-                origin: origin.map(str::to_owned),
-            })
-            .await?,
-        )
+        self.core.run(calls::Forget(origin)).await
     }
 
     /// Turns this connection into a stream of the agent's events; see
@@ -169,26 +152,41 @@ impl AsyncClient {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn watch(mut self) -> Result<AsyncEventStream, ClientError> {
-        crate::expect_watching(self.call(&Request::Watch).await?)?;
-        Ok(AsyncEventStream::new(self.stream))
+    pub async fn watch(self) -> Result<AsyncEventStream, ClientError> {
+        Ok(AsyncEventStream::new(self.core.watch().await?))
     }
 }
 
-/// Writes `req` and reads its response on `stream`, telling a connection
-/// that was already dead from other failures.
-async fn exchange(stream: &mut UnixStream, req: &Request) -> Result<Response, Failure> {
-    tokio_io::write(stream, req, MAX_REQUEST_FRAME)
-        .await
-        .map_err(crate::write_failure)?;
-    // The first byte alone, so that an end of stream here (nothing of the
-    // answer arrived) can be told from one inside the frame.
-    let mut first = [0u8; 1];
-    while !crate::first_byte(stream.read(&mut first).await)? {}
-    tokio_io::read(
-        &mut first.as_slice().chain(&mut *stream),
-        MAX_RESPONSE_FRAME,
-    )
-    .await
-    .map_err(|e| Failure::Final(e.into()))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Programs spawn calls on tokio's multi-threaded runtime, so every
+    /// future the async client and its event stream hand out must be
+    /// `Send`; this fails to compile otherwise.
+    #[test]
+    fn futures_can_move_between_threads() {
+        fn send<T: Send>(_: &T) {}
+        let calls = |client: &mut AsyncClient, events: &mut AsyncEventStream| {
+            send(&client.call(&Request::Status));
+            send(&client.status());
+            send(&client.tokens());
+            send(&client.list(&Filter::default()));
+            send(&client.show("id"));
+            send(&client.sign("id", Scheme::Ed25519, b""));
+            send(&client.login(None, None));
+            send(&client.logout(None));
+            send(&client.select(&SelectQuery::new("https://a.example")));
+            send(&client.choose("https://a.example", None, false));
+            send(&client.decisions());
+            send(&client.forget(None));
+            send(&events.next());
+        };
+        send(&calls);
+        let connect_and_watch = async {
+            let client = AsyncClient::connect("/nonexistent").await?;
+            client.watch().await
+        };
+        send(&connect_and_watch);
+    }
 }

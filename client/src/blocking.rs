@@ -1,11 +1,15 @@
-use std::io::Read as _;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use p11agent_proto::frame::{self, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
-use p11agent_proto::{paths, Filter, Identity, Request, Response, Scheme, Status, TokenSummary};
+use p11agent_proto::{
+    paths, Filter, Identity, Pin, RememberedChoice, Request, Response, Scheme, Selection, Status,
+    Token, TokenSummary,
+};
 
-use crate::{ClientError, EventStream, Failure, ShownIdentity};
+use crate::calls::{self, Call};
+use crate::connection::Core;
+use crate::transport::wait;
+use crate::{ClientError, EventStream, SelectQuery, ShownIdentity};
 
 /// A blocking connection to the agent.
 ///
@@ -14,9 +18,7 @@ use crate::{ClientError, EventStream, Failure, ShownIdentity};
 /// documentation, "Reconnecting".
 #[derive(Debug)]
 pub struct Client {
-    stream: UnixStream,
-    agent: String,
-    path: PathBuf,
+    core: Core<UnixStream>,
 }
 
 impl Client {
@@ -29,26 +31,18 @@ impl Client {
     /// Connects to the agent listening at `path` and performs the
     /// version handshake.
     pub fn connect(path: impl AsRef<Path>) -> Result<Self, ClientError> {
-        let path = path.as_ref().to_path_buf();
-        let mut stream =
-            UnixStream::connect(&path).map_err(|e| ClientError::connect(path.clone(), e))?;
-        // Straight on the new stream: a handshake is never retried.
-        let hello = exchange(&mut stream, &crate::hello()).map_err(Failure::into_error)?;
-        Ok(Client {
-            stream,
-            agent: crate::expect_hello(hello)?,
-            path,
-        })
+        let core = wait(Core::connect(path.as_ref().to_path_buf()))?;
+        Ok(Client { core })
     }
 
     /// The agent's name and version, from the handshake.
     pub fn agent(&self) -> &str {
-        &self.agent
+        self.core.agent()
     }
 
     /// The socket this client is connected to.
     pub fn socket(&self) -> &Path {
-        &self.path
+        self.core.socket()
     }
 
     /// Sends one request and reads its response.
@@ -59,36 +53,31 @@ impl Client {
     /// listens there any more. See the crate documentation,
     /// "Reconnecting", for when exactly, and why repeating is safe.
     pub fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
-        match exchange(&mut self.stream, req) {
-            Ok(response) => Ok(response),
-            Err(failure) if failure.allows_retry_of(req) => {
-                *self = Client::connect(&self.path)?;
-                exchange(&mut self.stream, req).map_err(Failure::into_error)
-            }
-            Err(failure) => Err(failure.into_error()),
-        }
+        wait(self.core.call(req))
+    }
+
+    fn run<C: Call>(&mut self, call: C) -> Result<C::Output, ClientError> {
+        wait(self.core.run(call))
     }
 
     /// The agent's status.
     pub fn status(&mut self) -> Result<Status, ClientError> {
-        crate::into_status(self.call(&Request::Status)?)
+        self.run(calls::Status)
     }
 
     /// Every token the agent sees.
     pub fn tokens(&mut self) -> Result<Vec<TokenSummary>, ClientError> {
-        crate::into_tokens(self.call(&Request::Tokens)?)
+        self.run(calls::Tokens)
     }
 
     /// The identities matching `filter`.
     pub fn list(&mut self, filter: &Filter) -> Result<Vec<Identity>, ClientError> {
-        crate::into_identities(self.call(&Request::List {
-            filter: filter.clone(),
-        })?)
+        self.run(calls::List(filter))
     }
 
     /// One identity by id or unique id prefix, with its certificate.
     pub fn show(&mut self, id: &str) -> Result<ShownIdentity, ClientError> {
-        crate::into_shown(self.call(&Request::Show { id: id.to_owned() })?)
+        self.run(calls::Show(id))
     }
 
     /// A signature by identity `id` (full id or unique prefix) over
@@ -102,16 +91,34 @@ impl Client {
         scheme: Scheme,
         message: &[u8],
     ) -> Result<Vec<u8>, ClientError> {
-        crate::into_signature(self.call(&crate::sign_request(id, scheme, message))?)
+        self.run(calls::Sign {
+            id,
+            scheme,
+            message,
+        })
+    }
+
+    /// Logs in to `token` (label or serial; `None` when only one token
+    /// is present) with `pin`, or, without one, with whatever the agent's
+    /// PIN source (pinentry, PIN file, PIN pad) gives; returns the token.
+    ///
+    /// A login that reached the agent is never sent twice, even when the
+    /// connection broke before the answer: a wrong PIN counts towards
+    /// locking the card (crate documentation, "Reconnecting").
+    pub fn login(&mut self, token: Option<&str>, pin: Option<Pin>) -> Result<Token, ClientError> {
+        self.run(calls::Login { token, pin })
+    }
+
+    /// Logs out of `token`, or of every token when `None`, and has the
+    /// agent forget their PINs; returns the tokens that were logged in.
+    pub fn logout(&mut self, token: Option<&str>) -> Result<Vec<Token>, ClientError> {
+        self.run(calls::Logout(token))
     }
 
     /// The client certificate the agent decides to send to a server
     /// (its candidate filter and policy; see the protocol README).
-    pub fn select(
-        &mut self,
-        query: &crate::SelectQuery,
-    ) -> Result<p11agent_proto::Selection, ClientError> {
-        crate::into_selection(self.call(&query.request())?)
+    pub fn select(&mut self, query: &SelectQuery) -> Result<Selection, ClientError> {
+        self.run(calls::Select(query))
     }
 
     /// Reports a person's choice for `origin` (an identity id, or `None`
@@ -122,21 +129,23 @@ impl Client {
         origin: &str,
         id: Option<&str>,
         remember: bool,
-    ) -> Result<Option<p11agent_proto::RememberedChoice>, ClientError> {
-        crate::into_chosen(self.call(&crate::choose_request(origin, id, remember))?)
+    ) -> Result<Option<RememberedChoice>, ClientError> {
+        self.run(calls::Choose {
+            origin,
+            id,
+            remember,
+        })
     }
 
     /// The choices the agent remembers, by origin.
-    pub fn decisions(&mut self) -> Result<Vec<p11agent_proto::RememberedChoice>, ClientError> {
-        crate::into_decisions(self.call(&Request::Decisions)?)
+    pub fn decisions(&mut self) -> Result<Vec<RememberedChoice>, ClientError> {
+        self.run(calls::Decisions)
     }
 
     /// Forgets the choice remembered for `origin`, or every choice when
     /// `None`; returns the origins forgotten.
     pub fn forget(&mut self, origin: Option<&str>) -> Result<Vec<String>, ClientError> {
-        crate::into_forgotten(self.call(&Request::Forget {
-            origin: origin.map(str::to_owned),
-        })?)
+        self.run(calls::Forget(origin))
     }
 
     /// Turns this connection into a stream of the agent's events (tokens
@@ -157,23 +166,7 @@ impl Client {
     /// }
     /// # Ok::<(), p11agent_client::ClientError>(())
     /// ```
-    pub fn watch(mut self) -> Result<EventStream, ClientError> {
-        crate::expect_watching(self.call(&Request::Watch)?)?;
-        Ok(EventStream::new(self.stream))
+    pub fn watch(self) -> Result<EventStream, ClientError> {
+        Ok(EventStream::new(wait(self.core.watch())?))
     }
-}
-
-/// Writes `req` and reads its response on `stream`, telling a connection
-/// that was already dead from other failures.
-fn exchange(stream: &mut UnixStream, req: &Request) -> Result<Response, Failure> {
-    frame::write(stream, req, MAX_REQUEST_FRAME).map_err(crate::write_failure)?;
-    // The first byte alone, so that an end of stream here (nothing of the
-    // answer arrived) can be told from one inside the frame.
-    let mut first = [0u8; 1];
-    while !crate::first_byte(stream.read(&mut first))? {}
-    frame::read(
-        &mut first.as_slice().chain(&mut *stream),
-        MAX_RESPONSE_FRAME,
-    )
-    .map_err(|e| Failure::Final(e.into()))
 }

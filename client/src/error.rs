@@ -4,12 +4,10 @@ use p11agent_proto::{ErrorCode, FrameError};
 
 /// Why a call to the agent failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// Nothing listens on the socket.
-    #[error(
-        "the agent is not running (no socket at {path}); start it with `p11agent daemon` \
-         or point P11AGENT_SOCK or --socket at a running agent's socket"
-    )]
+    #[error("the agent is not running (no socket at {path})")]
     NotRunning {
         /// The socket path tried.
         path: PathBuf,
@@ -53,5 +51,23 @@ impl ClientError {
             NotFound | ConnectionRefused => ClientError::NotRunning { path },
             _ => ClientError::Connect { path, source },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A library's error says what happened, not which command-line
+    /// flag to reach for: programs other than `p11agent` use it.
+    #[test]
+    fn not_running_says_what_happened() {
+        let error = ClientError::NotRunning {
+            path: PathBuf::from("/tmp/p11agent-1000/agent.sock"),
+        };
+        assert_eq!(
+            error.to_string(),
+            "the agent is not running (no socket at /tmp/p11agent-1000/agent.sock)"
+        );
     }
 }

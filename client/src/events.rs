@@ -2,12 +2,10 @@
 //! [`Client::watch`](crate::Client::watch) or
 //! [`AsyncClient::watch`](crate::AsyncClient::watch).
 
-use std::os::unix::net::UnixStream;
+use p11agent_proto::{Event, FrameError, Response};
 
-use p11agent_proto::frame::{self, FrameError, MAX_RESPONSE_FRAME};
-use p11agent_proto::{Event, Response};
-use tokio::io::AsyncReadExt as _;
-
+use crate::connection::Connection;
+use crate::transport::{wait, Transport};
 use crate::ClientError;
 
 /// The events of a blocking connection, in the order the agent sent them.
@@ -20,15 +18,13 @@ use crate::ClientError;
 /// the connection.
 #[derive(Debug)]
 pub struct EventStream {
-    stream: UnixStream,
-    done: bool,
+    events: Events<std::os::unix::net::UnixStream>,
 }
 
 impl EventStream {
-    pub(crate) fn new(stream: UnixStream) -> Self {
+    pub(crate) fn new(connection: Connection<std::os::unix::net::UnixStream>) -> Self {
         EventStream {
-            stream,
-            done: false,
+            events: Events::new(connection),
         }
     }
 }
@@ -37,10 +33,60 @@ impl Iterator for EventStream {
     type Item = Result<Event, ClientError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        wait(self.events.next())
+    }
+}
+
+impl std::iter::FusedIterator for EventStream {}
+
+/// The events of an async connection, in the order the agent sent them.
+///
+/// Behaves as [`EventStream`] does: [`next`](AsyncEventStream::next)
+/// returns `None` once the agent closed the connection.
+#[derive(Debug)]
+pub struct AsyncEventStream {
+    events: Events<tokio::net::UnixStream>,
+}
+
+impl AsyncEventStream {
+    pub(crate) fn new(connection: Connection<tokio::net::UnixStream>) -> Self {
+        AsyncEventStream {
+            events: Events::new(connection),
+        }
+    }
+
+    /// The next event, or `None` when the agent closed the connection.
+    ///
+    /// Cancel-safe: it may be raced against a timeout or other work in
+    /// `tokio::select!` without losing or splitting an event.
+    pub async fn next(&mut self) -> Option<Result<Event, ClientError>> {
+        self.events.next().await
+    }
+}
+
+/// What both event streams do, over either transport.
+#[derive(Debug)]
+struct Events<T> {
+    connection: Connection<T>,
+    done: bool,
+}
+
+impl<T: Transport> Events<T> {
+    fn new(connection: Connection<T>) -> Self {
+        Events {
+            connection,
+            done: false,
+        }
+    }
+
+    /// The next event; `None` once the agent closed the connection or
+    /// the stream broke. Cancel-safe, as reading a response is, since
+    /// `done` changes only once a frame was taken.
+    async fn next(&mut self) -> Option<Result<Event, ClientError>> {
         if self.done {
             return None;
         }
-        let item = match frame::read(&mut self.stream, MAX_RESPONSE_FRAME) {
+        let item = match self.connection.response().await {
             Ok(response) => into_event(response),
             Err(FrameError::Closed) => {
                 self.done = true;
@@ -53,98 +99,12 @@ impl Iterator for EventStream {
     }
 }
 
-impl std::iter::FusedIterator for EventStream {}
-
-/// The events of an async connection, in the order the agent sent them.
-///
-/// Behaves as [`EventStream`] does: [`next`](AsyncEventStream::next)
-/// returns `None` once the agent closed the connection.
-#[derive(Debug)]
-pub struct AsyncEventStream {
-    stream: tokio::net::UnixStream,
-    /// Bytes read but not yet returned as events: whole frames, then
-    /// the start of the next one.
-    buffer: Vec<u8>,
-    done: bool,
-}
-
-impl AsyncEventStream {
-    pub(crate) fn new(stream: tokio::net::UnixStream) -> Self {
-        AsyncEventStream {
-            stream,
-            buffer: Vec::new(),
-            done: false,
-        }
-    }
-
-    /// The next event, or `None` when the agent closed the connection.
-    ///
-    /// Cancel-safe: it may be raced against a timeout or other work in
-    /// `tokio::select!` without losing or splitting an event.
-    pub async fn next(&mut self) -> Option<Result<Event, ClientError>> {
-        if self.done {
-            return None;
-        }
-        loop {
-            let item = match take_frame(&mut self.buffer) {
-                Ok(Some(body)) => decode(&body),
-                Ok(None) => match self.stream.read_buf(&mut self.buffer).await {
-                    Ok(0) if self.buffer.is_empty() => {
-                        self.done = true;
-                        return None;
-                    }
-                    Ok(0) => Err(FrameError::Truncated.into()),
-                    Ok(_) => continue,
-                    Err(e) => Err(FrameError::Io(e).into()),
-                },
-                Err(e) => Err(e.into()),
-            };
-            self.done = ends_stream(&item);
-            return Some(item);
-        }
-    }
-}
-
-/// Removes the first whole frame from `buffer` and returns its body;
-/// `None` while the frame is incomplete.
-///
-/// Unlike reading straight from the socket, a half-read frame stays in
-/// the buffer when the caller gives up waiting, which is what makes
-/// [`AsyncEventStream::next`] cancel-safe.
-fn take_frame(buffer: &mut Vec<u8>) -> Result<Option<Vec<u8>>, FrameError> {
-    let Some(head) = buffer.first_chunk::<4>() else {
-        return Ok(None);
-    };
-    let len = u32::from_be_bytes(*head);
-    if len == 0 {
-        return Err(FrameError::Empty);
-    }
-    if len > MAX_RESPONSE_FRAME {
-        return Err(FrameError::TooLarge {
-            len,
-            max: MAX_RESPONSE_FRAME,
-        });
-    }
-    let end = 4 + len as usize;
-    if buffer.len() < end {
-        return Ok(None);
-    }
-    let body = buffer[4..end].to_vec();
-    buffer.drain(..end);
-    Ok(Some(body))
-}
-
-/// One frame's body as an event.
-fn decode(body: &[u8]) -> Result<Event, ClientError> {
-    into_event(serde_json::from_slice(body).map_err(FrameError::from)?)
-}
-
 /// The event a response carries; the agent's error answer, or any other
 /// response, as an error.
 fn into_event(response: Response) -> Result<Event, ClientError> {
     match response {
         Response::Event(event) => Ok(event),
-        other => Err(crate::unexpected(other)),
+        other => Err(crate::calls::unexpected(other)),
     }
 }
 
@@ -156,7 +116,10 @@ fn ends_stream(item: &Result<Event, ClientError>) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::net::UnixStream;
+
     use super::*;
+    use p11agent_proto::frame::{self, FrameDecoder, MAX_RESPONSE_FRAME};
     use p11agent_proto::{ErrorCode, EventKind};
 
     fn frame_of(response: &Response) -> Vec<u8> {
@@ -167,29 +130,51 @@ mod tests {
         Response::Event(Event::new(EventKind::Login, "t").detail(detail))
     }
 
+    /// A decoder as the event streams keep one, holding `bytes`.
+    fn buffer(bytes: &[u8]) -> FrameDecoder {
+        let mut decoder = FrameDecoder::new(MAX_RESPONSE_FRAME);
+        extend(&mut decoder, bytes);
+        decoder
+    }
+
+    fn extend(decoder: &mut FrameDecoder, bytes: &[u8]) {
+        decoder.read_space(false)[..bytes.len()].copy_from_slice(bytes);
+        decoder.filled(bytes.len());
+    }
+
+    /// The next whole frame's body; `None` while it is incomplete.
+    fn take_frame(decoder: &mut FrameDecoder) -> Result<Option<Vec<u8>>, FrameError> {
+        Ok(decoder.next_frame()?.map(|frame| frame.to_vec()))
+    }
+
+    /// One frame's body as an event.
+    fn decode(body: &[u8]) -> Result<Event, ClientError> {
+        into_event(serde_json::from_slice(body).map_err(FrameError::from)?)
+    }
+
     #[test]
     fn frames_are_taken_whole_and_in_order() {
         let mut wire = frame_of(&event("1"));
         wire.extend(frame_of(&event("2")));
-        let mut buffer = wire[..wire.len() - 3].to_vec();
+        let mut buffer = buffer(&wire[..wire.len() - 3]);
         let first = take_frame(&mut buffer).expect("frame").expect("whole");
         assert_eq!(decode(&first).expect("event").detail.as_deref(), Some("1"));
         assert!(take_frame(&mut buffer).expect("no error").is_none());
-        buffer.extend_from_slice(&wire[wire.len() - 3..]);
+        extend(&mut buffer, &wire[wire.len() - 3..]);
         let second = take_frame(&mut buffer).expect("frame").expect("whole");
         assert_eq!(decode(&second).expect("event").detail.as_deref(), Some("2"));
-        assert!(buffer.is_empty());
+        assert!(!buffer.in_frame());
     }
 
     #[test]
     fn bad_lengths_are_errors() {
         assert!(matches!(
-            take_frame(&mut vec![0, 0, 0, 0]),
+            take_frame(&mut buffer(&[0, 0, 0, 0])),
             Err(FrameError::Empty)
         ));
-        let mut huge = (MAX_RESPONSE_FRAME + 1).to_be_bytes().to_vec();
+        let huge = (MAX_RESPONSE_FRAME + 1).to_be_bytes().to_vec();
         assert!(matches!(
-            take_frame(&mut huge),
+            take_frame(&mut buffer(&huge)),
             Err(FrameError::TooLarge { .. })
         ));
     }
@@ -201,7 +186,7 @@ mod tests {
         agent.write_all(&frame_of(&event("1"))).expect("write");
         agent.write_all(b"{not json").expect("write");
         drop(agent);
-        let mut stream = EventStream::new(ours);
+        let mut stream = EventStream::new(Connection::new(ours));
         assert!(matches!(stream.next(), Some(Ok(e)) if e.detail.as_deref() == Some("1")));
         // The stray bytes are no frame: reported once, then the end.
         assert!(matches!(stream.next(), Some(Err(_))));
@@ -222,7 +207,7 @@ mod tests {
             .write_all(&frame_of(&Response::error(ErrorCode::Internal, "boom")))
             .expect("write");
         agent.write_all(&frame_of(&event("3"))).expect("write");
-        let mut stream = EventStream::new(ours);
+        let mut stream = EventStream::new(Connection::new(ours));
         assert!(matches!(
             stream.next(),
             Some(Err(ClientError::Frame(FrameError::Json(_))))
@@ -242,7 +227,7 @@ mod tests {
     async fn the_async_stream_survives_cancellation_mid_frame() {
         use tokio::io::AsyncWriteExt as _;
         let (ours, mut agent) = tokio::net::UnixStream::pair().expect("pair");
-        let mut stream = AsyncEventStream::new(ours);
+        let mut stream = AsyncEventStream::new(Connection::new(ours));
         let wire = frame_of(&event("1"));
         agent.write_all(&wire[..5]).await.expect("write");
         let waited =

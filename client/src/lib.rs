@@ -50,9 +50,12 @@
 
 mod asynchronous;
 mod blocking;
+mod calls;
+mod connection;
 mod error;
 mod events;
 pub mod tls;
+mod transport;
 
 pub use asynchronous::AsyncClient;
 pub use blocking::Client;
@@ -60,155 +63,7 @@ pub use error::ClientError;
 pub use events::{AsyncEventStream, EventStream};
 pub use p11agent_proto as proto;
 
-use p11agent_proto::{
-    FrameError, Identity, Request, Response, Status, TokenSummary, PROTOCOL_VERSION,
-};
-
-/// How one request/response exchange on a connection failed.
-enum Failure {
-    /// The connection was dead before the agent answered anything: the
-    /// request could not be written (`delivered` false), or the stream
-    /// ended before the first byte of the response (`delivered` true: the
-    /// agent may have read the request before it went away). Sending the
-    /// request again on a new connection may help.
-    Stale {
-        /// What the transport reported, returned when no retry follows.
-        error: ClientError,
-        /// Whether an agent may have received the request.
-        delivered: bool,
-    },
-    /// Anything else, returned as is.
-    Final(ClientError),
-}
-
-impl Failure {
-    fn into_error(self) -> ClientError {
-        match self {
-            Failure::Stale { error, .. } | Failure::Final(error) => error,
-        }
-    }
-
-    /// Whether `req` may be sent again on a new connection after this
-    /// failure (see the crate documentation, "Reconnecting").
-    fn allows_retry_of(&self, req: &Request) -> bool {
-        match self {
-            Failure::Final(_) => false,
-            Failure::Stale { delivered, .. } => {
-                !*delivered || !matches!(req, Request::Login { .. })
-            }
-        }
-    }
-}
-
-/// Whether an I/O error says the peer is gone: the errors a dead agent's
-/// socket gives (a live agent that closes on purpose sends EOF instead).
-fn peer_gone(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
-    )
-}
-
-/// Classifies a failure to write a request.
-fn write_failure(e: FrameError) -> Failure {
-    match e {
-        FrameError::Io(io) if peer_gone(&io) => Failure::Stale {
-            error: FrameError::Io(io).into(),
-            delivered: false,
-        },
-        other => Failure::Final(other.into()),
-    }
-}
-
-/// Classifies the outcome of reading the first byte of a response:
-/// `Ok(true)` when a byte arrived, `Ok(false)` to read again.
-fn first_byte(result: std::io::Result<usize>) -> Result<bool, Failure> {
-    let stale = |error: FrameError| Failure::Stale {
-        error: error.into(),
-        delivered: true,
-    };
-    match result {
-        Ok(0) => Err(stale(FrameError::Closed)),
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(false),
-        Err(e) if peer_gone(&e) => Err(stale(FrameError::Io(e))),
-        Err(e) => Err(Failure::Final(FrameError::Io(e).into())),
-    }
-}
-
-/// The first request on every connection.
-fn hello() -> Request {
-    Request::Hello {
-        version: PROTOCOL_VERSION,
-        client: Some(format!("p11agent-client {}", env!("CARGO_PKG_VERSION"))),
-    }
-}
-
-/// Checks the agent's answer to the handshake and returns its name.
-fn expect_hello(resp: Response) -> Result<String, ClientError> {
-    match resp {
-        Response::Hello { version, agent } if version == PROTOCOL_VERSION => Ok(agent),
-        Response::Hello { version, .. } => Err(ClientError::Version { agent: version }),
-        other => Err(unexpected(other)),
-    }
-}
-
-/// Turns an error response, or a response of the wrong kind, into an error.
-fn unexpected(resp: Response) -> ClientError {
-    match resp {
-        Response::Error { code, message } => ClientError::Agent { code, message },
-        other => ClientError::Protocol(format!("unexpected response: {other:?}")),
-    }
-}
-
-/// Checks the agent's answer to `watch`.
-fn expect_watching(resp: Response) -> Result<(), ClientError> {
-    match resp {
-        Response::Watching => Ok(()),
-        other => Err(unexpected(other)),
-    }
-}
-
-fn into_status(resp: Response) -> Result<Status, ClientError> {
-    match resp {
-        Response::Status(status) => Ok(status),
-        other => Err(unexpected(other)),
-    }
-}
-
-fn into_tokens(resp: Response) -> Result<Vec<TokenSummary>, ClientError> {
-    match resp {
-        Response::Tokens { tokens } => Ok(tokens),
-        other => Err(unexpected(other)),
-    }
-}
-
-fn into_identities(resp: Response) -> Result<Vec<Identity>, ClientError> {
-    match resp {
-        Response::Identities { identities } => Ok(identities),
-        other => Err(unexpected(other)),
-    }
-}
-
-/// The `sign` request for `message`, base64-encoded as the protocol wants.
-fn sign_request(id: &str, scheme: p11agent_proto::Scheme, message: &[u8]) -> Request {
-    use base64::Engine as _;
-    Request::Sign {
-        id: id.to_owned(),
-        scheme,
-        message: base64::engine::general_purpose::STANDARD.encode(message),
-    }
-}
-
-fn into_signature(resp: Response) -> Result<Vec<u8>, ClientError> {
-    use base64::Engine as _;
-    match resp {
-        Response::Signature { signature } => base64::engine::general_purpose::STANDARD
-            .decode(signature)
-            .map_err(|e| ClientError::Protocol(format!("signature is not base64: {e}"))),
-        other => Err(unexpected(other)),
-    }
-}
+use p11agent_proto::Identity;
 
 /// What a TLS server asked for, as [`Client::select`] sends it.
 #[derive(Debug, Clone)]
@@ -243,58 +98,6 @@ impl SelectQuery {
             explain: true,
         }
     }
-
-    fn request(&self) -> Request {
-        use base64::Engine as _;
-        Request::Select {
-            origin: self.origin.clone(),
-            ca_names: self
-                .ca_names
-                .iter()
-                .map(|n| base64::engine::general_purpose::STANDARD.encode(n))
-                .collect(),
-            schemes: self.schemes.clone(),
-            chooser: self.chooser,
-            id: self.id.clone(),
-            explain: self.explain,
-        }
-    }
-}
-
-fn into_selection(resp: Response) -> Result<p11agent_proto::Selection, ClientError> {
-    match resp {
-        Response::Selection(selection) => Ok(*selection),
-        other => Err(unexpected(other)),
-    }
-}
-
-fn choose_request(origin: &str, id: Option<&str>, remember: bool) -> Request {
-    Request::Choose {
-        origin: origin.to_owned(),
-        id: id.map(str::to_owned),
-        remember,
-    }
-}
-
-fn into_chosen(resp: Response) -> Result<Option<p11agent_proto::RememberedChoice>, ClientError> {
-    match resp {
-        Response::Chosen { remembered } => Ok(remembered),
-        other => Err(unexpected(other)),
-    }
-}
-
-fn into_decisions(resp: Response) -> Result<Vec<p11agent_proto::RememberedChoice>, ClientError> {
-    match resp {
-        Response::Decisions { decisions } => Ok(decisions),
-        other => Err(unexpected(other)),
-    }
-}
-
-fn into_forgotten(resp: Response) -> Result<Vec<String>, ClientError> {
-    match resp {
-        Response::Forgotten { origins } => Ok(origins),
-        other => Err(unexpected(other)),
-    }
 }
 
 /// An identity with its certificate, as [`Client::show`] returns it.
@@ -304,60 +107,4 @@ pub struct ShownIdentity {
     pub identity: Identity,
     /// The certificate's DER encoding.
     pub certificate: Vec<u8>,
-}
-
-fn into_shown(resp: Response) -> Result<ShownIdentity, ClientError> {
-    use base64::Engine as _;
-    match resp {
-        Response::Identity {
-            identity,
-            certificate,
-        } => {
-            let certificate = base64::engine::general_purpose::STANDARD
-                .decode(certificate)
-                .map_err(|e| ClientError::Protocol(format!("certificate is not base64: {e}")))?;
-            Ok(ShownIdentity {
-                identity: *identity,
-                certificate,
-            })
-        }
-        other => Err(unexpected(other)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use p11agent_proto::{ErrorCode, Scheme};
-
-    #[test]
-    fn sign_encodes_the_message_and_decodes_the_signature() {
-        let req = sign_request("abcd", Scheme::Ed25519, b"\x00\x01hi");
-        assert_eq!(
-            req,
-            Request::Sign {
-                id: "abcd".into(),
-                scheme: Scheme::Ed25519,
-                message: "AAFoaQ==".into(),
-            }
-        );
-        let sig = into_signature(Response::Signature {
-            signature: "AAFoaQ==".into(),
-        });
-        assert_eq!(sig.ok(), Some(b"\x00\x01hi".to_vec()));
-        let refused = into_signature(Response::error(ErrorCode::PinRequired, "no PIN"));
-        assert!(matches!(
-            refused,
-            Err(ClientError::Agent {
-                code: ErrorCode::PinRequired,
-                ..
-            })
-        ));
-        assert!(matches!(
-            into_signature(Response::Signature {
-                signature: "!!".into()
-            }),
-            Err(ClientError::Protocol(_))
-        ));
-    }
 }

@@ -89,6 +89,7 @@ impl Event {
 /// and this crate reads them as [`EventKind::Unknown`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum EventKind {
     /// A token appeared (a card was inserted, a module found a new token).
     TokenInserted,

@@ -7,12 +7,19 @@
 //! once it has started, and the agent closes a connection that has no
 //! request in progress for [`IDLE_TIMEOUT`] (the limits are listed in the
 //! crate README, "Limits").
+//!
+//! [`FrameDecoder`] holds these rules; every reader of frames (the
+//! functions here, the clients, the agent) reads through one.
 
 use std::io::{self, Read, Write};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+
+mod decoder;
+
+pub use decoder::{Frame, FrameDecoder};
 
 /// Largest request body the agent accepts: 64 KiB. Requests are small;
 /// the bound keeps a hostile client from making the agent allocate.
@@ -48,6 +55,7 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// Why a frame could not be read or written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FrameError {
     /// The peer closed the stream cleanly between frames.
     #[error("connection closed")]
@@ -91,50 +99,26 @@ pub fn encode<T: Serialize>(msg: &T, max: u32) -> Result<Vec<u8>, FrameError> {
     Ok(out)
 }
 
-/// Checks an announced frame length against a limit.
-///
-/// Called on the length prefix alone, before the body's buffer exists:
-/// a hostile prefix (up to 4 GiB) is refused without allocating.
-fn check_len(len: u32, max: u32) -> Result<usize, FrameError> {
-    match len {
-        0 => Err(FrameError::Empty),
-        n if n > max => Err(FrameError::TooLarge { len: n, max }),
-        n => Ok(n as usize),
-    }
-}
-
-/// Maps an unexpected EOF to [`FrameError::Truncated`].
-fn truncated(e: io::Error) -> FrameError {
-    if e.kind() == io::ErrorKind::UnexpectedEof {
-        FrameError::Truncated
-    } else {
-        FrameError::Io(e)
-    }
-}
-
 /// Reads one frame's body from a blocking stream.
+///
+/// Reads exactly the frame and nothing after it, so the stream is left
+/// at the next frame; a prefix over `max` is refused before the body is
+/// read or any room is made for it.
 pub fn read_body<R: Read>(r: &mut R, max: u32) -> Result<Vec<u8>, FrameError> {
-    let mut len = [0u8; 4];
-    let mut got = 0;
-    while got < 4 {
-        match r.read(&mut len[got..]) {
-            Ok(0) if got == 0 => return Err(FrameError::Closed),
-            Ok(0) => return Err(FrameError::Truncated),
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(FrameError::Io(e)),
-        }
-    }
-    let len = check_len(u32::from_be_bytes(len), max)?;
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).map_err(truncated)?;
+    let mut decoder = FrameDecoder::new(max);
+    let body = decoder.read_frame(r, true)?.to_vec();
     Ok(body)
 }
 
-/// Reads and decodes one message from a blocking stream.
+/// Reads and decodes one message from a blocking stream, as
+/// [`read_body`] reads.
+///
+/// The message is decoded from the reader's buffer, which is wiped
+/// afterwards: no copy of a request's PIN stays behind.
 pub fn read<R: Read, T: DeserializeOwned>(r: &mut R, max: u32) -> Result<T, FrameError> {
-    let body = read_body(r, max)?;
-    Ok(serde_json::from_slice(&body)?)
+    let mut decoder = FrameDecoder::new(max);
+    let message = decoder.read_frame(r, true)?.decode();
+    message
 }
 
 /// Encodes and writes one message to a blocking stream.
@@ -148,38 +132,32 @@ pub fn write<W: Write, T: Serialize>(w: &mut W, msg: &T, max: u32) -> Result<(),
 #[cfg(feature = "tokio")]
 pub mod tokio_io {
     use super::*;
-    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-    /// Reads one frame's body from an async stream.
+    /// Reads one frame's body from an async stream, as
+    /// [`read_body`](super::read_body) does from a blocking one.
     ///
     /// Cancel-safe only between frames: dropping the future mid-frame
-    /// leaves the stream at an unknown position.
+    /// leaves the stream at an unknown position. A reader that must not
+    /// lose bytes keeps a [`FrameDecoder`] across calls instead.
     pub async fn read_body<R: AsyncRead + Unpin>(
         r: &mut R,
         max: u32,
     ) -> Result<Vec<u8>, FrameError> {
-        let mut len = [0u8; 4];
-        let mut got = 0;
-        while got < 4 {
-            match r.read(&mut len[got..]).await? {
-                0 if got == 0 => return Err(FrameError::Closed),
-                0 => return Err(FrameError::Truncated),
-                n => got += n,
-            }
-        }
-        let len = check_len(u32::from_be_bytes(len), max)?;
-        let mut body = vec![0u8; len];
-        r.read_exact(&mut body).await.map_err(truncated)?;
+        let mut decoder = FrameDecoder::new(max);
+        let body = decoder.read_frame_async(r, true).await?.to_vec();
         Ok(body)
     }
 
-    /// Reads and decodes one message from an async stream.
+    /// Reads and decodes one message from an async stream, as
+    /// [`read`](super::read) does from a blocking one.
     pub async fn read<R: AsyncRead + Unpin, T: DeserializeOwned>(
         r: &mut R,
         max: u32,
     ) -> Result<T, FrameError> {
-        let body = read_body(r, max).await?;
-        Ok(serde_json::from_slice(&body)?)
+        let mut decoder = FrameDecoder::new(max);
+        let message = decoder.read_frame_async(r, true).await?.decode();
+        message
     }
 
     /// Encodes and writes one message to an async stream.
@@ -263,7 +241,8 @@ mod tests {
 
 /// Property tests: whatever bytes arrive, the decoders return frames or
 /// typed errors, never panic, never hand out a frame outside the limits,
-/// and the blocking and async decoders agree.
+/// and the blocking and async readers agree, with each other and with a
+/// decoder fed the bytes in pieces of any size.
 #[cfg(test)]
 mod properties {
     use proptest::collection::vec;
@@ -394,6 +373,36 @@ mod properties {
         ]
     }
 
+    /// The same with one [`FrameDecoder`] fed the input in pieces of the
+    /// given sizes (repeated), as a buffered reader's reads bring it.
+    fn decode_in_pieces(input: &[u8], pieces: &[usize], max: u32) -> Outcome {
+        let mut decoder = FrameDecoder::new(max);
+        let mut rest = input;
+        let mut pieces = pieces.iter().cycle();
+        let mut bodies = Vec::new();
+        loop {
+            match decoder.next_frame() {
+                Ok(Some(frame)) => {
+                    bodies.push(frame.to_vec());
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => return (bodies, e.to_string()),
+            }
+            let space = decoder.read_space(false);
+            let n = pieces
+                .next()
+                .map_or(1, |&p| p)
+                .min(space.len())
+                .min(rest.len());
+            space[..n].copy_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            if let Err(e) = decoder.received(Ok(n)) {
+                return (bodies, e.to_string());
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -452,6 +461,30 @@ mod properties {
             input.extend_from_slice(&body);
             // Any outcome is fine; what is checked is that there is one.
             let _ = read::<_, Request>(&mut &input[..], MAX_REQUEST_FRAME);
+        }
+
+        #[test]
+        fn a_decoder_fed_in_pieces_agrees_with_the_stream_reader(
+            input in vec(any::<u8>(), 0..512),
+            pieces in vec(1usize..40, 1..8),
+            max in 1u32..64,
+        ) {
+            prop_assert_eq!(decode_in_pieces(&input, &pieces, max), decode_all(&input, max));
+        }
+
+        #[test]
+        fn well_formed_streams_decode_whole_in_pieces(
+            bodies in vec(vec(any::<u8>(), 1..200), 0..6),
+            pieces in vec(1usize..300, 1..8),
+        ) {
+            let mut input = Vec::new();
+            for body in &bodies {
+                input.extend_from_slice(&(body.len() as u32).to_be_bytes());
+                input.extend_from_slice(body);
+            }
+            let (decoded, end) = decode_in_pieces(&input, &pieces, 256);
+            prop_assert_eq!(decoded, bodies);
+            prop_assert_eq!(end, FrameError::Closed.to_string());
         }
 
         #[cfg(feature = "tokio")]

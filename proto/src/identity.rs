@@ -91,6 +91,7 @@ impl KeyType {
 
 /// A named elliptic curve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Curve {
     /// NIST P-256 (secp256r1).
     #[serde(rename = "P-256")]
@@ -151,6 +152,7 @@ pub struct TokenSummary {
 /// Whether a token can be used now.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TokenStatus {
     /// Inserted, and its module answers.
     #[default]
@@ -196,6 +198,7 @@ impl ClientAuth {
 /// Why an identity cannot be used for client authentication.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Reason {
     /// No private key for the certificate was found on its token.
     NoPrivateKey,

@@ -13,6 +13,7 @@ pub mod identity;
 pub mod message;
 pub mod paths;
 pub mod pin;
+pub mod request;
 mod response_de;
 pub mod scheme;
 pub mod select;
@@ -24,5 +25,6 @@ pub use identity::{
 };
 pub use message::{ErrorCode, Filter, ModuleError, Request, Response, Status, PROTOCOL_VERSION};
 pub use pin::Pin;
+pub use request::{decode_request, BadRequest};
 pub use scheme::Scheme;
 pub use select::{Basis, ChooserMode, Decision, Excluded, RememberedChoice, Selection};

@@ -243,6 +243,7 @@ pub struct ModuleError {
 /// answer is not buffered before it is decoded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Response {
     /// Answer to [`Request::Hello`].
     Hello {
@@ -320,6 +321,7 @@ pub enum Response {
 /// Why a request failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// The frame was not a JSON object of a known shape.
     Malformed,

@@ -8,6 +8,7 @@ use crate::identity::{Identity, Reason};
 /// Who asks a person when policy says a person must choose.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ChooserMode {
     /// The agent runs its configured chooser program; without one it
     /// declines (nothing is sent).
@@ -23,6 +24,7 @@ pub enum ChooserMode {
 /// The outcome of a selection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Decision {
     /// Send [`Selection::identity`].
     Selected,
@@ -50,6 +52,7 @@ impl Decision {
 /// What the decision rests on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Basis {
     /// The client fixed the identity by id.
     Fixed,

@@ -1,7 +1,7 @@
 use std::io::BufRead as _;
 
 use p11agent_client::Client;
-use p11agent_proto::{Pin, Request, Response};
+use p11agent_proto::Pin;
 use zeroize::Zeroizing;
 
 use super::CliError;
@@ -36,30 +36,18 @@ pub fn login(client: &mut Client, args: LoginArgs) -> Result<(), CliError> {
     } else {
         None
     };
-    match client.call(&Request::Login {
-        token: args.token,
-        pin,
-    })? {
-        Response::LoggedIn { token } => {
-            println!("logged in to {} (serial {})", token.label, token.serial);
-            Ok(())
-        }
-        other => Err(super::unexpected(other)),
-    }
+    let token = client.login(args.token.as_deref(), pin)?;
+    println!("logged in to {} (serial {})", token.label, token.serial);
+    Ok(())
 }
 
 pub fn logout(client: &mut Client, args: LogoutArgs) -> Result<(), CliError> {
-    match client.call(&Request::Logout { token: args.token })? {
-        Response::LoggedOut { tokens } if tokens.is_empty() => {
-            println!("no token was logged in");
-            Ok(())
-        }
-        Response::LoggedOut { tokens } => {
-            for token in tokens {
-                println!("logged out of {} (serial {})", token.label, token.serial);
-            }
-            Ok(())
-        }
-        other => Err(super::unexpected(other)),
+    let tokens = client.logout(args.token.as_deref())?;
+    if tokens.is_empty() {
+        println!("no token was logged in");
     }
+    for token in tokens {
+        println!("logged out of {} (serial {})", token.label, token.serial);
+    }
+    Ok(())
 }

@@ -158,7 +158,7 @@ pub struct JsonArg {
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     /// Talking to the agent failed.
-    #[error(transparent)]
+    #[error("{0}{hint}", hint = next_step(.0))]
     Client(#[from] ClientError),
     /// The daemon failed.
     #[error(transparent)]
@@ -207,6 +207,18 @@ impl CliError {
     }
 }
 
+/// What a user of this command can do about `error`, to follow the
+/// library's account of it.
+fn next_step(error: &ClientError) -> &'static str {
+    match error {
+        ClientError::NotRunning { .. } => {
+            "; start it with `p11agent daemon` or point P11AGENT_SOCK or --socket at a running \
+             agent's socket"
+        }
+        _ => "",
+    }
+}
+
 /// Runs a parsed command line.
 pub fn run(args: Args) -> Result<(), CliError> {
     let socket = args.socket;
@@ -246,14 +258,25 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
     Ok(())
 }
 
-/// An answer of the wrong kind, or the agent's error, as a command error.
-fn unexpected(response: p11agent_proto::Response) -> CliError {
-    match response {
-        p11agent_proto::Response::Error { code, message } => {
-            CliError::Client(ClientError::Agent { code, message })
-        }
-        other => CliError::Client(ClientError::Protocol(format!(
-            "unexpected response: {other:?}"
-        ))),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The library says what happened; the command adds what its user
+    /// can do, so that its message is the one it always printed.
+    #[test]
+    fn a_missing_agent_is_reported_with_the_way_to_start_one() {
+        let error = CliError::from(ClientError::NotRunning {
+            path: PathBuf::from("/run/user/1000/p11agent/agent.sock"),
+        });
+        assert_eq!(
+            error.to_string(),
+            "the agent is not running (no socket at /run/user/1000/p11agent/agent.sock); \
+             start it with `p11agent daemon` or point P11AGENT_SOCK or --socket at a running \
+             agent's socket"
+        );
+        assert_eq!(error.exit_code(), 3);
+        let refused = CliError::from(ClientError::Protocol("garbled".into()));
+        assert_eq!(refused.to_string(), "protocol error: garbled");
     }
 }

@@ -178,6 +178,8 @@ fn basis_text(selection: &Selection) -> String {
             .to_owned(),
         Basis::NoChooser => "the user must choose, but no chooser is configured".to_owned(),
         Basis::ChooserCancelled => "the user cancelled the choice".to_owned(),
+        // A basis added to the protocol after this text was written.
+        other => other.as_str().to_owned(),
     }
 }
 
@@ -205,6 +207,8 @@ fn reason_text(reason: Reason, excluded: &Excluded) -> String {
             "no_common_scheme: its key can make none of the server's signature schemes".to_owned()
         }
         Reason::TokenAbsent => "token_absent: its token is not inserted".to_owned(),
+        // A reason added to the protocol after this text was written.
+        other => other.as_str().to_owned(),
     }
 }
 

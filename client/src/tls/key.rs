@@ -95,7 +95,9 @@ impl rustls::sign::SigningKey for AgentSigningKey {
             KeyType::Rsa => SignatureAlgorithm::RSA,
             KeyType::Ec => SignatureAlgorithm::ECDSA,
             KeyType::Ed25519 => SignatureAlgorithm::ED25519,
-            KeyType::Other => SignatureAlgorithm::Unknown(255),
+            // `Other`, and key types a newer protocol adds: none this
+            // crate can sign with.
+            _ => SignatureAlgorithm::Unknown(255),
         }
     }
 }

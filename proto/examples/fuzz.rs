@@ -4,7 +4,7 @@
 //! reporting any panic or broken invariant.
 //!
 //! ```sh
-//! cargo run --release -p p11agent --example fuzz -- --iterations 1000000 --seed 1
+//! cargo run --release -p p11agent-proto --example fuzz -- --iterations 1000000 --seed 1
 //! ```
 //!
 //! cargo-fuzz needs a nightly compiler, so this driver is not guided by
@@ -13,20 +13,21 @@
 //! splices, lying length prefixes, truncations, concatenated frames) and
 //! generates request-shaped JSON of random content, besides plain random
 //! bytes. Each input is read as a stream of frames by the blocking and
-//! the async decoder, which must agree; every frame must be within the
+//! the async stream readers and by a reading-ahead decoder fed in
+//! pieces, which must all agree; every frame must be within the
 //! limits; every body either parses into a request that survives a
 //! round trip or gets a `malformed` or `unknown_request` error. The exit
 //! status is 1 when any input panicked or broke an invariant; each such
 //! input is printed in hex.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use p11agent::server::decode_request;
-use p11agent_proto::frame::{self, tokio_io, FrameError, MAX_REQUEST_FRAME};
-use p11agent_proto::{ErrorCode, Request};
+use p11agent_proto::frame::{self, tokio_io, FrameDecoder, FrameError, MAX_REQUEST_FRAME};
+use p11agent_proto::{decode_request, ErrorCode, Request};
 
 /// Real requests, and near misses a client might send, as JSON bodies.
 const CORPUS: &[&str] = &[
@@ -308,28 +309,53 @@ fn generate(rng: &mut Rng) -> Vec<u8> {
 /// How decoding one stream went: the frame bodies, then what stopped it.
 type Decoded = (Vec<Vec<u8>>, String);
 
-fn decode_blocking(input: &[u8]) -> Decoded {
-    let mut rest = input;
+/// Takes frames from `next` until it fails.
+fn decode_with(mut next: impl FnMut() -> Result<Vec<u8>, FrameError>) -> Decoded {
     let mut bodies = Vec::new();
     loop {
-        match frame::read_body(&mut rest, MAX_REQUEST_FRAME) {
+        match next() {
             Ok(body) => bodies.push(body),
             Err(e) => return (bodies, e.to_string()),
         }
     }
 }
 
+fn decode_blocking(input: &[u8]) -> Decoded {
+    let mut rest = input;
+    decode_with(|| frame::read_body(&mut rest, MAX_REQUEST_FRAME))
+}
+
 fn decode_async(runtime: &tokio::runtime::Runtime, input: &[u8]) -> Decoded {
-    runtime.block_on(async {
-        let mut rest = input;
-        let mut bodies = Vec::new();
-        loop {
-            match tokio_io::read_body(&mut rest, MAX_REQUEST_FRAME).await {
-                Ok(body) => bodies.push(body),
-                Err(e) => return (bodies, e.to_string()),
-            }
-        }
-    })
+    let mut rest = input;
+    decode_with(|| runtime.block_on(tokio_io::read_body(&mut rest, MAX_REQUEST_FRAME)))
+}
+
+/// A stream that hands out at most `step` bytes a read, as a socket may.
+struct Trickle<'a> {
+    rest: &'a [u8],
+    step: usize,
+}
+
+impl Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.step).min(self.rest.len());
+        buf[..n].copy_from_slice(&self.rest[..n]);
+        self.rest = &self.rest[n..];
+        Ok(n)
+    }
+}
+
+/// The way a client (and the agent) reads: one decoder for the stream,
+/// reading ahead, the bytes arriving in pieces. The piece size comes
+/// from the input, not the generator, so that a seed gives the same
+/// inputs as before this decoder was fuzzed.
+fn decode_buffered(input: &[u8]) -> Decoded {
+    let mut stream = Trickle {
+        rest: input,
+        step: 1 + input.len() % 13,
+    };
+    let mut decoder = FrameDecoder::new(MAX_REQUEST_FRAME);
+    decode_with(|| Ok(decoder.read_frame(&mut stream, false)?.to_vec()))
 }
 
 /// What the run saw, for the report.
@@ -355,6 +381,12 @@ fn execute(
     if blocking != asynchronous {
         return Err(format!(
             "decoders disagree: blocking {blocking:?}, async {asynchronous:?}"
+        ));
+    }
+    let buffered = decode_buffered(input);
+    if blocking != buffered {
+        return Err(format!(
+            "decoders disagree: blocking {blocking:?}, buffered {buffered:?}"
         ));
     }
     let (bodies, end) = blocking;
