@@ -190,7 +190,7 @@ fn form(scheme: Scheme) -> Option<(Form, Hash)> {
         Scheme::RsaPssRsaeSha512 => (Form::Pss, Hash::Sha512),
         Scheme::EcdsaSecp256r1Sha256 => (Form::Ecdsa, Hash::Sha256),
         Scheme::EcdsaSecp384r1Sha384 => (Form::Ecdsa, Hash::Sha384),
-        Scheme::EcdsaSecp521r1Sha512 | Scheme::Ed25519 => return None,
+        _ => return None,
     })
 }
 

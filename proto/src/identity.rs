@@ -65,6 +65,7 @@ fn present_by_default() -> bool {
 /// The algorithm family of a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum KeyType {
     /// RSA.
     Rsa,

@@ -18,6 +18,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// A message from a client to the agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
 pub enum Request {
     /// The version handshake; must be the first request on a connection.
     Hello {

@@ -8,6 +8,7 @@ use crate::identity::{Curve, KeyType};
 /// the IANA TLS SignatureScheme registry (and rustls' `SignatureScheme`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Scheme {
     /// RSASSA-PKCS1-v1_5 with SHA-256.
     RsaPkcs1Sha256,

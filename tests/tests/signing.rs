@@ -54,6 +54,7 @@ fn openssl_verifies(
             "-sha512"
         }
         Scheme::Ed25519 => "",
+        other => panic!("no openssl digest option known for {other}"),
     };
     let mut cmd = Command::new("openssl");
     if scheme == Scheme::Ed25519 {

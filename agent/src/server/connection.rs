@@ -11,12 +11,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use p11agent_proto::frame::{tokio_io, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
-use p11agent_proto::{ErrorCode, FrameError, Request, Response, PROTOCOL_VERSION};
+use p11agent_proto::frame::{tokio_io, FrameDecoder, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
+use p11agent_proto::{
+    decode_request, BadRequest, ErrorCode, FrameError, Request, Response, PROTOCOL_VERSION,
+};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite};
 use tokio::net::UnixStream;
 use tokio::sync::broadcast;
-use zeroize::Zeroize as _;
 
 use super::cmd::{self, Context};
 use super::limits::{IdleConnections, Timeouts};
@@ -25,6 +26,8 @@ use crate::service::{Agent, Peer, Subscription};
 
 pub(super) struct Connection {
     stream: UnixStream,
+    /// Reads the client's frames; holds what arrived of the next one.
+    decoder: FrameDecoder,
     agent: Agent,
     /// Who connected, for the audit trail.
     peer: Peer,
@@ -70,6 +73,7 @@ impl Connection {
         Connection {
             reply: Arc::default(),
             stream,
+            decoder: FrameDecoder::new(MAX_REQUEST_FRAME),
             agent,
             peer,
             socket,
@@ -87,14 +91,13 @@ impl Connection {
         idle: Arc<IdleConnections>,
     ) {
         loop {
-            let body = tokio::select! {
+            let request = tokio::select! {
                 _ = stop.recv() => return,
-                body = self.next_frame(timeouts, &idle) => body,
+                request = self.next_request(timeouts, &idle) => request,
             };
-            let (response, next) = match body {
-                Ok(mut body) => {
-                    let answer = self.answer(&body);
-                    body.zeroize();
+            let (response, next) = match request {
+                Ok(request) => {
+                    let answer = self.answer(request);
                     if self.reply.answered() {
                         // The client was told its module hung; this late
                         // answer would be a second one.
@@ -141,43 +144,41 @@ impl Connection {
             match next {
                 Next::Continue => {}
                 Next::Close => return,
+                // A frame sent behind `watch` ends the stream before it
+                // starts, as one sent later does.
+                Next::Watch(_) if self.decoder.in_frame() => return,
                 Next::Watch(events) => return self.stream_events(events, &mut stop).await,
             }
         }
     }
 
-    /// Waits for the next request frame: up to `timeouts.idle` for its
-    /// first byte, while the listener may reclaim the connection, then up
-    /// to `timeouts.frame` for the rest.
+    /// Waits for the next request and parses it: up to `timeouts.idle`
+    /// for its first byte, while the listener may reclaim the connection,
+    /// then up to `timeouts.frame` for the rest of its frame. A request
+    /// that arrived with the previous one is taken at once.
     ///
-    /// Cancel-safe while waiting for the first byte; cancelled later, it
-    /// leaves the stream inside a frame (only shutdown cancels it then).
-    async fn next_frame(
+    /// Cancel-safe: what arrived of a frame stays in the decoder (only
+    /// shutdown cancels it). The frame's bytes, which may hold a PIN, are
+    /// wiped as soon as it is parsed.
+    async fn next_request(
         &mut self,
         timeouts: Timeouts,
         idle: &Arc<IdleConnections>,
-    ) -> Result<Vec<u8>, ReadError> {
-        let mut first = [0u8; 1];
-        let mut ticket = idle.enter();
-        let arrived = tokio::select! {
-            () = ticket.reclaimed() => return Err(ReadError::Reclaimed),
-            () = tokio::time::sleep(timeouts.idle) => return Err(ReadError::Idle(timeouts.idle)),
-            read = self.stream.read(&mut first) => read.map_err(FrameError::Io)?,
-        };
-        if !ticket.leave() {
-            return Err(ReadError::Reclaimed);
+    ) -> Result<Result<Request, BadRequest>, ReadError> {
+        if !self.decoder.in_frame() {
+            let mut ticket = idle.enter();
+            tokio::select! {
+                () = ticket.reclaimed() => return Err(ReadError::Reclaimed),
+                () = tokio::time::sleep(timeouts.idle) => return Err(ReadError::Idle(timeouts.idle)),
+                readable = self.stream.readable() => readable.map_err(FrameError::Io)?,
+            }
+            if !ticket.leave() {
+                return Err(ReadError::Reclaimed);
+            }
         }
-        if arrived == 0 {
-            return Err(FrameError::Closed.into());
-        }
-        let mut frame = first.as_slice().chain(&mut self.stream);
-        match tokio::time::timeout(
-            timeouts.frame,
-            tokio_io::read_body(&mut frame, MAX_REQUEST_FRAME),
-        )
-        .await
-        {
-            Ok(body) => Ok(body?),
+        let read = self.decoder.read_frame_async(&mut self.stream, false);
+        match tokio::time::timeout(timeouts.frame, read).await {
+            Ok(frame) => Ok(decode_request(&frame?)),
             Err(_) => Err(ReadError::TooSlow(timeouts.frame)),
         }
     }
@@ -216,8 +217,8 @@ impl Connection {
         }
     }
 
-    fn answer(&mut self, body: &[u8]) -> (Response, Next) {
-        let request = match decode_request(body) {
+    fn answer(&mut self, request: Result<Request, BadRequest>) -> (Response, Next) {
+        let request = match request {
             Ok(request) => request,
             Err(BadRequest { code, message }) => {
                 return (Response::error(code, message), Next::Continue)
@@ -292,163 +293,4 @@ async fn send<W: AsyncWrite + Unpin>(w: &mut W, response: &Response) -> Result<(
 async fn client_spoke<R: AsyncRead + Unpin>(r: &mut R) {
     let mut byte = [0u8; 1];
     let _ = r.read(&mut byte).await;
-}
-
-/// A request body the agent cannot take, and the error it answers.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
-pub(crate) struct BadRequest {
-    /// `malformed` or `unknown_request`.
-    pub(crate) code: ErrorCode,
-    /// What is wrong, for the client's user.
-    pub(crate) message: String,
-}
-
-impl BadRequest {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        BadRequest {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-/// Parses a request body (a frame's contents), telling a shape it does
-/// not know (`unknown_request`) from input that is not a request at all
-/// (`malformed`). Public for the fuzz driver (`agent/examples/fuzz.rs`)
-/// and property tests: this is where every client byte is parsed.
-///
-/// The body is decoded straight into [`Request`], whose PIN wipes itself;
-/// only a body that fails is looked at again, for its `op` alone, so a
-/// PIN never sits in an intermediate `serde_json::Value`.
-pub(crate) fn decode_request(body: &[u8]) -> Result<Request, BadRequest> {
-    let error = match serde_json::from_slice::<Request>(body) {
-        Ok(request) => return Ok(request),
-        Err(e) => e,
-    };
-    #[derive(serde::Deserialize)]
-    struct OpOnly {
-        op: String,
-    }
-    match serde_json::from_slice::<OpOnly>(body) {
-        Ok(OpOnly { op }) if KNOWN_OPS.contains(&op.as_str()) => Err(BadRequest::new(
-            ErrorCode::Malformed,
-            format!("bad {op} request: {error}"),
-        )),
-        Ok(OpOnly { op }) => Err(BadRequest::new(
-            ErrorCode::UnknownRequest,
-            format!("unknown op {op:?}"),
-        )),
-        Err(_) if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() => Err(
-            BadRequest::new(ErrorCode::Malformed, format!("not JSON: {error}")),
-        ),
-        Err(_) => Err(BadRequest::new(
-            ErrorCode::Malformed,
-            "a request is a JSON object with a string member \"op\"",
-        )),
-    }
-}
-
-const KNOWN_OPS: &[&str] = Request::OPS;
-
-#[cfg(test)]
-mod tests {
-    use proptest::collection::vec;
-    use proptest::prelude::*;
-
-    use super::*;
-
-    /// Every error the parser gives is one of the two it documents, with
-    /// something to tell the user.
-    fn typed(result: Result<Request, BadRequest>) -> Result<(), TestCaseError> {
-        if let Err(e) = result {
-            prop_assert!(
-                matches!(e.code, ErrorCode::Malformed | ErrorCode::UnknownRequest),
-                "unexpected code {}",
-                e.code
-            );
-            prop_assert!(!e.message.is_empty());
-        }
-        Ok(())
-    }
-
-    /// JSON values of any shape, a few levels deep.
-    fn json() -> impl Strategy<Value = serde_json::Value> {
-        use serde_json::Value;
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(Value::from),
-            any::<f64>().prop_map(Value::from),
-            any::<String>().prop_map(Value::String),
-        ];
-        leaf.prop_recursive(4, 64, 8, |inner| {
-            prop_oneof![
-                vec(inner.clone(), 0..8).prop_map(Value::Array),
-                vec((any::<String>(), inner), 0..8)
-                    .prop_map(|members| Value::Object(members.into_iter().collect())),
-            ]
-        })
-    }
-
-    /// Objects with a real op and members of any name and value, some of
-    /// them the members the op takes.
-    fn request_like() -> impl Strategy<Value = Vec<u8>> {
-        let names = proptest::sample::select(vec![
-            "version", "client", "filter", "id", "scheme", "message", "token", "pin", "origin",
-            "ca_names", "schemes", "chooser", "remember", "op", "subject", "has_key",
-        ]);
-        (
-            proptest::sample::select(Request::OPS.to_vec()),
-            vec((names, json()), 0..5),
-        )
-            .prop_map(|(op, members)| {
-                let mut object = serde_json::Map::new();
-                object.insert("op".to_owned(), op.into());
-                for (name, value) in members {
-                    object.insert(name.to_owned(), value);
-                }
-                serde_json::to_vec(&object).unwrap_or_default()
-            })
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(1024))]
-
-        #[test]
-        fn arbitrary_bytes_give_a_request_or_a_typed_error(body in vec(any::<u8>(), 0..512)) {
-            typed(decode_request(&body))?;
-        }
-
-        #[test]
-        fn arbitrary_json_gives_a_request_or_a_typed_error(value in json()) {
-            let body = serde_json::to_vec(&value).unwrap_or_default();
-            typed(decode_request(&body))?;
-        }
-
-        #[test]
-        fn request_shaped_garbage_gives_a_request_or_a_typed_error(body in request_like()) {
-            typed(decode_request(&body))?;
-        }
-
-        // Ops without members (`status`, `tokens`, `decisions`, `watch`)
-        // are left out: serde ignores extra members of an internally
-        // tagged unit variant, so those parse whatever else is present.
-        #[test]
-        fn a_known_op_with_bad_members_is_malformed(op in proptest::sample::select(vec![
-            "hello", "list", "show", "sign", "login", "logout", "select", "choose", "forget",
-        ])) {
-            let body = format!(r#"{{"op":"{op}","no_such_member":1}}"#);
-            let error = decode_request(body.as_bytes()).expect_err("unknown member");
-            prop_assert_eq!(error.code, ErrorCode::Malformed);
-        }
-
-        #[test]
-        fn an_unknown_op_is_unknown(op in "[a-z_]{1,16}") {
-            prop_assume!(!Request::OPS.contains(&op.as_str()));
-            let body = format!(r#"{{"op":"{op}"}}"#);
-            let error = decode_request(body.as_bytes()).expect_err("unknown op");
-            prop_assert_eq!(error.code, ErrorCode::UnknownRequest);
-        }
-    }
 }

@@ -35,7 +35,7 @@ pub fn key_supported(key_type: KeyType, curve: Option<Curve>) -> bool {
     match key_type {
         KeyType::Rsa | KeyType::Ed25519 => true,
         KeyType::Ec => curve.is_some(),
-        KeyType::Other => false,
+        _ => false,
     }
 }
 

@@ -90,8 +90,10 @@ enum Family {
     Ed25519,
 }
 
-fn family(scheme: Scheme) -> Family {
-    match scheme {
+/// `scheme`'s family; `None` for a scheme this version of the agent
+/// cannot make (the protocol's list may grow ahead of it).
+fn family(scheme: Scheme) -> Option<Family> {
+    Some(match scheme {
         Scheme::RsaPkcs1Sha256 => Family::RsaPkcs1(Hash::Sha256),
         Scheme::RsaPkcs1Sha384 => Family::RsaPkcs1(Hash::Sha384),
         Scheme::RsaPkcs1Sha512 => Family::RsaPkcs1(Hash::Sha512),
@@ -102,13 +104,14 @@ fn family(scheme: Scheme) -> Family {
         Scheme::EcdsaSecp384r1Sha384 => Family::Ecdsa(Hash::Sha384),
         Scheme::EcdsaSecp521r1Sha512 => Family::Ecdsa(Hash::Sha512),
         Scheme::Ed25519 => Family::Ed25519,
-    }
+        _ => return None,
+    })
 }
 
 /// The mechanisms that can make `scheme`, preferred first: the raw one
 /// (the agent hashes), then the combined one (the token hashes).
-fn candidates(scheme: Scheme) -> (MechanismType, Option<MechanismType>) {
-    match family(scheme) {
+fn candidates(family: Family) -> (MechanismType, Option<MechanismType>) {
+    match family {
         Family::RsaPkcs1(hash) => (
             MechanismType::RSA_PKCS,
             Some(match hash {
@@ -139,8 +142,8 @@ fn candidates(scheme: Scheme) -> (MechanismType, Option<MechanismType>) {
 
 /// Every mechanism the agent may sign with.
 fn relevant(mechanism: MechanismType) -> bool {
-    Scheme::ALL.into_iter().any(|scheme| {
-        let (raw, combined) = candidates(scheme);
+    Scheme::ALL.into_iter().filter_map(family).any(|family| {
+        let (raw, combined) = candidates(family);
         raw == mechanism || combined == Some(mechanism)
     })
 }
@@ -181,6 +184,7 @@ pub(crate) fn schemes(mechanisms: &[MechanismType]) -> Vec<Scheme> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Plan {
     scheme: Scheme,
+    family: Family,
     /// The mechanism used.
     mechanism: MechanismType,
     /// True when the agent hashes (raw mechanism), false when the token
@@ -238,19 +242,21 @@ impl Plan {
     /// The plan for `scheme` on a token offering `mechanisms`; `None`
     /// when the token offers no mechanism for it.
     pub(crate) fn choose(scheme: Scheme, mechanisms: &[MechanismType]) -> Option<Plan> {
-        let (raw, combined) = candidates(scheme);
-        let agent_hashes = family(scheme) != Family::Ed25519;
+        let family = family(scheme)?;
+        let (raw, combined) = candidates(family);
         if mechanisms.contains(&raw) {
             return Some(Plan {
                 scheme,
+                family,
                 mechanism: raw,
-                agent_hashes,
+                agent_hashes: family != Family::Ed25519,
             });
         }
         combined
             .filter(|c| mechanisms.contains(c))
             .map(|mechanism| Plan {
                 scheme,
+                family,
                 mechanism,
                 agent_hashes: false,
             })
@@ -263,7 +269,7 @@ impl Plan {
 
     /// The mechanism with its parameters.
     pub(crate) fn mechanism(&self) -> Mechanism<'static> {
-        match family(self.scheme) {
+        match self.family {
             Family::RsaPkcs1(hash) => match (self.agent_hashes, hash) {
                 (true, _) => Mechanism::RsaPkcs,
                 (false, Hash::Sha256) => Mechanism::Sha256RsaPkcs,
@@ -292,7 +298,7 @@ impl Plan {
         if !self.agent_hashes {
             return message.to_vec();
         }
-        match family(self.scheme) {
+        match self.family {
             Family::RsaPkcs1(hash) => {
                 let mut info = hash.digest_info_prefix().to_vec();
                 info.extend_from_slice(&hash.digest(message));
@@ -306,7 +312,7 @@ impl Plan {
     /// The signature as TLS wants it, from the token's answer: ECDSA's
     /// raw `r || s` becomes DER; the others are used as they are.
     pub(crate) fn output(&self, raw: Vec<u8>) -> Result<Vec<u8>, super::signature::DerError> {
-        match family(self.scheme) {
+        match self.family {
             Family::Ecdsa(_) => ecdsa_raw_to_der(&raw),
             _ => Ok(raw),
         }

@@ -296,6 +296,7 @@ impl Fixture {
             Scheme::EcdsaSecp384r1Sha384 => ring_check(&ring_sig::ECDSA_P384_SHA384_ASN1),
             Scheme::Ed25519 => ring_check(&ring_sig::ED25519),
             Scheme::EcdsaSecp521r1Sha512 => self.openssl_verify_p521(a, message, signature),
+            other => panic!("no verifier for {other}"),
         }
     }
 

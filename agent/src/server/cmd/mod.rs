@@ -89,5 +89,11 @@ pub(crate) fn dispatch(context: &Context<'_>, request: Request) -> Response {
             ErrorCode::Internal,
             "watch is served by the connection, not dispatched",
         ),
+        // A request the protocol crate knows and this agent does not
+        // serve yet: what a client of a newer protocol crate may send.
+        other => Response::error(
+            ErrorCode::UnknownRequest,
+            format!("this agent does not serve {:?} requests", other.op()),
+        ),
     }
 }
