@@ -6,7 +6,8 @@ use base64::Engine as _;
 use p11agent_proto as proto;
 use p11agent_proto::{Request, Response, PROTOCOL_VERSION};
 
-use crate::{ClientError, SelectQuery, ShownIdentity};
+use crate::error::ClientError;
+use crate::query::{SelectQuery, ShownIdentity};
 
 /// A request and the reading of its answer.
 pub(crate) trait Call {

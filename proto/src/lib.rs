@@ -10,6 +10,7 @@ pub mod dn;
 pub mod event;
 pub mod frame;
 pub mod identity;
+pub mod key;
 pub mod message;
 pub mod paths;
 pub mod pin;
@@ -20,9 +21,8 @@ pub mod select;
 
 pub use event::{Event, EventKind};
 pub use frame::{FrameError, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
-pub use identity::{
-    ClientAuth, Curve, Identity, KeyType, Reason, Token, TokenStatus, TokenSummary,
-};
+pub use identity::{ClientAuth, Identity, Reason, Token, TokenStatus, TokenSummary};
+pub use key::{Curve, KeyType};
 pub use message::{ErrorCode, Filter, ModuleError, Request, Response, Status, PROTOCOL_VERSION};
 pub use pin::Pin;
 pub use request::{decode_request, BadRequest};

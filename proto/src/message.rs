@@ -7,7 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
-use crate::identity::{Identity, KeyType, Token, TokenSummary};
+use crate::identity::{Identity, Token, TokenSummary};
+use crate::key::KeyType;
 use crate::select::{ChooserMode, RememberedChoice, Selection};
 use crate::{Pin, Scheme};
 

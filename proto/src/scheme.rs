@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{Curve, KeyType};
+use crate::key::{Curve, KeyType};
 
 /// A TLS 1.2/1.3 signature scheme the agent can sign with, named as in
 /// the IANA TLS SignatureScheme registry (and rustls' `SignatureScheme`).

@@ -13,8 +13,8 @@ use nix::fcntl::OFlag;
 use p11agent_client::tls::{Chooser, UserChoice};
 use p11agent_proto::Identity;
 
+use super::error::{CliError, TtyChooserError};
 use super::format::short_id;
-use super::CliError;
 use crate::select::chooser::{ChooserReply, ChooserRequest, PROTOCOL_VERSION};
 
 /// Arguments of `p11agent chooser`.
@@ -23,28 +23,6 @@ pub struct ChooserArgs {
     /// The terminal to ask on.
     #[arg(long, value_name = "PATH", default_value = "/dev/tty")]
     tty: PathBuf,
-}
-
-/// Why the terminal chooser gave no answer.
-#[derive(Debug, thiserror::Error)]
-pub enum TtyChooserError {
-    /// Standard input is not a chooser request.
-    #[error("the request on standard input is not a chooser request: {0}")]
-    Request(serde_json::Error),
-    /// The request is in a version this chooser does not speak.
-    #[error("the request has version {0}; this chooser speaks version {PROTOCOL_VERSION}")]
-    Version(u32),
-    /// The terminal could not be opened, read or written.
-    #[error("cannot ask on the terminal {}: {source}; no certificate chosen", path.display())]
-    Terminal {
-        /// The terminal.
-        path: PathBuf,
-        /// The underlying error.
-        source: io::Error,
-    },
-    /// The person cancelled.
-    #[error("cancelled; no certificate chosen")]
-    Cancelled,
 }
 
 /// Runs the chooser on this process's stdin and stdout.

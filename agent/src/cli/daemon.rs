@@ -1,7 +1,7 @@
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
-use super::CliError;
+use super::error::CliError;
 use crate::config::{Config, DaemonFlags, Settings};
 
 /// Runs the daemon in the foreground until SIGINT or SIGTERM.

@@ -3,8 +3,9 @@
 
 use p11agent_client::Client;
 
+use super::error::CliError;
+use super::format::{print_json, JsonArg};
 use super::format::{short_id, Table};
-use super::{print_json, CliError, JsonArg};
 
 /// Arguments of `p11agent forget`.
 #[derive(Debug, clap::Args)]

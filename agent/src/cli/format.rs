@@ -98,6 +98,23 @@ pub fn eku_name(oid: &str) -> String {
     }
 }
 
+/// The `--json` switch shared by listings.
+#[derive(Debug, clap::Args)]
+pub(super) struct JsonArg {
+    /// Print JSON for scripts instead of a table.
+    #[arg(long)]
+    pub(super) json: bool,
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub(super) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), super::CliError> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value).map_err(std::io::Error::from)?;
+    writeln!(out)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

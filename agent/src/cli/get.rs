@@ -7,7 +7,7 @@ use p11agent_client::tls::rustls::{self, pki_types::ServerName, AlertDescription
 use p11agent_client::tls::{self, tokio_rustls, AgentResolver, HttpsUrl};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use super::CliError;
+use super::error::CliError;
 
 /// Arguments of `p11agent get`.
 #[derive(Debug, clap::Args)]
@@ -34,7 +34,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 pub fn run(socket: Option<PathBuf>, args: GetArgs) -> Result<(), CliError> {
     let url = HttpsUrl::parse(&args.url)?;
     // Connecting first gives the usual "agent not running" error (exit 3).
-    let socket = super::connect(socket)?.socket().to_owned();
+    let socket = super::connect::connect(socket)?.socket().to_owned();
 
     let roots = match &args.ca_file {
         Some(path) => {

@@ -2,8 +2,8 @@ use p11agent_client::Client;
 use p11agent_proto::{Filter, KeyType};
 use serde_json::json;
 
+use super::error::CliError;
 use super::format::{client_auth_summary, key_summary, short_id, Table};
-use super::CliError;
 
 /// Arguments of `p11agent list`. Every filter given must hold.
 #[derive(Debug, clap::Args)]
@@ -91,7 +91,7 @@ pub fn run(client: &mut Client, args: ListArgs) -> Result<(), CliError> {
     let filter = args.filter();
     let identities = client.list(&filter)?;
     if args.json {
-        return super::print_json(&json!({ "identities": identities }));
+        return super::format::print_json(&json!({ "identities": identities }));
     }
     if identities.is_empty() {
         if filter == Filter::default() {

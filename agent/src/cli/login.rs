@@ -4,7 +4,7 @@ use p11agent_client::Client;
 use p11agent_proto::Pin;
 use zeroize::Zeroizing;
 
-use super::CliError;
+use super::error::CliError;
 
 /// Arguments of `p11agent login`.
 #[derive(Debug, clap::Args)]

@@ -1,9 +1,11 @@
 //! The `p11agent` command line: argument definitions, and one module per
-//! subcommand. Output formatting lives in `format`.
+//! subcommand. Output formatting lives in `format`, errors in `error`.
 
 mod chooser;
+mod connect;
 mod daemon;
 mod decisions;
+mod error;
 mod format;
 mod get;
 mod list;
@@ -19,10 +21,10 @@ mod watch;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use p11agent_client::{Client, ClientError};
 
-pub use chooser::TtyChooserError;
-pub use list::ListArgs;
+use connect::connect;
+pub use error::CliError;
+use format::JsonArg;
 
 /// A PKCS#11 smartcard signing agent.
 ///
@@ -61,7 +63,7 @@ pub(crate) enum Command {
     /// List the tokens the agent sees.
     Tokens(JsonArg),
     /// List identities (certificates, with their keys when present).
-    List(ListArgs),
+    List(list::ListArgs),
     /// Show one identity in full.
     Show(show::ShowArgs),
     /// Sign a message with an identity's key, as TLS does in
@@ -146,79 +148,6 @@ pub(crate) enum Command {
     Watch(watch::WatchArgs),
 }
 
-/// The `--json` switch shared by listings.
-#[derive(Debug, clap::Args)]
-pub struct JsonArg {
-    /// Print JSON for scripts instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Why a command failed.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    /// Talking to the agent failed.
-    #[error("{0}{hint}", hint = next_step(.0))]
-    Client(#[from] ClientError),
-    /// The daemon failed.
-    #[error(transparent)]
-    Daemon(#[from] crate::daemon::DaemonError),
-    /// The configuration is unusable.
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    /// Writing output failed.
-    #[error("cannot write output: {0}")]
-    Output(#[from] std::io::Error),
-    /// The async runtime could not start.
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(std::io::Error),
-    /// A named input or output file failed.
-    #[error("cannot {action} {}: {source}", path.display())]
-    File {
-        /// `read` or `write`.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// The TLS set-up failed (agent, CA file, configuration).
-    #[error(transparent)]
-    Tls(#[from] p11agent_client::tls::TlsError),
-    /// An HTTPS request failed.
-    #[error("{0}")]
-    Get(String),
-    /// The arguments make no sense together.
-    #[error("{0}")]
-    Usage(String),
-    /// The terminal certificate chooser gave no answer.
-    #[error("certificate chooser: {0}")]
-    Chooser(#[from] TtyChooserError),
-}
-
-impl CliError {
-    /// The process exit code: 3 when the agent is not running, so that
-    /// scripts can tell it from other failures; 1 otherwise.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            CliError::Client(ClientError::NotRunning { .. }) => 3,
-            _ => 1,
-        }
-    }
-}
-
-/// What a user of this command can do about `error`, to follow the
-/// library's account of it.
-fn next_step(error: &ClientError) -> &'static str {
-    match error {
-        ClientError::NotRunning { .. } => {
-            "; start it with `p11agent daemon` or point P11AGENT_SOCK or --socket at a running \
-             agent's socket"
-        }
-        _ => "",
-    }
-}
-
 /// Runs a parsed command line.
 pub fn run(args: Args) -> Result<(), CliError> {
     let socket = args.socket;
@@ -239,44 +168,5 @@ pub fn run(args: Args) -> Result<(), CliError> {
         Command::Probe(a) => probe::run(socket, a),
         Command::Chooser(a) => chooser::run(a),
         Command::Watch(a) => watch::run(connect(socket)?, a),
-    }
-}
-
-fn connect(socket: Option<PathBuf>) -> Result<Client, ClientError> {
-    match socket {
-        Some(path) => Client::connect(path),
-        None => Client::connect_default(),
-    }
-}
-
-/// Prints a value as pretty JSON on stdout.
-fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value).map_err(std::io::Error::from)?;
-    writeln!(out)?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The library says what happened; the command adds what its user
-    /// can do, so that its message is the one it always printed.
-    #[test]
-    fn a_missing_agent_is_reported_with_the_way_to_start_one() {
-        let error = CliError::from(ClientError::NotRunning {
-            path: PathBuf::from("/run/user/1000/p11agent/agent.sock"),
-        });
-        assert_eq!(
-            error.to_string(),
-            "the agent is not running (no socket at /run/user/1000/p11agent/agent.sock); \
-             start it with `p11agent daemon` or point P11AGENT_SOCK or --socket at a running \
-             agent's socket"
-        );
-        assert_eq!(error.exit_code(), 3);
-        let refused = CliError::from(ClientError::Protocol("garbled".into()));
-        assert_eq!(refused.to_string(), "protocol error: garbled");
     }
 }

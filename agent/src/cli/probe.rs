@@ -10,7 +10,8 @@ use p11agent_proto::dn::name_to_string;
 use p11agent_proto::{ChooserMode, Scheme, Selection};
 use serde_json::json;
 
-use super::{print_json, CliError};
+use super::error::CliError;
+use super::format::print_json;
 
 /// Arguments of `p11agent probe`.
 #[derive(Debug, clap::Args)]

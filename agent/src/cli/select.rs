@@ -8,8 +8,9 @@ use p11agent_client::{Client, SelectQuery};
 use p11agent_proto::{Basis, ChooserMode, Decision, Excluded, Identity, Reason, Scheme, Selection};
 use x509_parser::prelude::FromDer as _;
 
+use super::error::CliError;
+use super::format::print_json;
 use super::format::short_id;
-use super::{print_json, CliError};
 use p11agent_proto::dn::format_name;
 
 /// Arguments of `p11agent select` and `p11agent explain`.

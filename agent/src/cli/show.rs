@@ -4,8 +4,8 @@ use base64::Engine as _;
 use p11agent_client::Client;
 use serde_json::json;
 
+use super::error::CliError;
 use super::format::{client_auth_summary, eku_name, key_summary};
-use super::CliError;
 
 /// Arguments of `p11agent show`.
 #[derive(Debug, clap::Args)]
@@ -32,7 +32,7 @@ pub fn run(client: &mut Client, args: ShowArgs) -> Result<(), CliError> {
     if args.json {
         let mut value = json!(i);
         value["certificate_pem"] = json!(pem);
-        return super::print_json(&value);
+        return super::format::print_json(&value);
     }
     let mut out = std::io::stdout().lock();
     let or_absent = |v: &Option<Vec<String>>, f: fn(&str) -> String| match v {

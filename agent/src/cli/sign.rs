@@ -5,7 +5,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use p11agent_client::Client;
 use p11agent_proto::Scheme;
 
-use super::CliError;
+use super::error::CliError;
 
 /// Arguments of `p11agent sign`.
 #[derive(Debug, clap::Args)]

@@ -1,11 +1,11 @@
 use p11agent_client::Client;
 
-use super::CliError;
+use super::error::CliError;
 
 pub fn run(client: &mut Client, json: bool) -> Result<(), CliError> {
     let status = client.status()?;
     if json {
-        return super::print_json(&status);
+        return super::format::print_json(&status);
     }
     println!("{} is running", status.agent);
     println!("socket:     {}", status.socket);

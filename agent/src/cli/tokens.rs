@@ -1,13 +1,13 @@
 use p11agent_client::Client;
 use serde_json::json;
 
+use super::error::CliError;
 use super::format::Table;
-use super::CliError;
 
 pub fn run(client: &mut Client, json: bool) -> Result<(), CliError> {
     let tokens = client.tokens()?;
     if json {
-        return super::print_json(&json!({ "tokens": tokens }));
+        return super::format::print_json(&json!({ "tokens": tokens }));
     }
     if tokens.is_empty() {
         println!(

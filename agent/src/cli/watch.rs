@@ -4,7 +4,7 @@ use std::io::Write;
 use p11agent_client::Client;
 use p11agent_proto::{Event, EventKind};
 
-use super::CliError;
+use super::error::CliError;
 
 /// Arguments of `p11agent watch`.
 #[derive(Debug, clap::Args)]

@@ -8,7 +8,7 @@ use std::ops::Deref;
 
 use zeroize::Zeroize as _;
 
-use super::FrameError;
+use super::error::FrameError;
 
 /// How much more than the current frame needs a non-`exact` read asks
 /// for, so that one `read()` usually brings a whole small frame, or the
