@@ -14,27 +14,27 @@ use crate::fixture::{self, Daemon};
 use crate::job::{KeyKind, TokenKey};
 
 /// The token's label.
-pub const TOKEN: &str = "bench";
+pub(crate) const TOKEN: &str = "bench";
 /// The user PIN of every token the benchmark makes.
-pub const PIN: &str = "1234";
+pub(crate) const PIN: &str = "1234";
 /// The SO PIN of every token the benchmark makes.
-pub const SO_PIN: &str = "12345678";
+pub(crate) const SO_PIN: &str = "12345678";
 
 /// One identity on the bench token.
 #[derive(Debug)]
-pub struct BenchKey {
+pub(crate) struct BenchKey {
     /// What the provisioning put on the token.
     pub provisioned: Provisioned,
 }
 
 impl BenchKey {
     /// The agent's id for it: the certificate's SHA-256.
-    pub fn agent_id(&self) -> String {
+    pub(crate) fn agent_id(&self) -> String {
         self.provisioned.fingerprint_hex()
     }
 
     /// Its private key for cryptoki, through `module`.
-    pub fn token_key(&self, module: &Path) -> Result<TokenKey, BenchError> {
+    pub(crate) fn token_key(&self, module: &Path) -> Result<TokenKey, BenchError> {
         Ok(TokenKey {
             module: module.to_path_buf(),
             token: TOKEN.to_owned(),
@@ -50,7 +50,7 @@ impl BenchKey {
 
 /// The running bed. Dropping it stops the daemon and the p11-kit server
 /// and removes the token.
-pub struct Bed {
+pub(crate) struct Bed {
     /// The SoftHSM environment.
     pub hsm: SoftHsm,
     /// The CA that issued the identities (and the TLS server's
@@ -69,7 +69,7 @@ pub struct Bed {
 impl Bed {
     /// Provisions the token, then starts the daemon (with a PIN file in
     /// `dir`) and, if it can, the p11-kit server; both see the token.
-    pub fn start(agent_bin: &Path, dir: &Path) -> Result<Bed, BenchError> {
+    pub(crate) fn start(agent_bin: &Path, dir: &Path) -> Result<Bed, BenchError> {
         let hsm = SoftHsm::new()?;
         let pki = Pki::new("p11agent bench root")?;
         let token = hsm.create_token(TOKEN, PIN, SO_PIN)?;
@@ -114,7 +114,7 @@ impl Bed {
     }
 
     /// The identity of `kind`.
-    pub fn key(&self, kind: KeyKind) -> &BenchKey {
+    pub(crate) fn key(&self, kind: KeyKind) -> &BenchKey {
         match kind {
             KeyKind::Rsa2048 => &self.rsa,
             KeyKind::P256 => &self.p256,
@@ -122,12 +122,12 @@ impl Bed {
     }
 
     /// SoftHSM itself, and the environment a process loading it needs.
-    pub fn softhsm(&self) -> (PathBuf, Vec<(String, OsString)>) {
+    pub(crate) fn softhsm(&self) -> (PathBuf, Vec<(String, OsString)>) {
         (self.hsm.module_path().to_path_buf(), self.hsm.env())
     }
 
     /// `p11-kit-client.so` and its environment, when the server runs.
-    pub fn p11kit_client(&self) -> Option<(PathBuf, Vec<(String, OsString)>)> {
+    pub(crate) fn p11kit_client(&self) -> Option<(PathBuf, Vec<(String, OsString)>)> {
         self.p11kit
             .as_ref()
             .map(|s| (s.client_module().to_path_buf(), s.client_env()))

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 /// Everything that can stop the benchmark. A measurement that merely
 /// came out slow is not an error; one that could not be made is.
 #[derive(Debug, thiserror::Error)]
-pub enum BenchError {
+pub(crate) enum BenchError {
     /// A file or process operation failed.
     #[error("{what} {}: {source}", path.display())]
     Io {
@@ -57,7 +57,7 @@ pub enum BenchError {
 
 impl BenchError {
     /// An [`Io`](BenchError::Io) error for `path`.
-    pub fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         BenchError::Io {
             what,
             path: path.into(),
@@ -66,7 +66,7 @@ impl BenchError {
     }
 
     /// A closure turning a cryptoki error from `call` into a `BenchError`.
-    pub fn pkcs11(call: &'static str) -> impl FnOnce(cryptoki::error::Error) -> BenchError {
+    pub(crate) fn pkcs11(call: &'static str) -> impl FnOnce(cryptoki::error::Error) -> BenchError {
         move |source| BenchError::Pkcs11 { call, source }
     }
 }

@@ -21,7 +21,7 @@ use crate::error::BenchError;
 ///
 /// Building rather than looking for a file next to our own: a stale
 /// daemon from an earlier commit would make the numbers lie.
-pub fn agent_binary() -> Result<PathBuf, BenchError> {
+pub(crate) fn agent_binary() -> Result<PathBuf, BenchError> {
     let cargo = std::env::var_os("CARGO")
         .or_else(|| option_env!("CARGO").map(OsString::from))
         .unwrap_or_else(|| OsString::from("cargo"));
@@ -60,7 +60,7 @@ pub fn agent_binary() -> Result<PathBuf, BenchError> {
 
 /// Writes `pin` to a new file `path`, mode 0600 (the agent refuses PIN
 /// files others can read).
-pub fn write_pin_file(path: &Path, pin: &str) -> Result<(), BenchError> {
+pub(crate) fn write_pin_file(path: &Path, pin: &str) -> Result<(), BenchError> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -71,7 +71,7 @@ pub fn write_pin_file(path: &Path, pin: &str) -> Result<(), BenchError> {
 }
 
 /// A `p11agent daemon` process, stopped (SIGTERM, then SIGKILL) on drop.
-pub struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     socket: PathBuf,
     log: PathBuf,
@@ -83,7 +83,7 @@ impl Daemon {
     /// environment), a PIN file, its socket and log in `dir`, and no
     /// configuration file (`XDG_CONFIG_HOME` points into `dir`). Returns
     /// at once; [`Daemon::connect`] waits for it to answer.
-    pub fn spawn(
+    pub(crate) fn spawn(
         bin: &Path,
         dir: &Path,
         module: &Path,
@@ -122,18 +122,22 @@ impl Daemon {
     }
 
     /// When the process was started.
-    pub fn started(&self) -> Instant {
+    pub(crate) fn started(&self) -> Instant {
         self.started
     }
 
     /// The daemon's socket.
-    pub fn socket(&self) -> &Path {
+    pub(crate) fn socket(&self) -> &Path {
         &self.socket
     }
 
     /// A connection, once the daemon answers; polls every `every` for at
     /// most `timeout`, and fails at once if the daemon exited.
-    pub fn connect(&mut self, every: Duration, timeout: Duration) -> Result<Client, BenchError> {
+    pub(crate) fn connect(
+        &mut self,
+        every: Duration,
+        timeout: Duration,
+    ) -> Result<Client, BenchError> {
         let deadline = Instant::now() + timeout;
         loop {
             match Client::connect(&self.socket) {
@@ -158,7 +162,7 @@ impl Daemon {
 
     /// The daemon's resident set and its peak, in KiB
     /// (`/proc/PID/status`: `VmRSS`, `VmHWM`).
-    pub fn memory_kib(&self) -> Result<(u64, u64), BenchError> {
+    pub(crate) fn memory_kib(&self) -> Result<(u64, u64), BenchError> {
         let path = PathBuf::from(format!("/proc/{}/status", self.child.id()));
         let status =
             std::fs::read_to_string(&path).map_err(|e| BenchError::io("reading", &path, e))?;
@@ -179,7 +183,7 @@ impl Daemon {
     }
 
     /// What the daemon logged, for error messages.
-    pub fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }

@@ -24,7 +24,7 @@ pub struct Timing {
 
 /// What one run (or several, merged) measured.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct RunStats {
+pub(crate) struct RunStats {
     /// Operations that completed successfully inside the window.
     pub ops: u64,
     /// The window's length in seconds (summed over merged runs).
@@ -43,7 +43,7 @@ pub struct RunStats {
 
 impl RunStats {
     /// Operations per second over the window.
-    pub fn ops_per_sec(&self) -> f64 {
+    pub(crate) fn ops_per_sec(&self) -> f64 {
         if self.window_secs > 0.0 {
             self.ops as f64 / self.window_secs
         } else {
@@ -52,18 +52,18 @@ impl RunStats {
     }
 
     /// Median latency, µs.
-    pub fn p50_us(&self) -> f64 {
+    pub(crate) fn p50_us(&self) -> f64 {
         self.latency.percentile(50.0) / 1000.0
     }
 
     /// 99th-percentile latency, µs.
-    pub fn p99_us(&self) -> f64 {
+    pub(crate) fn p99_us(&self) -> f64 {
         self.latency.percentile(99.0) / 1000.0
     }
 
     /// Adds another run of the same row: the rounds of an interleaved
     /// measurement.
-    pub fn merge(&mut self, other: RunStats) {
+    pub(crate) fn merge(&mut self, other: RunStats) {
         self.ops += other.ops;
         self.window_secs += other.window_secs;
         self.latency.merge(&other.latency);
@@ -80,7 +80,7 @@ impl RunStats {
 /// Latencies in logarithmic buckets 1 % wide: percentiles within ±0.5 %,
 /// whatever the number of operations, and runs merge by adding counts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     /// Operations per bucket; bucket `b` holds latencies from
     /// `BASE^b` to `BASE^(b+1)` nanoseconds.
     buckets: BTreeMap<u32, u64>,
@@ -91,7 +91,7 @@ const BASE: f64 = 1.01;
 
 impl Histogram {
     /// Counts one latency.
-    pub fn record(&mut self, latency: Duration) {
+    pub(crate) fn record(&mut self, latency: Duration) {
         let ns = latency.as_nanos().max(1) as f64;
         // Non-negative and below 2^32 for any latency under centuries.
         let bucket = (ns.ln() / BASE.ln()) as u32;
@@ -99,12 +99,12 @@ impl Histogram {
     }
 
     /// How many latencies were counted.
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.buckets.values().sum()
     }
 
     /// Adds `other`'s counts.
-    pub fn merge(&mut self, other: &Histogram) {
+    pub(crate) fn merge(&mut self, other: &Histogram) {
         for (bucket, n) in &other.buckets {
             *self.buckets.entry(*bucket).or_default() += n;
         }
@@ -112,7 +112,7 @@ impl Histogram {
 
     /// The nearest-rank percentile `p`, in nanoseconds (the geometric
     /// middle of its bucket); 0 when empty.
-    pub fn percentile(&self, p: f64) -> f64 {
+    pub(crate) fn percentile(&self, p: f64) -> f64 {
         let total = self.count();
         if total == 0 {
             return 0.0;
@@ -147,7 +147,7 @@ struct ThreadTally {
 /// transient `CKR_GENERAL_ERROR` (SoftHSM processes racing on the token
 /// files) should not void a row, but a row whose errors are reported
 /// must be read with them in mind. A failing `setup` fails the run.
-pub fn run<S, C>(timing: &Timing, setup: S) -> Result<RunStats, BenchError>
+pub(crate) fn run<S, C>(timing: &Timing, setup: S) -> Result<RunStats, BenchError>
 where
     S: Fn(usize) -> Result<C, BenchError> + Sync,
     C: FnMut() -> Result<(), String>,

@@ -26,7 +26,7 @@ use crate::harness::{RunStats, Timing};
 /// One measured row.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "job", rename_all = "snake_case")]
-pub enum Job {
+pub(crate) enum Job {
     /// Signatures over a TLS 1.3 CertificateVerify message.
     Sign {
         /// Who signs.
@@ -71,7 +71,7 @@ impl Job {
 /// Where signatures come from.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "via", rename_all = "snake_case")]
-pub enum Signer {
+pub(crate) enum Signer {
     /// cryptoki in the worker, on a PKCS#11 module (SoftHSM itself, or
     /// `p11-kit-client.so` in front of it).
     Cryptoki(TokenKey),
@@ -104,7 +104,7 @@ impl Signer {
 
 /// A private key on a token, as cryptoki finds it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TokenKey {
+pub(crate) struct TokenKey {
     /// The PKCS#11 module to load.
     pub module: PathBuf,
     /// The token label.
@@ -118,7 +118,7 @@ pub struct TokenKey {
 /// A key type the benchmark signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum KeyKind {
+pub(crate) enum KeyKind {
     /// RSA, 2048 bits.
     Rsa2048,
     /// ECDSA on P-256.
@@ -127,7 +127,7 @@ pub enum KeyKind {
 
 impl KeyKind {
     /// The name used in rows and tables.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             KeyKind::Rsa2048 => "rsa2048",
             KeyKind::P256 => "p256",
@@ -135,7 +135,7 @@ impl KeyKind {
     }
 
     /// The TLS schemes a key of this kind can make.
-    pub fn schemes(self) -> &'static [Scheme] {
+    pub(crate) fn schemes(self) -> &'static [Scheme] {
         match self {
             KeyKind::Rsa2048 => &[
                 Scheme::RsaPssRsaeSha256,
@@ -168,7 +168,7 @@ fn worker_command(env: &[(String, OsString)]) -> Result<Command, BenchError> {
 
 /// Runs `job` in a worker process with `env` added to its environment,
 /// and returns what it measured.
-pub fn run_in_child(job: &Job, env: &[(String, OsString)]) -> Result<RunStats, BenchError> {
+pub(crate) fn run_in_child(job: &Job, env: &[(String, OsString)]) -> Result<RunStats, BenchError> {
     let mut child = worker_command(env)?
         .spawn()
         .map_err(|e| BenchError::io("starting", "a worker", e))?;
@@ -194,7 +194,7 @@ pub fn run_in_child(job: &Job, env: &[(String, OsString)]) -> Result<RunStats, B
 
 /// A backend in an interleaved comparison: its job and the environment
 /// its worker needs.
-pub type Contender = (Job, Vec<(String, OsString)>);
+pub(crate) type Contender = (Job, Vec<(String, OsString)>);
 
 /// Measures `contenders` against each other: `rounds` rounds, in each of
 /// which every contender runs a slice of `timing.duration_secs / rounds`
@@ -206,7 +206,7 @@ pub type Contender = (Job, Vec<(String, OsString)>);
 /// two rows measured minutes apart would measure that. Interleaved
 /// slices see the same background, and the order rotates so that no
 /// contender always follows the same other one.
-pub fn interleave(
+pub(crate) fn interleave(
     contenders: &[Contender],
     timing: Timing,
     rounds: usize,
@@ -228,7 +228,7 @@ pub fn interleave(
 }
 
 /// The worker's side: reads the job, measures, prints the result.
-pub fn work() -> Result<(), BenchError> {
+pub(crate) fn work() -> Result<(), BenchError> {
     let mut input = Vec::new();
     std::io::stdin()
         .read_to_end(&mut input)

@@ -29,7 +29,7 @@ use crate::error::BenchError;
 /// The login belongs to the process (PKCS#11 logs in per application),
 /// and lasts while any session on the token is open: the anchor session
 /// holds it for the sessions the client threads open.
-pub struct LoggedIn {
+pub(crate) struct LoggedIn {
     pkcs11: Pkcs11,
     slot: Slot,
     /// Not used for signing: it keeps the login alive, and logs out at
@@ -41,7 +41,7 @@ impl LoggedIn {
     /// Loads `module`, initialises it (the environment it needs, such as
     /// `SOFTHSM2_CONF`, was set by whoever started this process), finds
     /// the token labelled `label` and logs in with `pin`.
-    pub fn open(module: &Path, label: &str, pin: &str) -> Result<LoggedIn, BenchError> {
+    pub(crate) fn open(module: &Path, label: &str, pin: &str) -> Result<LoggedIn, BenchError> {
         let pkcs11 = Pkcs11::new(module).map_err(BenchError::pkcs11("loading the module"))?;
         pkcs11
             .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
@@ -81,7 +81,10 @@ impl LoggedIn {
 
     /// A new read-only session on the token, and the handle of the private
     /// key whose `CKA_ID` is `key_id` in it.
-    pub fn session_with_key(&self, key_id: &[u8]) -> Result<(Session, ObjectHandle), BenchError> {
+    pub(crate) fn session_with_key(
+        &self,
+        key_id: &[u8],
+    ) -> Result<(Session, ObjectHandle), BenchError> {
         let session = self
             .pkcs11
             .open_ro_session(self.slot)
@@ -176,7 +179,7 @@ enum Form {
 }
 
 /// The schemes this module can make: RSA and ECDSA P-256/P-384.
-pub fn supported(scheme: Scheme) -> bool {
+pub(crate) fn supported(scheme: Scheme) -> bool {
     form(scheme).is_some()
 }
 
@@ -196,7 +199,7 @@ fn form(scheme: Scheme) -> Option<(Form, Hash)> {
 
 /// Signs `message` with `key` under `scheme` and returns the signature as
 /// TLS sends it (DER for ECDSA).
-pub fn sign(
+pub(crate) fn sign(
     session: &Session,
     key: ObjectHandle,
     scheme: Scheme,
@@ -249,7 +252,7 @@ fn ecdsa_der(raw: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 /// Lower-case hex, for messages.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -11,7 +11,7 @@ use crate::harness::RunStats;
 /// (a time, a memory size). Fields that do not apply are left out of the
 /// JSON.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Measurement {
+pub(crate) struct Measurement {
     /// `sign`, `tls` or `store`.
     pub group: &'static str,
     /// What was measured: the signature scheme for `sign`,
@@ -75,7 +75,7 @@ pub struct Measurement {
 
 impl Measurement {
     /// A load row from a harness run.
-    pub fn load(group: &'static str, name: impl Into<String>, stats: &RunStats) -> Self {
+    pub(crate) fn load(group: &'static str, name: impl Into<String>, stats: &RunStats) -> Self {
         Measurement {
             group,
             name: name.into(),
@@ -92,7 +92,7 @@ impl Measurement {
     }
 
     /// A single value.
-    pub fn value(group: &'static str, name: &str, value: f64, unit: &'static str) -> Self {
+    pub(crate) fn value(group: &'static str, name: &str, value: f64, unit: &'static str) -> Self {
         Measurement {
             group,
             name: name.to_owned(),
@@ -103,7 +103,7 @@ impl Measurement {
     }
 
     /// One line of progress for stderr.
-    pub fn progress(&self) -> String {
+    pub(crate) fn progress(&self) -> String {
         let mut line = format!("{:5} {}", self.group, self.name);
         for (label, value) in [("key", self.key), ("backend", self.backend)] {
             if let Some(value) = value {
@@ -133,7 +133,7 @@ fn round(x: f64, digits: i32) -> f64 {
 }
 
 /// `numerator / denominator` of two rows' throughput, when both exist.
-pub fn ratio(numerator: &Measurement, denominator: Option<&Measurement>) -> Option<f64> {
+pub(crate) fn ratio(numerator: &Measurement, denominator: Option<&Measurement>) -> Option<f64> {
     let top = numerator.ops_per_sec?;
     let bottom = denominator?.ops_per_sec.filter(|v| *v > 0.0)?;
     Some(round(top / bottom, 3))
@@ -141,14 +141,14 @@ pub fn ratio(numerator: &Measurement, denominator: Option<&Measurement>) -> Opti
 
 /// Every measurement of a run, in order.
 #[derive(Debug, Default)]
-pub struct Report {
+pub(crate) struct Report {
     /// The measurements.
     pub rows: Vec<Measurement>,
 }
 
 impl Report {
     /// Adds `row`, and says so on stderr (a full run takes minutes).
-    pub fn push(&mut self, row: Measurement) {
+    pub(crate) fn push(&mut self, row: Measurement) {
         eprintln!("{}", row.progress());
         self.rows.push(row);
     }
@@ -156,7 +156,7 @@ impl Report {
     /// Adds the rows of one comparison (same group, name, key and
     /// clients; backends `direct`, `agent` and `other`), the agent's row
     /// with its ratios to the others.
-    pub fn push_compared(&mut self, mut rows: Vec<Measurement>, other: &str) {
+    pub(crate) fn push_compared(&mut self, mut rows: Vec<Measurement>, other: &str) {
         let find = |rows: &[Measurement], backend: &str| {
             rows.iter().find(|r| r.backend == Some(backend)).cloned()
         };
@@ -175,7 +175,7 @@ impl Report {
     }
 
     /// The rows as JSON Lines.
-    pub fn json_lines(&self) -> Result<String, serde_json::Error> {
+    pub(crate) fn json_lines(&self) -> Result<String, serde_json::Error> {
         let mut out = String::new();
         for row in &self.rows {
             out.push_str(&serde_json::to_string(row)?);
@@ -214,7 +214,7 @@ impl Report {
     }
 
     /// Markdown tables: signing, handshakes, store.
-    pub fn tables(&self) -> String {
+    pub(crate) fn tables(&self) -> String {
         let mut out = String::new();
         self.load_table(
             &mut out,

@@ -18,7 +18,7 @@ use crate::Plan;
 /// input (RFC 8446 section 4.4.3), 64 spaces, the context string, a zero
 /// byte and a SHA-256 transcript hash. An agent that one day checks what
 /// it signs (purpose binding) still signs this.
-pub fn certificate_verify_message() -> Vec<u8> {
+pub(crate) fn certificate_verify_message() -> Vec<u8> {
     let mut message = vec![b' '; 64];
     message.extend_from_slice(b"TLS 1.3, client CertificateVerify");
     message.push(0);
@@ -27,7 +27,11 @@ pub fn certificate_verify_message() -> Vec<u8> {
 }
 
 /// The worker's side: `timing.clients` threads signing with `signer`.
-pub fn run(signer: &Signer, scheme: Scheme, timing: &Timing) -> Result<RunStats, BenchError> {
+pub(crate) fn run(
+    signer: &Signer,
+    scheme: Scheme,
+    timing: &Timing,
+) -> Result<RunStats, BenchError> {
     let message = certificate_verify_message();
     match signer {
         Signer::Cryptoki(key) => {
@@ -67,7 +71,7 @@ pub fn run(signer: &Signer, scheme: Scheme, timing: &Timing) -> Result<RunStats,
 }
 
 /// The name of the rows of `hello` round trips.
-pub const ROUND_TRIP: &str = "hello_round_trip";
+pub(crate) const ROUND_TRIP: &str = "hello_round_trip";
 
 /// The schemes measured, by key.
 fn cases(plan: &Plan) -> Vec<(KeyKind, Scheme)> {
@@ -82,7 +86,7 @@ fn cases(plan: &Plan) -> Vec<(KeyKind, Scheme)> {
 /// Measures every case, with every client count, on every backend
 /// (interleaved: see [`job::interleave`]), and adds the rows (agent rows
 /// with their ratios) to `report`.
-pub fn measure(bed: &Bed, plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
+pub(crate) fn measure(bed: &Bed, plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
     let (softhsm, softhsm_env) = bed.softhsm();
     let p11kit = bed.p11kit_client();
     for &clients in &plan.sign_clients {

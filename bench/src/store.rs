@@ -27,7 +27,7 @@ const NOISE_CAS: usize = 99;
 
 /// Provisions the token, starts a daemon on it and measures; adds the
 /// rows to `report`. `dir` holds the daemon's socket, log and PIN file.
-pub fn measure(
+pub(crate) fn measure(
     agent_bin: &Path,
     dir: &Path,
     plan: &Plan,

@@ -43,7 +43,7 @@ use crate::Plan;
 
 /// One handshake row.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TlsJob {
+pub(crate) struct TlsJob {
     /// Whose key the client signs with.
     pub client: TlsClient,
     /// The client key's type.
@@ -61,7 +61,7 @@ pub struct TlsJob {
 
 impl TlsJob {
     /// A short description for messages.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let who = match &self.client {
             TlsClient::Agent { .. } => "the agent",
             TlsClient::Cryptoki { .. } => "cryptoki",
@@ -78,7 +78,7 @@ impl TlsJob {
 /// Where the client's certificate and signature come from.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "via", rename_all = "snake_case")]
-pub enum TlsClient {
+pub(crate) enum TlsClient {
     /// `p11agent_client::tls::AgentResolver` with the identity fixed: it
     /// asks the agent to select (for the chain) and to sign, each on a
     /// connection of its own, as an application using the library does.
@@ -200,7 +200,7 @@ fn pkcs8(der: &[u8]) -> PrivateKeyDer<'static> {
 }
 
 /// The worker's side: a server thread per client, and the clients.
-pub fn run(job: &TlsJob) -> Result<RunStats, BenchError> {
+pub(crate) fn run(job: &TlsJob) -> Result<RunStats, BenchError> {
     let provider = agent_tls::provider();
     let mut roots = RootCertStore::empty();
     roots.add(CertificateDer::from(job.root.clone()))?;
@@ -398,7 +398,7 @@ fn software_identity(bed: &Bed, kind: KeyKind) -> Result<Option<TlsClient>, Benc
 
 /// Measures handshakes for each key type and client count with the three
 /// client keys, back to back, and adds the rows to `report`.
-pub fn measure(bed: &Bed, plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
+pub(crate) fn measure(bed: &Bed, plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
     let server = bed.pki.localhost_server()?;
     let (softhsm, softhsm_env) = bed.softhsm();
     let kinds: &[KeyKind] = if plan.smoke {

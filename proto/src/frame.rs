@@ -11,7 +11,7 @@
 //! [`FrameDecoder`] holds these rules; every reader of frames (the
 //! functions here, the clients, the agent) reads through one.
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;

@@ -92,50 +92,50 @@ mod bodies {
     use super::*;
 
     #[derive(Deserialize)]
-    pub struct Hello {
+    pub(super) struct Hello {
         pub version: u32,
         pub agent: String,
     }
     #[derive(Deserialize)]
-    pub struct Tokens {
+    pub(super) struct Tokens {
         pub tokens: Vec<TokenSummary>,
     }
     #[derive(Deserialize)]
-    pub struct Identities {
+    pub(super) struct Identities {
         pub identities: Vec<Identity>,
     }
     #[derive(Deserialize)]
-    pub struct Shown {
+    pub(super) struct Shown {
         pub identity: Box<Identity>,
         pub certificate: String,
     }
     #[derive(Deserialize)]
-    pub struct Signature {
+    pub(super) struct Signature {
         pub signature: String,
     }
     #[derive(Deserialize)]
-    pub struct LoggedIn {
+    pub(super) struct LoggedIn {
         pub token: Token,
     }
     #[derive(Deserialize)]
-    pub struct LoggedOut {
+    pub(super) struct LoggedOut {
         pub tokens: Vec<Token>,
     }
     #[derive(Deserialize)]
-    pub struct Chosen {
+    pub(super) struct Chosen {
         #[serde(default)]
         pub remembered: Option<RememberedChoice>,
     }
     #[derive(Deserialize)]
-    pub struct Decisions {
+    pub(super) struct Decisions {
         pub decisions: Vec<RememberedChoice>,
     }
     #[derive(Deserialize)]
-    pub struct Forgotten {
+    pub(super) struct Forgotten {
         pub origins: Vec<String>,
     }
     #[derive(Deserialize)]
-    pub struct Error {
+    pub(super) struct Error {
         pub code: ErrorCode,
         pub message: String,
     }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 use yasna::models::TaggedDerValue;
 
-pub use rcgen::{ExtendedKeyUsagePurpose, KeyUsagePurpose};
+pub(crate) use rcgen::{ExtendedKeyUsagePurpose, KeyUsagePurpose};
 
 use crate::error::{Error, Result};
 use crate::keys::{KeyAlgorithm, PublicKey, RcgenPublicKey};

@@ -85,7 +85,7 @@ fn a_directory_others_can_write_is_refused_with_a_clear_message() {
     std::fs::create_dir(&run).expect("mkdir");
     for mode_bits in [0o777, 0o770, 0o702] {
         std::fs::set_permissions(&run, std::fs::Permissions::from_mode(mode_bits)).expect("chmod");
-        let out = std::process::Command::new(p11agent_tests::p11agent_bin())
+        let out = Command::new(p11agent_bin())
             .arg("daemon")
             .arg("--socket")
             .arg(run.join("agent.sock"))

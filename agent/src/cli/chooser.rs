@@ -19,14 +19,14 @@ use crate::select::chooser::{ChooserReply, ChooserRequest, PROTOCOL_VERSION};
 
 /// Arguments of `p11agent chooser`.
 #[derive(Debug, clap::Args)]
-pub struct ChooserArgs {
+pub(crate) struct ChooserArgs {
     /// The terminal to ask on.
     #[arg(long, value_name = "PATH", default_value = "/dev/tty")]
     tty: PathBuf,
 }
 
 /// Runs the chooser on this process's stdin and stdout.
-pub fn run(args: ChooserArgs) -> Result<(), CliError> {
+pub(super) fn run(args: ChooserArgs) -> Result<(), CliError> {
     serve(io::stdin().lock(), &args.tty, io::stdout().lock())
 }
 

@@ -9,7 +9,7 @@ use super::format::{short_id, Table};
 
 /// Arguments of `p11agent forget`.
 #[derive(Debug, clap::Args)]
-pub struct ForgetArgs {
+pub(crate) struct ForgetArgs {
     /// The origin whose choice to forget (https://host[:port], a URL or
     /// host:port).
     #[arg(value_name = "ORIGIN", required_unless_present = "all")]
@@ -23,7 +23,7 @@ pub struct ForgetArgs {
 }
 
 /// `p11agent decisions`.
-pub fn decisions(agent: &mut Client, args: JsonArg) -> Result<(), CliError> {
+pub(super) fn decisions(agent: &mut Client, args: JsonArg) -> Result<(), CliError> {
     let decisions = agent.decisions()?;
     if args.json {
         return print_json(&decisions);
@@ -51,7 +51,7 @@ pub fn decisions(agent: &mut Client, args: JsonArg) -> Result<(), CliError> {
 }
 
 /// `p11agent forget`.
-pub fn forget(agent: &mut Client, args: ForgetArgs) -> Result<(), CliError> {
+pub(super) fn forget(agent: &mut Client, args: ForgetArgs) -> Result<(), CliError> {
     let origin = if args.all {
         None
     } else {

@@ -21,10 +21,10 @@ pub enum CliError {
     Config(#[from] crate::config::ConfigError),
     /// Writing output failed.
     #[error("cannot write output: {0}")]
-    Output(#[from] std::io::Error),
+    Output(#[from] io::Error),
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
-    Runtime(std::io::Error),
+    Runtime(io::Error),
     /// A named input or output file failed.
     #[error("cannot {action} {}: {source}", path.display())]
     File {
@@ -33,7 +33,7 @@ pub enum CliError {
         /// The file.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        source: io::Error,
     },
     /// The TLS set-up failed (agent, CA file, configuration).
     #[error(transparent)]

@@ -9,24 +9,24 @@ use x509_parser::asn1_rs::Oid;
 use crate::store::eku;
 
 /// A table with left-aligned columns sized to their widest cell.
-pub struct Table {
+pub(super) struct Table {
     header: Vec<String>,
     rows: Vec<Vec<String>>,
 }
 
 impl Table {
-    pub fn new(header: &[&str]) -> Self {
+    pub(super) fn new(header: &[&str]) -> Self {
         Table {
             header: header.iter().map(|h| (*h).to_owned()).collect(),
             rows: Vec::new(),
         }
     }
 
-    pub fn row(&mut self, cells: Vec<String>) {
+    pub(super) fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells);
     }
 
-    pub fn print(&self) -> std::io::Result<()> {
+    pub(super) fn print(&self) -> std::io::Result<()> {
         let width = |s: &str| s.chars().count();
         let mut widths: Vec<usize> = self.header.iter().map(|h| width(h)).collect();
         for row in &self.rows {
@@ -51,13 +51,13 @@ impl Table {
 
 /// The first 16 hex digits of an id: enough to be unique in practice and
 /// accepted by `show`.
-pub fn short_id(id: &str) -> &str {
+pub(super) fn short_id(id: &str) -> &str {
     id.get(..16).unwrap_or(id)
 }
 
 /// `rsa 2048`, `ec P-256`, `ec 256` (an EC key on another curve),
 /// `ed25519`, `other`.
-pub fn key_summary(i: &Identity) -> String {
+pub(super) fn key_summary(i: &Identity) -> String {
     match (i.key_type, i.curve) {
         (_, Some(curve)) => format!("{} {}", i.key_type.as_str(), curve.as_str()),
         (KeyType::Ed25519 | KeyType::Other, None) => i.key_type.as_str().to_owned(),
@@ -66,7 +66,7 @@ pub fn key_summary(i: &Identity) -> String {
 }
 
 /// `usable`, or the reasons it is not.
-pub fn client_auth_summary(c: &ClientAuth) -> String {
+pub(super) fn client_auth_summary(c: &ClientAuth) -> String {
     if c.usable {
         "usable".to_owned()
     } else {
@@ -88,7 +88,7 @@ static EKU_NAMES: [(Oid<'static>, &str); 8] = [
 ];
 
 /// A dotted EKU OID with its name when it has a well-known one.
-pub fn eku_name(oid: &str) -> String {
+pub(super) fn eku_name(oid: &str) -> String {
     let known = Oid::from_str(oid)
         .ok()
         .and_then(|parsed| EKU_NAMES.iter().find(|(known, _)| *known == parsed));
@@ -100,10 +100,10 @@ pub fn eku_name(oid: &str) -> String {
 
 /// The `--json` switch shared by listings.
 #[derive(Debug, clap::Args)]
-pub(super) struct JsonArg {
+pub(crate) struct JsonArg {
     /// Print JSON for scripts instead of a table.
     #[arg(long)]
-    pub(super) json: bool,
+    pub(crate) json: bool,
 }
 
 /// Prints a value as pretty JSON on stdout.

@@ -11,7 +11,7 @@ use super::error::CliError;
 
 /// Arguments of `p11agent get`.
 #[derive(Debug, clap::Args)]
-pub struct GetArgs {
+pub(crate) struct GetArgs {
     /// The URL: https://host[:port][/path].
     url: String,
     /// Trust the server certificates issued by the CA certificates in
@@ -31,7 +31,7 @@ pub struct GetArgs {
 /// How long the TCP connection may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub fn run(socket: Option<PathBuf>, args: GetArgs) -> Result<(), CliError> {
+pub(super) fn run(socket: Option<PathBuf>, args: GetArgs) -> Result<(), CliError> {
     let url = HttpsUrl::parse(&args.url)?;
     // Connecting first gives the usual "agent not running" error (exit 3).
     let socket = super::connect::connect(socket)?.socket().to_owned();

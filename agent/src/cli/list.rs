@@ -7,7 +7,7 @@ use super::format::{client_auth_summary, key_summary, short_id, Table};
 
 /// Arguments of `p11agent list`. Every filter given must hold.
 #[derive(Debug, clap::Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Subject contains TEXT (case-insensitive).
     #[arg(long, value_name = "TEXT")]
     subject: Option<String>,
@@ -87,7 +87,7 @@ impl ListArgs {
     }
 }
 
-pub fn run(client: &mut Client, args: ListArgs) -> Result<(), CliError> {
+pub(super) fn run(client: &mut Client, args: ListArgs) -> Result<(), CliError> {
     let filter = args.filter();
     let identities = client.list(&filter)?;
     if args.json {

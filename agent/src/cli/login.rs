@@ -8,7 +8,7 @@ use super::error::CliError;
 
 /// Arguments of `p11agent login`.
 #[derive(Debug, clap::Args)]
-pub struct LoginArgs {
+pub(crate) struct LoginArgs {
     /// Token label or serial; may be omitted when only one token is present.
     token: Option<String>,
     /// Read the PIN from the first line of standard input instead of
@@ -19,12 +19,12 @@ pub struct LoginArgs {
 
 /// Arguments of `p11agent logout`.
 #[derive(Debug, clap::Args)]
-pub struct LogoutArgs {
+pub(crate) struct LogoutArgs {
     /// Token label or serial; all tokens when omitted.
     token: Option<String>,
 }
 
-pub fn login(client: &mut Client, args: LoginArgs) -> Result<(), CliError> {
+pub(super) fn login(client: &mut Client, args: LoginArgs) -> Result<(), CliError> {
     let pin = if args.pin_stdin {
         let mut line = Zeroizing::new(String::new());
         std::io::stdin().lock().read_line(&mut line)?;
@@ -41,7 +41,7 @@ pub fn login(client: &mut Client, args: LoginArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-pub fn logout(client: &mut Client, args: LogoutArgs) -> Result<(), CliError> {
+pub(super) fn logout(client: &mut Client, args: LogoutArgs) -> Result<(), CliError> {
     let tokens = client.logout(args.token.as_deref())?;
     if tokens.is_empty() {
         println!("no token was logged in");

@@ -15,7 +15,7 @@ use super::format::print_json;
 
 /// Arguments of `p11agent probe`.
 #[derive(Debug, clap::Args)]
-pub struct ProbeArgs {
+pub(crate) struct ProbeArgs {
     /// The server: HOST:PORT (port 443 when omitted), or an https URL.
     #[arg(value_name = "HOST:PORT")]
     server: String,
@@ -37,7 +37,7 @@ pub struct ProbeArgs {
 }
 
 /// `p11agent probe`.
-pub fn run(socket: Option<std::path::PathBuf>, args: ProbeArgs) -> Result<(), CliError> {
+pub(super) fn run(socket: Option<std::path::PathBuf>, args: ProbeArgs) -> Result<(), CliError> {
     let (host, port) = host_port(&args.server)?;
     let options = ProbeOptions {
         server_name: args.servername.clone(),

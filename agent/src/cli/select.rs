@@ -15,7 +15,7 @@ use p11agent_proto::dn::format_name;
 
 /// Arguments of `p11agent select` and `p11agent explain`.
 #[derive(Debug, clap::Args)]
-pub struct SelectArgs {
+pub(crate) struct SelectArgs {
     /// The server: https://host[:port], a URL, or host:port.
     #[arg(long, value_name = "URL")]
     origin: String,
@@ -55,7 +55,7 @@ fn ask(agent: &mut Client, args: &SelectArgs) -> Result<(Selection, Vec<Vec<u8>>
 }
 
 /// `p11agent select`.
-pub fn select(agent: &mut Client, args: SelectArgs) -> Result<(), CliError> {
+pub(super) fn select(agent: &mut Client, args: SelectArgs) -> Result<(), CliError> {
     let (selection, _) = ask(agent, &args)?;
     if args.json {
         return print_json(&selection);
@@ -74,7 +74,7 @@ pub fn select(agent: &mut Client, args: SelectArgs) -> Result<(), CliError> {
 }
 
 /// `p11agent explain`.
-pub fn explain(agent: &mut Client, args: SelectArgs) -> Result<(), CliError> {
+pub(super) fn explain(agent: &mut Client, args: SelectArgs) -> Result<(), CliError> {
     let (selection, ca_names) = ask(agent, &args)?;
     if args.json {
         return print_json(&selection);

@@ -9,7 +9,7 @@ use super::format::{client_auth_summary, eku_name, key_summary};
 
 /// Arguments of `p11agent show`.
 #[derive(Debug, clap::Args)]
-pub struct ShowArgs {
+pub(crate) struct ShowArgs {
     /// The identity's id (SHA-256 fingerprint) or a unique prefix of at
     /// least 8 hex digits, as `p11agent list` prints it.
     id: String,
@@ -21,7 +21,7 @@ pub struct ShowArgs {
     pem: bool,
 }
 
-pub fn run(client: &mut Client, args: ShowArgs) -> Result<(), CliError> {
+pub(super) fn run(client: &mut Client, args: ShowArgs) -> Result<(), CliError> {
     let shown = client.show(&args.id)?;
     let pem = to_pem(&shown.certificate);
     if args.pem {

@@ -9,7 +9,7 @@ use super::error::CliError;
 
 /// Arguments of `p11agent sign`.
 #[derive(Debug, clap::Args)]
-pub struct SignArgs {
+pub(crate) struct SignArgs {
     /// The identity's id (SHA-256 fingerprint) or a unique prefix of at
     /// least 8 hex digits, as `p11agent list` prints it.
     #[arg(long, value_name = "ID")]
@@ -34,7 +34,7 @@ fn scheme_parser() -> impl clap::builder::TypedValueParser<Value = Scheme> {
         .try_map(|name| Scheme::from_name(&name).ok_or("unknown signature scheme"))
 }
 
-pub fn run(client: &mut Client, args: SignArgs) -> Result<(), CliError> {
+pub(super) fn run(client: &mut Client, args: SignArgs) -> Result<(), CliError> {
     let message = read_input(&args.input)?;
     let signature = client.sign(&args.id, args.scheme, &message)?;
     if is_stdio(&args.output) {

@@ -2,7 +2,7 @@ use p11agent_client::Client;
 
 use super::error::CliError;
 
-pub fn run(client: &mut Client, json: bool) -> Result<(), CliError> {
+pub(super) fn run(client: &mut Client, json: bool) -> Result<(), CliError> {
     let status = client.status()?;
     if json {
         return super::format::print_json(&status);

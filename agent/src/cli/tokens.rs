@@ -4,7 +4,7 @@ use serde_json::json;
 use super::error::CliError;
 use super::format::Table;
 
-pub fn run(client: &mut Client, json: bool) -> Result<(), CliError> {
+pub(super) fn run(client: &mut Client, json: bool) -> Result<(), CliError> {
     let tokens = client.tokens()?;
     if json {
         return super::format::print_json(&json!({ "tokens": tokens }));

@@ -8,14 +8,14 @@ use super::error::CliError;
 
 /// Arguments of `p11agent watch`.
 #[derive(Debug, clap::Args)]
-pub struct WatchArgs {
+pub(crate) struct WatchArgs {
     /// Print each event as one JSON object per line, as the protocol
     /// has it, for scripts.
     #[arg(long)]
     json: bool,
 }
 
-pub fn run(client: Client, args: WatchArgs) -> Result<(), CliError> {
+pub(super) fn run(client: Client, args: WatchArgs) -> Result<(), CliError> {
     let events = client.watch()?;
     let mut out = std::io::stdout().lock();
     for event in events {

@@ -18,14 +18,14 @@ const MAX_PIN_FILE: usize = 4096;
 /// file is picked up without restarting the agent. One trailing `"\n"` or
 /// `"\r\n"` is removed; the rest of the file, spaces included, is the PIN.
 #[derive(Debug, Clone)]
-pub struct PinFile {
+pub(crate) struct PinFile {
     /// The file holding the PIN.
     pub path: PathBuf,
 }
 
 impl PinFile {
     /// A source reading the PIN from `path`.
-    pub fn new(path: impl Into<PathBuf>) -> Self {
+    pub(crate) fn new(path: impl Into<PathBuf>) -> Self {
         Self { path: path.into() }
     }
 }

@@ -13,14 +13,14 @@ mod pinentry;
 mod request;
 mod secret;
 
-pub use file::PinFile;
-pub use pinentry::Pinentry;
-pub use request::{NoPin, PinError, PinKind, PinRequest, PinSource};
+pub(crate) use file::PinFile;
+pub(crate) use pinentry::Pinentry;
+pub(crate) use request::{NoPin, PinError, PinKind, PinRequest, PinSource};
 
 /// The PIN source for the agent's configuration: a PIN file if given (it
 /// wins, for automation), else the pinentry program if given, else
 /// [`NoPin`].
-pub fn source(pin_file: Option<PathBuf>, pinentry: Option<PathBuf>) -> Arc<dyn PinSource> {
+pub(crate) fn source(pin_file: Option<PathBuf>, pinentry: Option<PathBuf>) -> Arc<dyn PinSource> {
     match (pin_file, pinentry) {
         (Some(path), _) => Arc::new(PinFile::new(path)),
         (None, Some(program)) => Arc::new(Pinentry::new(program)),

@@ -48,14 +48,14 @@ const GPG_ERR_FULLY_CANCELED: u32 = 198;
 /// `export GPG_TTY=$(tty)`) in the agent's environment, as for gpg-agent.
 /// Graphical ones use `DISPLAY`/`WAYLAND_DISPLAY` from the environment.
 #[derive(Debug, Clone)]
-pub struct Pinentry {
+pub(crate) struct Pinentry {
     /// The program to run.
     pub program: PathBuf,
 }
 
 impl Pinentry {
     /// A source asking through `program`.
-    pub fn new(program: impl Into<PathBuf>) -> Self {
+    pub(crate) fn new(program: impl Into<PathBuf>) -> Self {
         Self {
             program: program.into(),
         }
@@ -80,7 +80,7 @@ impl Pinentry {
 impl Pinentry {
     /// Asks the person to allow or deny something described by `text`
     /// (pinentry's `CONFIRM`); `Ok(false)` when they deny or cancel.
-    pub fn confirm(&self, text: &str) -> Result<bool, PinError> {
+    pub(crate) fn confirm(&self, text: &str) -> Result<bool, PinError> {
         let mut session = Session::start(&self.program)?;
         let result = session.confirm(text, GREETING_TIMEOUT);
         if session.send("BYE").is_ok() {

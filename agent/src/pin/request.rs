@@ -6,7 +6,7 @@ use secrecy::SecretString;
 
 /// Which login the PIN is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PinKind {
+pub(crate) enum PinKind {
     /// The token's user login (`C_Login` with `CKU_USER`).
     User,
     /// A context-specific login for a key with `CKA_ALWAYS_AUTHENTICATE`,
@@ -16,7 +16,7 @@ pub enum PinKind {
 
 /// What the person being asked should see.
 #[derive(Debug, Clone)]
-pub struct PinRequest<'a> {
+pub(crate) struct PinRequest<'a> {
     /// The token whose PIN is wanted.
     pub token: &'a Token,
     /// Which login.
@@ -28,7 +28,7 @@ pub struct PinRequest<'a> {
 
 /// Why no PIN was obtained.
 #[derive(Debug, thiserror::Error)]
-pub enum PinError {
+pub(crate) enum PinError {
     /// No source can give a PIN (none configured, or the configured file
     /// is missing).
     #[error("no PIN available: {0}")]
@@ -42,7 +42,7 @@ pub enum PinError {
 }
 
 /// Something that can produce a PIN for a token.
-pub trait PinSource: Send + Sync + std::fmt::Debug {
+pub(crate) trait PinSource: Send + Sync + std::fmt::Debug {
     /// A PIN for `request`. Called on a blocking thread; may prompt.
     fn pin(&self, request: &PinRequest<'_>) -> Result<SecretString, PinError>;
 }
@@ -51,7 +51,7 @@ pub trait PinSource: Send + Sync + std::fmt::Debug {
 /// right for tokens with a PIN pad and otherwise tells the user what to
 /// configure.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct NoPin;
+pub(crate) struct NoPin;
 
 impl PinSource for NoPin {
     fn pin(&self, request: &PinRequest<'_>) -> Result<SecretString, PinError> {

@@ -30,7 +30,7 @@ use crate::store::{Store, Stored};
 
 /// The server's side of the question.
 #[derive(Debug, Clone, Default)]
-pub struct ServerRequest {
+pub(crate) struct ServerRequest {
     /// The `certificate_authorities` DER names; empty accepts any issuer.
     pub ca_names: Vec<Vec<u8>>,
     /// The signature schemes the server accepts, when known.
@@ -39,7 +39,7 @@ pub struct ServerRequest {
 
 /// The identities split into candidates and excluded ones.
 #[derive(Debug)]
-pub struct Filtered<'s> {
+pub(crate) struct Filtered<'s> {
     /// Those that may be offered, in listing order, one per id.
     pub candidates: Vec<Stored<'s>>,
     /// The others, in listing order, one per id, with every reason.
@@ -72,7 +72,11 @@ impl<'a> CaList<'a> {
 
 /// Sorts every stored identity into candidates and excluded ones for a
 /// server, at `now`.
-pub fn filter<'s>(store: &'s Store, server: &ServerRequest, now: OffsetDateTime) -> Filtered<'s> {
+pub(crate) fn filter<'s>(
+    store: &'s Store,
+    server: &ServerRequest,
+    now: OffsetDateTime,
+) -> Filtered<'s> {
     let ca_list = CaList::new(&server.ca_names);
     // Per id, in first-seen order: the best copy so far and its reasons.
     let mut best: Vec<(Stored<'s>, Vec<Reason>)> = Vec::new();
@@ -106,7 +110,7 @@ pub fn filter<'s>(store: &'s Store, server: &ServerRequest, now: OffsetDateTime)
 }
 
 /// An excluded identity as the protocol reports it.
-pub fn excluded((stored, reasons): &(Stored<'_>, Vec<Reason>)) -> Excluded {
+pub(crate) fn excluded((stored, reasons): &(Stored<'_>, Vec<Reason>)) -> Excluded {
     let identity = stored.identity();
     Excluded {
         id: identity.id.clone(),

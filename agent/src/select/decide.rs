@@ -32,7 +32,7 @@ use crate::store::NameParts;
 
 /// The configured policy.
 #[derive(Debug, Default)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// Auto-select rules, in order.
     pub rules: AutoSelectRules,
     /// Prompt instead of taking the first when a rule matches several.
@@ -43,7 +43,7 @@ pub struct Policy {
 
 /// What policy decided, with candidates by index.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// The decision.
     pub decision: Decision,
     /// Why.
@@ -76,7 +76,7 @@ impl Outcome {
 }
 
 /// A candidate as policy sees it.
-pub trait Candidate {
+pub(crate) trait Candidate {
     /// The identity id.
     fn id(&self) -> &str;
     /// Subject and issuer name parts, for rule filters.
@@ -85,7 +85,7 @@ pub trait Candidate {
 
 /// Applies the policy to the candidates for `origin`, given the choice
 /// remembered for it.
-pub fn decide<C: Candidate>(
+pub(crate) fn decide<C: Candidate>(
     policy: &Policy,
     origin: &Origin,
     remembered: Option<&Choice>,

@@ -69,7 +69,7 @@ pub enum Choice {
 
 /// One remembered choice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Decision {
+pub(crate) struct Decision {
     /// The origin, `scheme://host:port`.
     pub origin: String,
     /// What to send there.
@@ -158,7 +158,7 @@ pub enum DecisionsError {
 
 /// The remembered choices, by origin.
 #[derive(Debug, Default)]
-pub struct Decisions {
+pub(crate) struct Decisions {
     by_origin: BTreeMap<String, Decision>,
     /// Where every change is saved; `None` for in-memory decisions.
     file: Option<PathBuf>,
@@ -166,7 +166,7 @@ pub struct Decisions {
 
 impl Decisions {
     /// Decisions kept for this process's lifetime only.
-    pub fn in_memory() -> Self {
+    pub(crate) fn in_memory() -> Self {
         Self::default()
     }
 
@@ -176,7 +176,7 @@ impl Decisions {
     /// Creates the file's directory (mode 0700) when missing. An existing
     /// file readable by group or others is narrowed to 0600, with a
     /// warning; an unreadable or corrupt one is an error naming it.
-    pub fn persistent(path: impl Into<PathBuf>) -> Result<Self, DecisionsError> {
+    pub(crate) fn persistent(path: impl Into<PathBuf>) -> Result<Self, DecisionsError> {
         let path = path.into();
         if path.file_name().is_none() {
             return Err(DecisionsError::InvalidPath { path });
@@ -198,18 +198,18 @@ impl Decisions {
     }
 
     /// Whether choices are saved to a file.
-    pub fn is_persistent(&self) -> bool {
+    pub(crate) fn is_persistent(&self) -> bool {
         self.file.is_some()
     }
 
     /// The choice remembered for `origin`.
-    pub fn get(&self, origin: &str) -> Option<&Decision> {
+    pub(crate) fn get(&self, origin: &str) -> Option<&Decision> {
         self.by_origin.get(origin)
     }
 
     /// Remembers `choice` for `origin`, replacing an earlier decision, and
     /// saves when persistent. On error nothing changes.
-    pub fn remember(&mut self, origin: &str, choice: Choice) -> Result<(), DecisionsError> {
+    pub(crate) fn remember(&mut self, origin: &str, choice: Choice) -> Result<(), DecisionsError> {
         let now = OffsetDateTime::now_utc();
         // Whole seconds: finer precision says nothing useful and makes the
         // file harder to read.
@@ -232,7 +232,7 @@ impl Decisions {
 
     /// Forgets the decision for `origin`; `Ok(false)` when there was none.
     /// On error nothing changes.
-    pub fn forget(&mut self, origin: &str) -> Result<bool, DecisionsError> {
+    pub(crate) fn forget(&mut self, origin: &str) -> Result<bool, DecisionsError> {
         let Some(previous) = self.by_origin.remove(origin) else {
             return Ok(false);
         };
@@ -243,7 +243,7 @@ impl Decisions {
 
     /// Forgets every decision, returning how many there were. On error
     /// nothing changes.
-    pub fn forget_all(&mut self) -> Result<usize, DecisionsError> {
+    pub(crate) fn forget_all(&mut self) -> Result<usize, DecisionsError> {
         if self.by_origin.is_empty() {
             return Ok(0);
         }
@@ -255,7 +255,7 @@ impl Decisions {
     }
 
     /// Every decision, sorted by origin.
-    pub fn list(&self) -> Vec<&Decision> {
+    pub(crate) fn list(&self) -> Vec<&Decision> {
         self.by_origin.values().collect()
     }
 

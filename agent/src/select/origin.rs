@@ -28,7 +28,7 @@ use std::str::FromStr;
 /// `scheme://host:port` (always with the port, IPv6 hosts in brackets), is
 /// canonical and parses back to the same origin.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Origin {
+pub(crate) struct Origin {
     scheme: String,
     host: String,
     port: u16,
@@ -36,7 +36,7 @@ pub struct Origin {
 
 /// Why a string is not an origin.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OriginError {
+pub(crate) enum OriginError {
     /// The input is empty or only whitespace.
     #[error("empty origin")]
     Empty,
@@ -86,7 +86,7 @@ impl Origin {
     /// A single trailing dot is dropped from a domain name, because it
     /// names the same host (Chromium trims it too before matching
     /// patterns).
-    pub fn parse(input: &str) -> Result<Origin, OriginError> {
+    pub(crate) fn parse(input: &str) -> Result<Origin, OriginError> {
         let input = input.trim();
         if input.is_empty() {
             return Err(OriginError::Empty);
@@ -123,24 +123,24 @@ impl Origin {
     }
 
     /// The scheme, in lower case.
-    pub fn scheme(&self) -> &str {
+    pub(crate) fn scheme(&self) -> &str {
         &self.scheme
     }
 
     /// The host: a lower-case ASCII domain name (punycode for
     /// internationalised names), a dotted-decimal IPv4 address, or an
     /// IPv6 address without brackets.
-    pub fn host(&self) -> &str {
+    pub(crate) fn host(&self) -> &str {
         &self.host
     }
 
     /// The port, the scheme's default filled in.
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port
     }
 
     /// Whether the host is an IPv6 address.
-    pub fn is_ipv6(&self) -> bool {
+    pub(crate) fn is_ipv6(&self) -> bool {
         // Domain names and IPv4 addresses never contain a colon.
         self.host.contains(':')
     }

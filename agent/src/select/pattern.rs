@@ -72,7 +72,7 @@ use super::origin::{ipv6_text, trim_ending_dot, Origin};
 /// alike up to canonicalisation (`HTTPS://Example.com/` and
 /// `https://example.com`) compare equal and print alike.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Pattern {
+pub(crate) struct Pattern {
     /// `None` for any scheme.
     scheme: Option<String>,
     host: HostPattern,
@@ -93,7 +93,7 @@ enum HostPattern {
 
 /// Why a string is not a valid pattern.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PatternError {
+pub(crate) enum PatternError {
     /// The pattern is the empty string.
     #[error("empty pattern (use `*` to match every origin)")]
     Empty,
@@ -151,7 +151,7 @@ const DOMAIN_WILDCARD: &str = "[*.]";
 
 impl Pattern {
     /// Parses a pattern.
-    pub fn parse(spec: &str) -> Result<Pattern, PatternError> {
+    pub(crate) fn parse(spec: &str) -> Result<Pattern, PatternError> {
         if spec.is_empty() {
             return Err(PatternError::Empty);
         }
@@ -213,7 +213,7 @@ impl Pattern {
     }
 
     /// Whether `origin` is one of the origins this pattern stands for.
-    pub fn matches(&self, origin: &Origin) -> bool {
+    pub(crate) fn matches(&self, origin: &Origin) -> bool {
         let scheme_matches = self.scheme.as_deref().is_none_or(|s| s == origin.scheme());
         let port_matches = self.port.is_none_or(|p| p == origin.port());
         let host = origin.host();

@@ -106,7 +106,7 @@ impl PrincipalFilter {
 /// The certificate filter of a rule: what the issuer and the subject
 /// names must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CertFilter {
+pub(crate) struct CertFilter {
     issuer: PrincipalFilter,
     subject: PrincipalFilter,
 }
@@ -114,7 +114,7 @@ pub struct CertFilter {
 impl CertFilter {
     /// Whether a certificate with these subject and issuer names passes:
     /// both must match their part of the filter.
-    pub fn matches(&self, subject: &NameParts, issuer: &NameParts) -> bool {
+    pub(crate) fn matches(&self, subject: &NameParts, issuer: &NameParts) -> bool {
         self.issuer.matches(issuer) && self.subject.matches(subject)
     }
 }
@@ -122,21 +122,9 @@ impl CertFilter {
 /// One auto-select rule: the origins it applies to and the certificates
 /// it picks there.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rule {
+pub(crate) struct Rule {
     pattern: Pattern,
     filter: CertFilter,
-}
-
-impl Rule {
-    /// The origins the rule applies to.
-    pub fn pattern(&self) -> &Pattern {
-        &self.pattern
-    }
-
-    /// The certificates the rule picks.
-    pub fn filter(&self) -> &CertFilter {
-        &self.filter
-    }
 }
 
 /// The auto-select rules, in order.
@@ -146,11 +134,11 @@ impl Rule {
 /// from any serde format; [`AutoSelectRules::from_json_str`] reads a JSON
 /// file. The default is no rules.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AutoSelectRules(Vec<Rule>);
+pub(crate) struct AutoSelectRules(Vec<Rule>);
 
 /// The rule that decided, and what it picked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleMatch<'a, T> {
+pub(crate) struct RuleMatch<'a, T> {
     /// The rule's position in the list, from 0.
     pub index: usize,
     /// The candidates the rule's filter accepts, in candidate order;
@@ -160,7 +148,7 @@ pub struct RuleMatch<'a, T> {
 
 /// Why one entry of the auto-select rules was rejected.
 #[derive(Debug, thiserror::Error)]
-pub enum RuleError {
+pub(crate) enum RuleError {
     /// A string entry does not hold a valid rule as JSON.
     #[error("the string is not a valid rule as JSON: {0}")]
     Json(#[source] serde_json::Error),
@@ -195,8 +183,9 @@ pub enum RuleError {
 
 /// Why a list of auto-select rules was rejected.
 #[derive(Debug, thiserror::Error)]
-pub enum RulesError {
+pub(crate) enum RulesError {
     /// The text is not JSON, or not a JSON list.
+    #[cfg(test)]
     #[error("auto-select rules must be a JSON list: {0}")]
     Json(#[source] serde_json::Error),
 
@@ -213,16 +202,14 @@ pub enum RulesError {
 
 impl AutoSelectRules {
     /// Reads rules from a JSON list, such as a file holding the value of
-    /// Chromium's `AutoSelectCertificateForUrls` policy.
-    pub fn from_json_str(text: &str) -> Result<AutoSelectRules, RulesError> {
+    /// Chromium's `AutoSelectCertificateForUrls` policy. The daemon reads
+    /// its rules through its configuration (`Deserialize`); the tests
+    /// write theirs as Chromium's policy is written.
+    #[cfg(test)]
+    pub(crate) fn from_json_str(text: &str) -> Result<AutoSelectRules, RulesError> {
         let entries: Vec<serde_json::Value> =
             serde_json::from_str(text).map_err(RulesError::Json)?;
         AutoSelectRules::from_entries(entries)
-    }
-
-    /// The rules, in order.
-    pub fn rules(&self) -> &[Rule] {
-        &self.0
     }
 
     /// Finds the rule that decides for `origin` among `candidates`.
@@ -233,7 +220,7 @@ impl AutoSelectRules {
     /// applies wins. A rule whose pattern matches but whose filter accepts
     /// no candidate does not stop later rules from applying. `None` when
     /// no rule applies.
-    pub fn first_match<'a, T>(
+    pub(crate) fn first_match<'a, T>(
         &self,
         origin: &Origin,
         candidates: &'a [T],
@@ -403,17 +390,12 @@ fn rule_from_entry(entry: serde_json::Value) -> Result<Rule, RuleError> {
 /// receives it, so by default (no patterns) a lone candidate is never
 /// sent silently. Deserialises from a list of pattern strings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SingleCandidatePatterns(Vec<Pattern>);
+pub(crate) struct SingleCandidatePatterns(Vec<Pattern>);
 
 impl SingleCandidatePatterns {
     /// Whether the only candidate may be sent to `origin` without asking.
-    pub fn allows(&self, origin: &Origin) -> bool {
+    pub(crate) fn allows(&self, origin: &Origin) -> bool {
         self.0.iter().any(|pattern| pattern.matches(origin))
-    }
-
-    /// The patterns, in the order given.
-    pub fn patterns(&self) -> &[Pattern] {
-        &self.0
     }
 }
 
@@ -555,7 +537,7 @@ mod tests {
             let rules = rules(&json);
             let accepted: Vec<&str> = certs
                 .iter()
-                .filter(|c| rules.rules()[0].filter().matches(&c.subject, &c.issuer))
+                .filter(|c| rules.0[0].filter.matches(&c.subject, &c.issuer))
                 .map(|c| c.label)
                 .collect();
             assert_eq!(&accepted, expected, "filter {filter}");
@@ -568,14 +550,12 @@ mod tests {
             r#"[{"pattern": "*", "filter": {"SUBJECT": {"CN": "x"}, "ISSUER": {"L": "y"}}}]"#,
         );
         let empty = NameParts::default();
-        assert!(!rules.rules()[0]
-            .filter()
+        assert!(!rules.0[0]
+            .filter
             .matches(&empty, &name("", &["y"], &[], &[])));
-        assert!(!rules.rules()[0]
-            .filter()
-            .matches(&name("x", &[], &[], &[]), &empty));
-        assert!(rules.rules()[0]
-            .filter()
+        assert!(!rules.0[0].filter.matches(&name("x", &[], &[], &[]), &empty));
+        assert!(rules.0[0]
+            .filter
             .matches(&name("x", &[], &[], &[]), &name("", &["y"], &[], &[])));
     }
 
@@ -633,7 +613,7 @@ mod tests {
         // for its origin.
         let without_catch_all = AutoSelectRules(
             rules
-                .rules()
+                .0
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| *i != 5)
@@ -675,9 +655,9 @@ mod tests {
             ]"#,
         );
         assert_eq!(from_strings, from_objects);
-        assert_eq!(from_strings.rules().len(), 2);
+        assert_eq!(from_strings.0.len(), 2);
         assert_eq!(
-            from_strings.rules()[0].pattern().to_string(),
+            from_strings.0[0].pattern.to_string(),
             "https://[*.]example.com"
         );
     }
@@ -727,10 +707,10 @@ mod tests {
         assert!(!config
             .single_candidate
             .allows(&origin("https://example.com")));
-        assert_eq!(config.single_candidate.patterns().len(), 2);
+        assert_eq!(config.single_candidate.0.len(), 2);
 
         let empty: Config = toml::from_str("").unwrap_or_else(|e| panic!("{e}"));
-        assert!(empty.auto_select.rules().is_empty());
+        assert!(empty.auto_select.0.is_empty());
         assert!(!empty.single_candidate.allows(&origin("https://localhost")));
     }
 

@@ -19,7 +19,7 @@ use crate::store::{NameParts, Store, Stored};
 
 /// Policy, memory and chooser, shared by every connection.
 #[derive(Debug)]
-pub struct Selector {
+pub(crate) struct Selector {
     policy: Policy,
     decisions: Mutex<Decisions>,
     chooser: Option<Chooser>,
@@ -27,7 +27,7 @@ pub struct Selector {
 
 /// A selection to make.
 #[derive(Debug)]
-pub struct Query {
+pub(crate) struct Query {
     /// The server's origin.
     pub origin: Origin,
     /// Its CA list and schemes.
@@ -63,7 +63,7 @@ struct Draft {
 
 impl Selector {
     /// A selector with this policy, memory and chooser program.
-    pub fn new(policy: Policy, decisions: Decisions, chooser: Option<Chooser>) -> Self {
+    pub(crate) fn new(policy: Policy, decisions: Decisions, chooser: Option<Chooser>) -> Self {
         Selector {
             policy,
             decisions: Mutex::new(decisions),
@@ -75,7 +75,7 @@ impl Selector {
     /// agent is to ask, runs the chooser program and remembers the answer
     /// when it says so. The store is read-locked only while deciding, not
     /// while a person chooses.
-    pub fn select(&self, store: &RwLock<Store>, query: Query) -> Selection {
+    pub(crate) fn select(&self, store: &RwLock<Store>, query: Query) -> Selection {
         let now = OffsetDateTime::now_utc();
         let draft = self.draft(&store.read(), &query, now);
         if draft.selection.decision != Decision::Prompt || query.chooser == ChooserMode::Client {
@@ -203,7 +203,7 @@ impl Selector {
 
     /// Remembers a choice for an origin, writing the decisions file when
     /// persistent.
-    pub fn remember(
+    pub(crate) fn remember(
         &self,
         origin: &Origin,
         choice: Choice,
@@ -216,7 +216,7 @@ impl Selector {
     }
 
     /// The remembered choices, with subjects from the store.
-    pub fn remembered(&self, store: &Store) -> Vec<RememberedChoice> {
+    pub(crate) fn remembered(&self, store: &Store) -> Vec<RememberedChoice> {
         let decisions = self.decisions.lock();
         let persistent = decisions.is_persistent();
         decisions
@@ -236,7 +236,7 @@ impl Selector {
     }
 
     /// Forgets one origin's choice, or all; returns the origins forgotten.
-    pub fn forget(&self, origin: Option<&Origin>) -> Result<Vec<String>, DecisionsError> {
+    pub(crate) fn forget(&self, origin: Option<&Origin>) -> Result<Vec<String>, DecisionsError> {
         let mut decisions = self.decisions.lock();
         match origin {
             Some(origin) => {

@@ -166,15 +166,19 @@ impl Connection {
         idle: &Arc<IdleConnections>,
     ) -> Result<Result<Request, BadRequest>, ReadError> {
         if !self.decoder.in_frame() {
+            // A real read, not a wait for readiness: readiness may be
+            // reported before any byte is there, which would take the
+            // connection out of the idle set for nothing.
             let mut ticket = idle.enter();
-            tokio::select! {
+            let read = tokio::select! {
                 () = ticket.reclaimed() => return Err(ReadError::Reclaimed),
                 () = tokio::time::sleep(timeouts.idle) => return Err(ReadError::Idle(timeouts.idle)),
-                readable = self.stream.readable() => readable.map_err(FrameError::Io)?,
-            }
+                read = self.stream.read(self.decoder.read_space(false)) => read,
+            };
             if !ticket.leave() {
                 return Err(ReadError::Reclaimed);
             }
+            self.decoder.received(read)?;
         }
         let read = self.decoder.read_frame_async(&mut self.stream, false);
         match tokio::time::timeout(timeouts.frame, read).await {

@@ -27,7 +27,7 @@ use crate::service::{ServiceError, Waiter};
 
 /// A connection's way to be answered from outside its task.
 #[derive(Debug, Default)]
-pub struct Reply {
+pub(super) struct Reply {
     /// A duplicate of the connection's socket, made before its first
     /// token operation (most connections never make one, and a second
     /// descriptor for each would double the agent's share). Inside:
@@ -42,7 +42,7 @@ pub struct Reply {
 impl Reply {
     /// Makes the handle on `stream`'s socket, unless made already: call
     /// it before a request that may run a token operation.
-    pub fn arm(&self, stream: &tokio::net::UnixStream) {
+    pub(super) fn arm(&self, stream: &tokio::net::UnixStream) {
         self.socket
             .get_or_init(|| match stream.as_fd().try_clone_to_owned() {
                 Ok(fd) => Some(StdUnixStream::from(fd)),
@@ -54,7 +54,7 @@ impl Reply {
     }
 
     /// Whether the rescue answered the request in progress.
-    pub fn answered(&self) -> bool {
+    pub(super) fn answered(&self) -> bool {
         self.answered.load(Ordering::Acquire)
     }
 
@@ -117,7 +117,7 @@ mod tests {
         let reply = Reply::default();
         reply.arm(&ours);
         let error = ServiceError::ModuleUnavailable {
-            token: token("/hung.so"),
+            token: Box::new(token("/hung.so")),
             problem: "hung".into(),
         };
         assert!(!reply.answered());

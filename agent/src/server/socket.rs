@@ -58,7 +58,7 @@ pub enum SocketError {
 
 /// A listening socket that removes its file when dropped.
 #[derive(Debug)]
-pub struct BoundSocket {
+pub(crate) struct BoundSocket {
     /// The listener.
     pub listener: UnixListener,
     path: PathBuf,
@@ -66,7 +66,7 @@ pub struct BoundSocket {
 
 impl BoundSocket {
     /// The socket's path.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }
@@ -84,7 +84,7 @@ impl Drop for BoundSocket {
 /// mode, is what keeps other users from connecting on every platform. A
 /// stale socket file left by a crashed agent is replaced; a live one is
 /// an error. Must be called inside a tokio runtime.
-pub fn bind(path: &Path) -> Result<BoundSocket, SocketError> {
+pub(crate) fn bind(path: &Path) -> Result<BoundSocket, SocketError> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

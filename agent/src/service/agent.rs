@@ -235,7 +235,7 @@ impl Agent {
     ) -> Result<T, ServiceError> {
         if let Some(problem) = self.module_problem(token) {
             return Err(ServiceError::ModuleUnavailable {
-                token: token.clone(),
+                token: Box::new(token.clone()),
                 problem,
             });
         }

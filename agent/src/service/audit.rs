@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Peer {
+pub(crate) struct Peer {
     /// The peer's user id.
     pub uid: u32,
     /// Its process id, when the kernel tells.
@@ -50,7 +50,7 @@ impl Peer {
 /// What an audit record is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Action {
+pub(crate) enum Action {
     /// A signature.
     Sign,
     /// A client-certificate selection.
@@ -65,7 +65,7 @@ pub enum Action {
 
 /// One audit record.
 #[derive(Debug, Clone, Serialize)]
-pub struct Record {
+pub(crate) struct Record {
     time: String,
     action: Action,
     peer: Peer,
@@ -91,7 +91,7 @@ pub struct Record {
 
 impl Record {
     /// A record of `action` by `peer` with outcome `result`.
-    pub fn new(action: Action, peer: &Peer, result: impl Into<String>) -> Record {
+    pub(crate) fn new(action: Action, peer: &Peer, result: impl Into<String>) -> Record {
         Record {
             time: OffsetDateTime::now_utc()
                 .format(&Rfc3339)
@@ -111,39 +111,39 @@ impl Record {
     }
 
     /// The identity concerned.
-    pub fn identity(mut self, id: &str, subject: Option<&str>) -> Self {
+    pub(crate) fn identity(mut self, id: &str, subject: Option<&str>) -> Self {
         self.identity = Some(id.to_owned());
         self.subject = subject.map(str::to_owned);
         self
     }
 
     /// The token concerned (label).
-    pub fn token(mut self, label: &str) -> Self {
+    pub(crate) fn token(mut self, label: &str) -> Self {
         self.token = Some(label.to_owned());
         self
     }
 
     /// The origin a selection was for.
-    pub fn origin(mut self, origin: &str) -> Self {
+    pub(crate) fn origin(mut self, origin: &str) -> Self {
         self.origin = Some(origin.to_owned());
         self
     }
 
     /// The scheme of a signature.
-    pub fn scheme(mut self, scheme: &str) -> Self {
+    pub(crate) fn scheme(mut self, scheme: &str) -> Self {
         self.scheme = Some(scheme.to_owned());
         self
     }
 
     /// The message signed: only its length and SHA-256 are kept.
-    pub fn message(mut self, message: &[u8]) -> Self {
+    pub(crate) fn message(mut self, message: &[u8]) -> Self {
         self.message_len = Some(message.len());
         self.message_sha256 = Some(hex::encode(Sha256::digest(message)));
         self
     }
 
     /// Why, for a refusal.
-    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+    pub(crate) fn detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
         self
     }
@@ -151,7 +151,7 @@ impl Record {
 
 /// Where records go.
 #[derive(Debug)]
-pub struct Audit {
+pub(crate) struct Audit {
     file: Option<Mutex<File>>,
 }
 
@@ -165,12 +165,12 @@ pub struct AuditError {
 
 impl Audit {
     /// Records to the daemon's log only.
-    pub fn log_only() -> Audit {
+    pub(crate) fn log_only() -> Audit {
         Audit { file: None }
     }
 
     /// Records appended to `path` (created 0600), and to the daemon's log.
-    pub fn to_file(path: &Path) -> Result<Audit, AuditError> {
+    pub(crate) fn to_file(path: &Path) -> Result<Audit, AuditError> {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -188,7 +188,7 @@ impl Audit {
     /// Writes `record` as one line. A record that cannot be written is
     /// reported in the daemon's log; the request it describes is not
     /// failed for it.
-    pub fn record(&self, record: Record) {
+    pub(crate) fn record(&self, record: Record) {
         let line = match serde_json::to_string(&record) {
             Ok(line) => line,
             Err(e) => {

@@ -30,7 +30,7 @@ pub(crate) enum ServiceError {
     PurposeRefused(#[from] NotTls),
     /// The identity's token was removed.
     #[error("insert token '{}' (serial {}): it was removed", .0.label, .0.serial)]
-    TokenAbsent(Token),
+    TokenAbsent(Box<Token>),
     /// The token's module does not answer.
     #[error(
         "token '{}' cannot be used now: its module {} is unavailable ({problem}); \
@@ -40,7 +40,7 @@ pub(crate) enum ServiceError {
     )]
     ModuleUnavailable {
         /// The token asked for.
-        token: Token,
+        token: Box<Token>,
         /// What the module did (or did not do).
         problem: String,
     },

@@ -12,16 +12,16 @@ use tokio::sync::broadcast;
 
 /// The sending side of the event stream, shared by the whole agent.
 #[derive(Debug)]
-pub struct Events {
+pub(super) struct Events {
     sender: broadcast::Sender<Event>,
 }
 
 impl Events {
     /// How many events a watcher may fall behind before it misses some.
-    pub const CAPACITY: usize = 1024;
+    pub(super) const CAPACITY: usize = 1024;
 
     /// A hub nobody watches yet.
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         let (sender, _) = broadcast::channel(Self::CAPACITY);
         Events { sender }
     }
@@ -31,14 +31,14 @@ impl Events {
     /// Never blocks and never fails: with no watcher the event is simply
     /// dropped, and a slow watcher loses its oldest events rather than
     /// holding up the agent.
-    pub fn emit(&self, event: Event) {
+    pub(super) fn emit(&self, event: Event) {
         tracing::debug!(event = event.event.as_str(), "event");
         // An error only says that nobody is watching.
         let _ = self.sender.send(event);
     }
 
     /// A new watcher, which sees every event emitted from now on.
-    pub fn subscribe(&self) -> Subscription {
+    pub(super) fn subscribe(&self) -> Subscription {
         Subscription {
             receiver: self.sender.subscribe(),
         }
@@ -53,7 +53,7 @@ impl Default for Events {
 
 /// One watcher's view of the event stream.
 #[derive(Debug)]
-pub struct Subscription {
+pub(crate) struct Subscription {
     receiver: broadcast::Receiver<Event>,
 }
 
@@ -63,7 +63,7 @@ impl Subscription {
     /// When this watcher fell behind, the events it missed are replaced
     /// by one [`EventKind::Lagged`] event whose detail is their number.
     /// Cancel-safe: dropping the future loses no event.
-    pub async fn recv(&mut self) -> Option<Event> {
+    pub(crate) async fn recv(&mut self) -> Option<Event> {
         match self.receiver.recv().await {
             Ok(event) => Some(event),
             Err(broadcast::error::RecvError::Lagged(missed)) => {

@@ -110,7 +110,7 @@ mod tests {
 
     fn unavailable(token: &Token) -> ServiceError {
         ServiceError::ModuleUnavailable {
-            token: token.clone(),
+            token: Box::new(token.clone()),
             problem: "hung".into(),
         }
     }

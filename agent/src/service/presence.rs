@@ -109,7 +109,7 @@ impl Agent {
         inner
             .in_flight
             .give_up_all(name, |token| ServiceError::ModuleUnavailable {
-                token: token.clone(),
+                token: Box::new(token.clone()),
                 problem: detail.clone(),
             });
         inner

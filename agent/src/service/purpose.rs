@@ -27,7 +27,7 @@ use serde::Deserialize;
 /// What an identity's key may sign.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Purpose {
+pub(crate) enum Purpose {
     /// TLS CertificateVerify inputs only.
     #[default]
     Tls,
@@ -39,7 +39,7 @@ pub enum Purpose {
 /// prefix (the longest matching prefix wins); and which identities need
 /// each signature confirmed.
 #[derive(Debug, Clone, Default)]
-pub struct Purposes {
+pub(crate) struct Purposes {
     default: Purpose,
     overrides: Vec<(String, Purpose)>,
     confirm: Vec<String>,
@@ -48,7 +48,10 @@ pub struct Purposes {
 impl Purposes {
     /// `default` for all but the identities `overrides` names (by id or
     /// id prefix, hex, case and colons ignored).
-    pub fn new(default: Purpose, overrides: impl IntoIterator<Item = (String, Purpose)>) -> Self {
+    pub(crate) fn new(
+        default: Purpose,
+        overrides: impl IntoIterator<Item = (String, Purpose)>,
+    ) -> Self {
         let overrides = overrides
             .into_iter()
             .map(|(prefix, purpose)| (normalise(&prefix), purpose))
@@ -62,20 +65,20 @@ impl Purposes {
 
     /// Also require confirmation of each signature by the identities
     /// `prefixes` name.
-    pub fn confirming(mut self, prefixes: impl IntoIterator<Item = String>) -> Self {
+    pub(crate) fn confirming(mut self, prefixes: impl IntoIterator<Item = String>) -> Self {
         self.confirm = prefixes.into_iter().map(|p| normalise(&p)).collect();
         self
     }
 
     /// Whether each signature of identity `id` needs the person's yes.
-    pub fn needs_confirmation(&self, id: &str) -> bool {
+    pub(crate) fn needs_confirmation(&self, id: &str) -> bool {
         self.confirm
             .iter()
             .any(|prefix| id.starts_with(prefix.as_str()))
     }
 
     /// The purpose of the identity with full id `id`.
-    pub fn of(&self, id: &str) -> Purpose {
+    pub(crate) fn of(&self, id: &str) -> Purpose {
         self.overrides
             .iter()
             .filter(|(prefix, _)| id.starts_with(prefix.as_str()))
@@ -108,13 +111,13 @@ const TLS12_TYPES: &[u8] = &[1, 2, 4, 11, 12, 13, 14, 16, 22, 23];
      may sign only those (purpose \"tls\"); to sign other data with it, set its purpose \
      to \"any\" in the agent's configuration"
 )]
-pub struct NotTls {
+pub(crate) struct NotTls {
     len: usize,
 }
 
 impl Purpose {
     /// Whether `message` may be signed under this purpose.
-    pub fn allows(self, message: &[u8]) -> Result<(), NotTls> {
+    pub(crate) fn allows(self, message: &[u8]) -> Result<(), NotTls> {
         match self {
             Purpose::Any => Ok(()),
             Purpose::Tls

@@ -66,7 +66,7 @@ impl Agent {
             .ok_or_else(|| ServiceError::NoPrivateKey { id: id.to_owned() })?;
         self.inner.purposes.of(&key.id).allows(message)?;
         if !key.present {
-            return Err(ServiceError::TokenAbsent(key.token));
+            return Err(ServiceError::TokenAbsent(Box::new(key.token)));
         }
         if self.inner.purposes.needs_confirmation(&key.id) {
             let subject = found.as_ref().map_or("", |(_, subject)| subject.as_str());

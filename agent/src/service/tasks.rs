@@ -264,7 +264,7 @@ mod tests {
 
     #[test]
     fn unavailability_says_what_the_module_answered() {
-        let error = crate::token::TokenError::SlotList {
+        let error = TokenError::SlotList {
             path: PathBuf::from("/m.so"),
             source: cryptoki::error::Error::Pkcs11(
                 cryptoki::error::RvError::DeviceError,

@@ -72,7 +72,7 @@ const KEY_USAGE_NAMES: [&str; 9] = [
 
 /// Why a certificate could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum CertError {
+pub(crate) enum CertError {
     /// The bytes are not an X.509 certificate.
     #[error("not a valid X.509 certificate: {0}")]
     Parse(#[source] X509Error),
@@ -96,7 +96,7 @@ pub enum CertError {
 
 /// The time-independent facts of one certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParsedCertificate {
+pub(crate) struct ParsedCertificate {
     /// The certificate's DER encoding (without any trailing bytes).
     pub der: Vec<u8>,
     /// Lower-case hex SHA-256 of `der`.
@@ -141,7 +141,7 @@ pub struct ParsedCertificate {
 
 impl ParsedCertificate {
     /// Reads a certificate from its DER encoding.
-    pub fn from_der(mut der: Vec<u8>) -> Result<Self, CertError> {
+    pub(crate) fn from_der(mut der: Vec<u8>) -> Result<Self, CertError> {
         let (parsed, cert_len) = {
             let (rest, cert) = X509Certificate::from_der(&der).map_err(|e| {
                 CertError::Parse(match e {
@@ -184,7 +184,7 @@ impl ParsedCertificate {
     }
 
     /// The identity record for this certificate on `token`.
-    pub fn identity(
+    pub(crate) fn identity(
         &self,
         token: Token,
         cert_uri: String,

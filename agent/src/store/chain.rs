@@ -26,11 +26,11 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// The longest chain followed upward from a leaf; longer real chains do
 /// not exist, and the bound ends loops of cross-signed certificates.
-pub const MAX_CHAIN_DEPTH: usize = 8;
+pub(crate) const MAX_CHAIN_DEPTH: usize = 8;
 
 /// A certificate that may appear in a chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainCert {
+pub(crate) struct ChainCert {
     /// The certificate's DER.
     pub der: Arc<[u8]>,
     /// Its subject name's DER.
@@ -47,7 +47,7 @@ pub struct ChainCert {
 
 impl ChainCert {
     /// Reads the names of a DER certificate; `None` when it is not one.
-    pub fn from_der(der: &[u8]) -> Option<ChainCert> {
+    pub(crate) fn from_der(der: &[u8]) -> Option<ChainCert> {
         let (rest, cert) = X509Certificate::from_der(der).ok()?;
         let der = &der[..der.len() - rest.len()];
         let may_issue = match cert.basic_constraints() {
@@ -65,7 +65,7 @@ impl ChainCert {
     }
 
     /// Whether the certificate names itself as its issuer (a root).
-    pub fn self_issued(&self) -> bool {
+    pub(crate) fn self_issued(&self) -> bool {
         self.subject == self.issuer
     }
 }
@@ -77,7 +77,7 @@ impl ChainCert {
 /// encoded differently (PrintableString in one certificate, UTF8String
 /// in another, or different letter case), which RFC 5280 name matching
 /// treats as equal and which real CA lists contain.
-pub fn name_key(der: &[u8]) -> Option<String> {
+pub(crate) fn name_key(der: &[u8]) -> Option<String> {
     let (_, name) = x509_parser::x509::X509Name::from_der(der).ok()?;
     Some(loose(&name))
 }
@@ -88,14 +88,14 @@ fn loose(name: &x509_parser::x509::X509Name<'_>) -> String {
 
 /// Finds the issuers of certificates among a pool of CA certificates.
 #[derive(Debug, Default)]
-pub struct Issuers {
+pub(crate) struct Issuers {
     by_subject: HashMap<Arc<[u8]>, Vec<Arc<ChainCert>>>,
 }
 
 impl Issuers {
     /// Indexes every certificate of `pool` that may issue, once per
     /// distinct DER, in pool order.
-    pub fn new<'a>(pool: impl IntoIterator<Item = &'a Arc<ChainCert>>) -> Issuers {
+    pub(crate) fn new<'a>(pool: impl IntoIterator<Item = &'a Arc<ChainCert>>) -> Issuers {
         let mut by_subject: HashMap<Arc<[u8]>, Vec<Arc<ChainCert>>> = HashMap::new();
         for cert in pool.into_iter().filter(|c| c.may_issue) {
             let list = by_subject.entry(cert.subject.clone()).or_default();
@@ -110,7 +110,7 @@ impl Issuers {
     /// self-issued root when one is known. A certificate is never used
     /// twice, so cross-signing loops end; the first candidate issuer in
     /// pool order is taken.
-    pub fn chain(&self, leaf: &ChainCert) -> Vec<Arc<ChainCert>> {
+    pub(crate) fn chain(&self, leaf: &ChainCert) -> Vec<Arc<ChainCert>> {
         let mut chain: Vec<Arc<ChainCert>> = Vec::new();
         let mut issuer = leaf.issuer.clone();
         let mut current_self_issued = leaf.self_issued();
@@ -130,7 +130,7 @@ impl Issuers {
 
 /// What reading a CA folder found.
 #[derive(Debug, Default)]
-pub struct CaFolder {
+pub(crate) struct CaFolder {
     /// The certificates read, in file-name order.
     pub certificates: Vec<Arc<ChainCert>>,
     /// Files skipped, with why.
@@ -141,7 +141,7 @@ pub struct CaFolder {
 /// `CERTIFICATE` blocks) or as one DER certificate. A file that is
 /// neither is skipped and reported, never fatal: a CA folder often holds
 /// READMEs, CRLs or keys next to the certificates.
-pub fn read_ca_folder(dir: &Path) -> std::io::Result<CaFolder> {
+pub(crate) fn read_ca_folder(dir: &Path) -> std::io::Result<CaFolder> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|p| p.is_file())

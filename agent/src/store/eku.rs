@@ -8,18 +8,18 @@
 use x509_parser::asn1_rs::{oid, Oid};
 
 /// id-kp-serverAuth (RFC 5280).
-pub const SERVER_AUTH: Oid<'static> = oid!(1.3.6 .1 .5 .5 .7 .3 .1);
+pub(crate) const SERVER_AUTH: Oid<'static> = oid!(1.3.6 .1 .5 .5 .7 .3 .1);
 /// id-kp-clientAuth (RFC 5280): what TLS client authentication needs.
-pub const CLIENT_AUTH: Oid<'static> = oid!(1.3.6 .1 .5 .5 .7 .3 .2);
+pub(crate) const CLIENT_AUTH: Oid<'static> = oid!(1.3.6 .1 .5 .5 .7 .3 .2);
 /// id-kp-codeSigning (RFC 5280).
-pub const CODE_SIGNING: Oid<'static> = oid!(1.3.6 .1 .5 .5 .7 .3 .3);
+pub(crate) const CODE_SIGNING: Oid<'static> = oid!(1.3.6 .1 .5 .5 .7 .3 .3);
 /// id-kp-emailProtection (RFC 5280).
-pub const EMAIL_PROTECTION: Oid<'static> = oid!(1.3.6 .1 .5 .5 .7 .3 .4);
+pub(crate) const EMAIL_PROTECTION: Oid<'static> = oid!(1.3.6 .1 .5 .5 .7 .3 .4);
 /// id-kp-timeStamping (RFC 5280).
-pub const TIME_STAMPING: Oid<'static> = oid!(1.3.6 .1 .5 .5 .7 .3 .8);
+pub(crate) const TIME_STAMPING: Oid<'static> = oid!(1.3.6 .1 .5 .5 .7 .3 .8);
 /// id-kp-OCSPSigning (RFC 5280).
-pub const OCSP_SIGNING: Oid<'static> = oid!(1.3.6 .1 .5 .5 .7 .3 .9);
+pub(crate) const OCSP_SIGNING: Oid<'static> = oid!(1.3.6 .1 .5 .5 .7 .3 .9);
 /// anyExtendedKeyUsage (RFC 5280): allows client authentication too.
-pub const ANY: Oid<'static> = oid!(2.5.29 .37 .0);
+pub(crate) const ANY: Oid<'static> = oid!(2.5.29 .37 .0);
 /// Microsoft's smartcardLogon, common on smartcard certificates.
-pub const SMARTCARD_LOGON: Oid<'static> = oid!(1.3.6 .1 .4 .1 .311 .20 .2 .2);
+pub(crate) const SMARTCARD_LOGON: Oid<'static> = oid!(1.3.6 .1 .4 .1 .311 .20 .2 .2);

@@ -30,11 +30,11 @@
 //! * Listing order: by token (label, serial, slot, then module path),
 //!   then by subject, then by id (then by certificate URI).
 
-pub mod cert;
-pub mod chain;
-pub mod eku;
-pub mod names;
-pub mod usability;
+pub(crate) mod cert;
+pub(crate) mod chain;
+pub(crate) mod eku;
+pub(crate) mod names;
+pub(crate) mod usability;
 
 #[cfg(test)]
 pub(crate) mod test_certs;
@@ -48,17 +48,17 @@ use time::OffsetDateTime;
 
 use crate::token::found::{FoundToken, KeyLocation};
 
-pub use cert::{CertError, ParsedCertificate};
-pub use chain::ChainCert;
-pub use names::NameParts;
-pub use usability::Usability;
+pub(crate) use cert::ParsedCertificate;
+pub(crate) use chain::ChainCert;
+pub(crate) use names::NameParts;
+pub(crate) use usability::Usability;
 
 /// The fewest hex digits [`Store::get`] accepts as an id prefix.
-pub const MIN_ID_PREFIX: usize = 8;
+pub(crate) const MIN_ID_PREFIX: usize = 8;
 
 /// Why [`Store::get`] found no single identity.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LookupError {
+pub(crate) enum LookupError {
     /// No identity's id starts with the digits given.
     #[error("no identity matches {0}")]
     NotFound(String),
@@ -77,7 +77,7 @@ pub enum LookupError {
 
 /// An identity as signing sees it: see [`Store::signing_key`].
 #[derive(Debug)]
-pub struct SigningKey {
+pub(crate) struct SigningKey {
     /// The full id.
     pub id: String,
     /// The subject.
@@ -88,7 +88,7 @@ pub struct SigningKey {
 
 /// Every identity on every token, parsed.
 #[derive(Debug, Default)]
-pub struct Store {
+pub(crate) struct Store {
     /// Tokens in listing order.
     tokens: Vec<TokenEntry>,
     /// CA certificates from the configured CA folder, for chains.
@@ -213,7 +213,7 @@ fn entry_order(a: &Entry, b: &Entry) -> Ordering {
 
 impl Store {
     /// An empty store.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Store::default()
     }
 
@@ -222,7 +222,7 @@ impl Store {
     ///
     /// Each certificate is parsed here; one that cannot be read is logged
     /// with a warning and skipped, and the others are stored regardless.
-    pub fn insert_token(&mut self, found: FoundToken) {
+    pub(crate) fn insert_token(&mut self, found: FoundToken) {
         let FoundToken {
             token,
             certificates,
@@ -336,7 +336,7 @@ impl Store {
 
     /// Sets the CA certificates of the configured CA folder, used with
     /// those on the tokens to build chains.
-    pub fn set_ca_folder(&mut self, certificates: Vec<Arc<ChainCert>>) {
+    pub(crate) fn set_ca_folder(&mut self, certificates: Vec<Arc<ChainCert>>) {
         self.ca_folder = certificates;
         self.rebuild_chains();
     }
@@ -360,7 +360,7 @@ impl Store {
 
     /// Forgets the token with the same module, slot and serial as `token`.
     /// Returns whether one was stored.
-    pub fn remove_token(&mut self, token: &Token) -> bool {
+    pub(crate) fn remove_token(&mut self, token: &Token) -> bool {
         let before = self.tokens.len();
         self.tokens.retain(|t| !same_token(&t.token, token));
         self.rebuild_chains();
@@ -371,7 +371,7 @@ impl Store {
     /// as removed: its identities stay listed with `present: false`, so
     /// that a request for one can name the token to insert. Returns
     /// whether it was stored and present.
-    pub fn mark_absent(&mut self, token: &Token) -> bool {
+    pub(crate) fn mark_absent(&mut self, token: &Token) -> bool {
         match self
             .tokens
             .iter_mut()
@@ -389,7 +389,7 @@ impl Store {
     }
 
     /// The tokens of module `module` that are present, as stored.
-    pub fn present_tokens(&self, module: &str) -> Vec<Token> {
+    pub(crate) fn present_tokens(&self, module: &str) -> Vec<Token> {
         self.tokens
             .iter()
             .filter(|t| t.present && t.token.module == module)
@@ -398,7 +398,7 @@ impl Store {
     }
 
     /// The ids and subjects of the identities stored for `token`.
-    pub fn identities_of(&self, token: &Token) -> Vec<(String, String)> {
+    pub(crate) fn identities_of(&self, token: &Token) -> Vec<(String, String)> {
         self.tokens
             .iter()
             .filter(|t| same_token(&t.token, token))
@@ -409,7 +409,7 @@ impl Store {
 
     /// The ids and subjects of the identities of `token` while it is
     /// stored as present; `None` when it is not (never seen, or absent).
-    pub fn present_identities_of(&self, token: &Token) -> Option<Vec<(String, String)>> {
+    pub(crate) fn present_identities_of(&self, token: &Token) -> Option<Vec<(String, String)>> {
         self.tokens
             .iter()
             .find(|t| t.present && same_token(&t.token, token))
@@ -424,7 +424,7 @@ impl Store {
     /// The stored tokens in listing order, with the number of certificate
     /// objects found on each (readable or not) and the key count the scan
     /// reported.
-    pub fn tokens(&self) -> Vec<TokenSummary> {
+    pub(crate) fn tokens(&self) -> Vec<TokenSummary> {
         self.tokens
             .iter()
             .map(|t| TokenSummary {
@@ -447,7 +447,7 @@ impl Store {
     /// `subject_exact` and `issuer_exact` compare the RFC 4514 string as
     /// is; `fingerprint` is a prefix of the id, colons and case ignored;
     /// `token` equals the token label or the token serial.
-    pub fn query(&self, filter: &Filter, now: OffsetDateTime) -> Vec<Identity> {
+    pub(crate) fn query(&self, filter: &Filter, now: OffsetDateTime) -> Vec<Identity> {
         let matcher = Matcher::new(filter);
         self.tokens
             .iter()
@@ -466,7 +466,7 @@ impl Store {
     /// certificate is stored more than once (on several tokens), the copy
     /// returned is the one usable for client authentication at `now`, else
     /// one with a private key, else the first in listing order.
-    pub fn get(
+    pub(crate) fn get(
         &self,
         id_or_prefix: &str,
         now: OffsetDateTime,
@@ -478,7 +478,7 @@ impl Store {
     /// What signing with an identity needs, found once: its full id and
     /// subject (for the audit trail), and where its private key lives
     /// (`None` when it has none). The copy [`Store::get`] would return.
-    pub fn signing_key(
+    pub(crate) fn signing_key(
         &self,
         id_or_prefix: &str,
         now: OffsetDateTime,
@@ -536,18 +536,12 @@ impl Store {
     }
 
     /// Number of stored identities (on all tokens, duplicates included).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.tokens.iter().map(|t| t.entries.len()).sum()
     }
 
-    /// Whether no identity is stored (tokens without certificates may
-    /// still be).
-    pub fn is_empty(&self) -> bool {
-        self.tokens.iter().all(|t| t.entries.is_empty())
-    }
-
     /// Number of stored tokens.
-    pub fn token_count(&self) -> usize {
+    pub(crate) fn token_count(&self) -> usize {
         self.tokens.len()
     }
 
@@ -557,7 +551,7 @@ impl Store {
     }
 
     /// Every stored identity in listing order, as selection reads it.
-    pub fn stored(&self) -> impl Iterator<Item = Stored<'_>> {
+    pub(crate) fn stored(&self) -> impl Iterator<Item = Stored<'_>> {
         self.entries().map(|entry| Stored { entry })
     }
 }
@@ -565,58 +559,58 @@ impl Store {
 /// A stored identity, read-only, with what client-certificate selection
 /// needs beyond the listing record.
 #[derive(Debug, Clone, Copy)]
-pub struct Stored<'a> {
+pub(crate) struct Stored<'a> {
     entry: &'a Entry,
 }
 
 impl<'a> Stored<'a> {
     /// The identity id.
-    pub fn id(&self) -> &'a str {
+    pub(crate) fn id(&self) -> &'a str {
         &self.entry.identity.id
     }
 
     /// The record with its verdict at `now`.
-    pub fn identity_at(&self, now: OffsetDateTime) -> Identity {
+    pub(crate) fn identity_at(&self, now: OffsetDateTime) -> Identity {
         self.entry.identity_at(now)
     }
 
     /// The record as stored; its `client_auth` is a placeholder.
-    pub fn identity(&self) -> &'a Identity {
+    pub(crate) fn identity(&self) -> &'a Identity {
         &self.entry.identity
     }
 
     /// Whether its token is inserted.
-    pub fn present(&self) -> bool {
+    pub(crate) fn present(&self) -> bool {
         self.entry.identity.present
     }
 
     /// The time-independent and validity reasons that exclude it at
     /// `now` (see [`usability`]).
-    pub fn reasons(&self, now: OffsetDateTime) -> Vec<p11agent_proto::Reason> {
+    pub(crate) fn reasons(&self, now: OffsetDateTime) -> Vec<p11agent_proto::Reason> {
         self.entry.usability.reasons(now)
     }
 
     /// The DER names a server's CA list may use to accept it: the issuer
     /// of the certificate and of each certificate in its chain.
-    pub fn issuer_names(&self) -> impl Iterator<Item = &'a [u8]> {
+    pub(crate) fn issuer_names(&self) -> impl Iterator<Item = &'a [u8]> {
         std::iter::once(&*self.entry.cert.issuer).chain(self.entry.chain.iter().map(|c| &*c.issuer))
     }
 
     /// The subject's and the issuer's name parts, for rule filters.
-    pub fn name_parts(&self) -> (&'a NameParts, &'a NameParts) {
+    pub(crate) fn name_parts(&self) -> (&'a NameParts, &'a NameParts) {
         (&self.entry.names.0, &self.entry.names.1)
     }
 
     /// [`Stored::issuer_names`] for loose comparison (see
     /// [`chain::name_key`]).
-    pub fn issuer_keys(&self) -> impl Iterator<Item = &'a str> {
+    pub(crate) fn issuer_keys(&self) -> impl Iterator<Item = &'a str> {
         std::iter::once(&*self.entry.cert.issuer_key)
             .chain(self.entry.chain.iter().map(|c| &*c.issuer_key))
     }
 
     /// What a TLS client presents: the certificate, then its chain
     /// without a self-issued root (servers hold their roots).
-    pub fn presented_chain(&self) -> Vec<&'a [u8]> {
+    pub(crate) fn presented_chain(&self) -> Vec<&'a [u8]> {
         std::iter::once(&*self.entry.cert.der)
             .chain(
                 self.entry

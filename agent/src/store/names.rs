@@ -7,7 +7,7 @@ use x509_parser::x509::{AttributeTypeAndValue, X509Name};
 
 /// The parts of a distinguished name that filters look at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NameParts {
+pub(crate) struct NameParts {
     /// The common name (CN): the first non-empty one in the encoded name,
     /// as Chromium keeps it.
     pub common_name: Option<String>,
@@ -28,7 +28,7 @@ impl NameParts {
     /// UniversalString, ...). Empty values are left out, and so are values
     /// that do not decode: Chromium would reject the whole certificate,
     /// but such a value can never equal a filter's string anyway.
-    pub fn from_x509(name: &X509Name<'_>) -> NameParts {
+    pub(crate) fn from_x509(name: &X509Name<'_>) -> NameParts {
         NameParts {
             common_name: decoded(name.iter_common_name()).into_iter().next(),
             localities: decoded(name.iter_locality()),
@@ -59,18 +59,18 @@ mod tests {
         use yasna::models::TaggedDerValue;
         use yasna::Tag;
 
-        pub use x509_parser::oid_registry::{
+        pub(super) use x509_parser::oid_registry::{
             OID_X509_COMMON_NAME as CN, OID_X509_COUNTRY_NAME as C, OID_X509_LOCALITY_NAME as L,
             OID_X509_ORGANIZATIONAL_UNIT as OU, OID_X509_ORGANIZATION_NAME as O,
         };
-        pub use yasna::tags::{
+        pub(super) use yasna::tags::{
             TAG_BMPSTRING as BMP, TAG_INTEGER as INTEGER, TAG_PRINTABLESTRING as PRINTABLE,
             TAG_UTF8STRING as UTF8,
         };
 
         /// One attribute, as an RDN of its own; `value` is written as
         /// given under `tag`, valid for it or not.
-        pub fn rdn(oid: Oid<'_>, tag: Tag, value: &[u8]) -> Vec<u8> {
+        pub(super) fn rdn(oid: Oid<'_>, tag: Tag, value: &[u8]) -> Vec<u8> {
             let raw = |tag, bytes: &[u8]| TaggedDerValue::from_tag_and_bytes(tag, bytes.to_vec());
             yasna::construct_der(|w| {
                 w.write_set_of(|w| {
@@ -83,7 +83,7 @@ mod tests {
             })
         }
 
-        pub fn name(rdns: &[Vec<u8>]) -> Vec<u8> {
+        pub(super) fn name(rdns: &[Vec<u8>]) -> Vec<u8> {
             yasna::construct_der(|w| {
                 w.write_sequence(|w| {
                     for rdn in rdns {
@@ -93,7 +93,7 @@ mod tests {
             })
         }
 
-        pub fn bmp(text: &str) -> Vec<u8> {
+        pub(super) fn bmp(text: &str) -> Vec<u8> {
             text.encode_utf16().flat_map(u16::to_be_bytes).collect()
         }
     }

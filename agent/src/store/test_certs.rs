@@ -19,31 +19,31 @@ use time::OffsetDateTime;
 use crate::token::found::{FoundCertificate, FoundToken};
 
 /// Start of the default test validity.
-pub const NOT_BEFORE: OffsetDateTime = datetime!(2024-01-01 00:00 UTC);
+pub(crate) const NOT_BEFORE: OffsetDateTime = datetime!(2024-01-01 00:00 UTC);
 /// End of the default test validity.
-pub const NOT_AFTER: OffsetDateTime = datetime!(2034-01-01 00:00 UTC);
+pub(crate) const NOT_AFTER: OffsetDateTime = datetime!(2034-01-01 00:00 UTC);
 /// A time inside the default validity.
-pub const NOW: OffsetDateTime = datetime!(2025-06-01 12:00 UTC);
+pub(crate) const NOW: OffsetDateTime = datetime!(2025-06-01 12:00 UTC);
 
 /// A P-256 key shared by the tests (generation is the slow part).
-pub fn p256_key() -> &'static KeyPair {
+pub(crate) fn p256_key() -> &'static KeyPair {
     static KEY: OnceLock<KeyPair> = OnceLock::new();
     KEY.get_or_init(|| KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("P-256 key"))
 }
 
 /// A fresh P-384 key.
-pub fn p384_key() -> KeyPair {
+pub(crate) fn p384_key() -> KeyPair {
     KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).expect("P-384 key")
 }
 
 /// A fresh Ed25519 key.
-pub fn ed25519_key() -> KeyPair {
+pub(crate) fn ed25519_key() -> KeyPair {
     KeyPair::generate_for(&PKCS_ED25519).expect("Ed25519 key")
 }
 
 /// Parameters with the given common name, the default test validity, and
 /// neither Key Usage nor Extended Key Usage.
-pub fn params(common_name: &str) -> CertificateParams {
+pub(crate) fn params(common_name: &str) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
     params
@@ -55,18 +55,18 @@ pub fn params(common_name: &str) -> CertificateParams {
 }
 
 /// Self-signs `params` with the shared P-256 key.
-pub fn self_signed(params: &CertificateParams) -> Vec<u8> {
+pub(crate) fn self_signed(params: &CertificateParams) -> Vec<u8> {
     self_signed_with(params, p256_key())
 }
 
 /// Self-signs `params` with `key`.
-pub fn self_signed_with(params: &CertificateParams, key: &KeyPair) -> Vec<u8> {
+pub(crate) fn self_signed_with(params: &CertificateParams, key: &KeyPair) -> Vec<u8> {
     params.self_signed(key).expect("self-signed").der().to_vec()
 }
 
 /// A certificate for a public key given only as data, signed by the
 /// shared P-256 key.
-pub fn for_public_key(params: &CertificateParams, public: &impl PublicKeyData) -> Vec<u8> {
+pub(crate) fn for_public_key(params: &CertificateParams, public: &impl PublicKeyData) -> Vec<u8> {
     let issuer = Issuer::new(self::params("Test Issuer"), p256_key());
     params
         .signed_by(public, &issuer)
@@ -76,7 +76,7 @@ pub fn for_public_key(params: &CertificateParams, public: &impl PublicKeyData) -
 }
 
 /// A token as the scan reports it.
-pub fn token(label: &str, serial: &str, slot: u64) -> Token {
+pub(crate) fn token(label: &str, serial: &str, slot: u64) -> Token {
     Token {
         label: label.to_owned(),
         serial: serial.to_owned(),
@@ -88,7 +88,7 @@ pub fn token(label: &str, serial: &str, slot: u64) -> Token {
 }
 
 /// A certificate object; `with_key` pairs it with a private key.
-pub fn found_cert(der: Vec<u8>, name: &str, with_key: bool) -> FoundCertificate {
+pub(crate) fn found_cert(der: Vec<u8>, name: &str, with_key: bool) -> FoundCertificate {
     FoundCertificate {
         der,
         cert_uri: format!("pkcs11:token=t;object={name};type=cert"),
@@ -98,7 +98,7 @@ pub fn found_cert(der: Vec<u8>, name: &str, with_key: bool) -> FoundCertificate 
 }
 
 /// A scanned token holding `certificates`, signing with every scheme.
-pub fn found(token: Token, certificates: Vec<FoundCertificate>) -> FoundToken {
+pub(crate) fn found(token: Token, certificates: Vec<FoundCertificate>) -> FoundToken {
     let key_count = certificates.iter().filter(|c| c.key_uri.is_some()).count();
     FoundToken {
         token,
@@ -110,7 +110,7 @@ pub fn found(token: Token, certificates: Vec<FoundCertificate>) -> FoundToken {
 
 /// The scale tests' certificates: 1,000 self-signed "User NNNN Zoë" of
 /// "Example Corp" with clientAuth, every third without a key.
-pub fn thousand_certificates() -> Vec<FoundCertificate> {
+pub(crate) fn thousand_certificates() -> Vec<FoundCertificate> {
     (0..1000u32)
         .map(|i| {
             let mut p = params("ignored");
@@ -127,11 +127,11 @@ pub fn thousand_certificates() -> Vec<FoundCertificate> {
 }
 
 /// An RSA public key with a 2048-bit modulus (not a real key).
-pub struct FakeRsaKey(Vec<u8>);
+pub(crate) struct FakeRsaKey(Vec<u8>);
 
 impl FakeRsaKey {
     /// A 2048-bit modulus and exponent 65537, as an RSAPublicKey.
-    pub fn new_2048() -> Self {
+    pub(crate) fn new_2048() -> Self {
         let mut modulus = vec![0xc3];
         modulus.extend((0..255u32).map(|i| (i * 7 + 1) as u8));
         FakeRsaKey(yasna::construct_der(|w| {
@@ -156,12 +156,12 @@ impl PublicKeyData for FakeRsaKey {
 /// An EC public key labelled P-256 whose uncompressed point has
 /// coordinates of the given size (not a real key): patch its curve OID to
 /// make a certificate for another curve.
-pub struct FakeEcKey(Vec<u8>);
+pub(crate) struct FakeEcKey(Vec<u8>);
 
 impl FakeEcKey {
     /// An uncompressed point `04 || X || Y` with `coordinate_bytes`-byte
     /// coordinates.
-    pub fn uncompressed(coordinate_bytes: usize) -> Self {
+    pub(crate) fn uncompressed(coordinate_bytes: usize) -> Self {
         let mut point = vec![0x04];
         point.extend((0..2 * coordinate_bytes).map(|i| (i * 5 + 3) as u8));
         FakeEcKey(point)
@@ -179,7 +179,7 @@ impl PublicKeyData for FakeEcKey {
 }
 
 /// Replaces every occurrence of `from` by `to` (same length) in `der`.
-pub fn patch(der: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+pub(crate) fn patch(der: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     assert_eq!(from.len(), to.len());
     let mut out = der.to_vec();
     let mut found = false;
@@ -198,14 +198,16 @@ pub fn patch(der: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 }
 
 /// The encoded OID 1.3.101.112 (Ed25519).
-pub const DER_OID_ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
+pub(crate) const DER_OID_ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
 /// The encoded OID 1.3.101.113 (Ed448).
-pub const DER_OID_ED448: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x71];
+pub(crate) const DER_OID_ED448: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x71];
 /// The encoded OID 1.3.132.0.34 (P-384).
-pub const DER_OID_P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+pub(crate) const DER_OID_P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
 /// The encoded OID 1.3.132.0.35 (P-521).
-pub const DER_OID_P521: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23];
+pub(crate) const DER_OID_P521: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23];
 /// The encoded OID 1.2.840.10045.3.1.7 (P-256).
-pub const DER_OID_P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+pub(crate) const DER_OID_P256: &[u8] =
+    &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 /// The encoded OID 1.2.840.10045.3.1.1 (P-192).
-pub const DER_OID_P192: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x01];
+pub(crate) const DER_OID_P192: &[u8] =
+    &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x01];

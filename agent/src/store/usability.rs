@@ -26,12 +26,12 @@ use x509_parser::asn1_rs::Oid;
 use super::eku;
 
 /// Key Usage name that client authentication needs.
-pub const KU_DIGITAL_SIGNATURE: &str = "digitalSignature";
+pub(crate) const KU_DIGITAL_SIGNATURE: &str = "digitalSignature";
 
 /// Whether the agent can sign with a key of this type and curve: false
 /// for [`KeyType::Other`] and for an EC key without one of the named
 /// curves it knows (`curve` is `None`).
-pub fn key_supported(key_type: KeyType, curve: Option<Curve>) -> bool {
+pub(crate) fn key_supported(key_type: KeyType, curve: Option<Curve>) -> bool {
     match key_type {
         KeyType::Rsa | KeyType::Ed25519 => true,
         KeyType::Ec => curve.is_some(),
@@ -42,7 +42,7 @@ pub fn key_supported(key_type: KeyType, curve: Option<Curve>) -> bool {
 /// The facts that decide client-auth usability, with the time-independent
 /// checks already made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Usability {
+pub(crate) struct Usability {
     has_private_key: bool,
     key_supported: bool,
     key_usage_ok: bool,
@@ -58,7 +58,7 @@ impl Usability {
     /// [`super::cert`] reads it; `key_usage` holds Key Usage bit names and
     /// `extended_key_usage` purposes, each `None` when the extension is
     /// absent.
-    pub fn new(
+    pub(crate) fn new(
         has_private_key: bool,
         key_type: KeyType,
         curve: Option<Curve>,
@@ -85,7 +85,7 @@ impl Usability {
 
     /// Every reason that excludes the identity at `now`, in the order of
     /// the module documentation; empty when it is usable.
-    pub fn reasons(&self, now: OffsetDateTime) -> Vec<Reason> {
+    pub(crate) fn reasons(&self, now: OffsetDateTime) -> Vec<Reason> {
         let mut reasons = Vec::new();
         if !self.has_private_key {
             reasons.push(Reason::NoPrivateKey);
@@ -109,7 +109,7 @@ impl Usability {
     }
 
     /// Whether any reason applies at `now`, without building the list.
-    pub fn is_usable(&self, now: OffsetDateTime) -> bool {
+    pub(crate) fn is_usable(&self, now: OffsetDateTime) -> bool {
         self.has_private_key
             && self.key_supported
             && self.key_usage_ok
@@ -119,7 +119,7 @@ impl Usability {
     }
 
     /// The verdict at `now`.
-    pub fn client_auth(&self, now: OffsetDateTime) -> ClientAuth {
+    pub(crate) fn client_auth(&self, now: OffsetDateTime) -> ClientAuth {
         ClientAuth::from_reasons(self.reasons(now))
     }
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 /// [`source`](std::error::Error::source) (a `cryptoki` error carrying the
 /// `CKR_*` return value).
 #[derive(Debug, thiserror::Error)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     /// No module has this index.
     #[error("no PKCS#11 module number {0} is loaded")]
     NoSuchModule(usize),
@@ -138,7 +138,7 @@ pub enum TokenError {
 
 /// One class of objects on one token, as a scan lists and reads them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScanObjects {
+pub(crate) struct ScanObjects {
     /// The module path as given.
     pub path: PathBuf,
     /// The slot.

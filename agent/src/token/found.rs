@@ -6,7 +6,7 @@ use p11agent_proto::{Curve, KeyType, Scheme, Token};
 
 /// Everything found on one token.
 #[derive(Debug, Clone)]
-pub struct FoundToken {
+pub(crate) struct FoundToken {
     /// The token's identifying fields, slot and module.
     pub token: Token,
     /// Every X.509 certificate object on the token.
@@ -21,7 +21,7 @@ pub struct FoundToken {
 
 /// One certificate object and, when paired, its private key.
 #[derive(Debug, Clone)]
-pub struct FoundCertificate {
+pub(crate) struct FoundCertificate {
     /// The certificate's DER encoding (`CKA_VALUE`).
     pub der: Vec<u8>,
     /// RFC 7512 URI of the certificate object.
@@ -36,7 +36,7 @@ pub struct FoundCertificate {
 
 /// Where an identity's private key lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyLocation {
+pub(crate) struct KeyLocation {
     /// The identity id (full).
     pub id: String,
     /// The token holding the key.

@@ -16,11 +16,11 @@
 //! Everything here blocks; the daemon calls it from `spawn_blocking`.
 
 mod error;
-pub mod found;
+pub(crate) mod found;
 mod login;
 mod mechanisms;
 mod module;
-pub mod p11kit;
+pub(crate) mod p11kit;
 mod pairing;
 mod public_key;
 mod raw_sign;
@@ -28,10 +28,10 @@ mod rv;
 mod scan;
 mod sign;
 mod sign_error;
-pub mod signature;
+pub(crate) mod signature;
 mod slot;
 mod tokens;
-pub mod uri;
+pub(crate) mod uri;
 
 #[cfg(test)]
 mod signing_tests;
@@ -40,10 +40,9 @@ mod softhsm_tests;
 #[cfg(test)]
 mod testing;
 
-pub use error::{ScanObjects, TokenError};
-pub use found::{FoundCertificate, FoundToken, KeyLocation};
-pub use module::Module;
-pub use p11kit::default_modules;
-pub use sign_error::SignError;
-pub use slot::POOL_SIZE;
-pub use tokens::Tokens;
+pub(crate) use error::TokenError;
+pub(crate) use found::FoundToken;
+pub(crate) use module::Module;
+pub(crate) use p11kit::default_modules;
+pub(crate) use sign_error::SignError;
+pub(crate) use tokens::Tokens;

@@ -13,7 +13,7 @@ use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 /// Dropping a `Module` calls `C_Finalize` if this `Module` was the one
 /// that initialised the library (see [`Module::load`]); that ends every
 /// session and login the process has with the module's tokens.
-pub struct Module {
+pub(crate) struct Module {
     pkcs11: Pkcs11,
     path: PathBuf,
     /// True when our `C_Initialize` succeeded, so ours is the matching
@@ -32,7 +32,7 @@ impl Module {
     /// stops working when the `Module` that did initialise it is dropped:
     /// load each module once (see [`default_modules`](super::default_modules),
     /// which de-duplicates by canonical path).
-    pub fn load(path: impl AsRef<Path>) -> Result<Module, TokenError> {
+    pub(crate) fn load(path: impl AsRef<Path>) -> Result<Module, TokenError> {
         let path = path.as_ref().to_path_buf();
         let pkcs11 = Pkcs11::new(&path).map_err(|source| TokenError::Load {
             path: path.clone(),
@@ -48,7 +48,7 @@ impl Module {
     }
 
     /// The module path, as given to [`Module::load`].
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -59,7 +59,7 @@ impl Module {
     /// another process after this. It ends every session and login the
     /// process has with the module's tokens: call it only while no other
     /// thread uses the module.
-    pub fn reinitialize(&mut self) -> Result<(), TokenError> {
+    pub(crate) fn reinitialize(&mut self) -> Result<(), TokenError> {
         match self.pkcs11.clone().finalize() {
             Ok(()) => {}
             Err(err) if Meaning::of_error(&err) == Meaning::NotInitialized => {}
@@ -78,7 +78,9 @@ impl Module {
     /// Finalises the module now (`C_Finalize`) and reports the outcome,
     /// instead of leaving it to `drop`, which can only log a failure.
     /// Does nothing when this `Module` did not initialise the library.
-    pub fn finalize(mut self) -> Result<(), TokenError> {
+    /// The daemon leaves it to `drop`; tests check the outcome.
+    #[cfg(test)]
+    pub(crate) fn finalize(mut self) -> Result<(), TokenError> {
         if !self.finalize_on_drop {
             return Ok(());
         }

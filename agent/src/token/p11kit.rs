@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The program name the agent answers to in `enable-in:` / `disable-in:`.
-pub const PROGRAM_NAME: &str = "p11agent";
+pub(crate) const PROGRAM_NAME: &str = "p11agent";
 
 /// Where p11-kit looks for module config files, lowest precedence first:
 /// a file in a later directory overrides the fields of the same-named
@@ -15,7 +15,7 @@ const SYSTEM_CONFIG_DIRS: [&str; 2] = ["/usr/share/p11-kit/modules", "/etc/pkcs1
 
 /// The settings of one p11-kit module config file (`NAME.module`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ModuleConfig {
+pub(crate) struct ModuleConfig {
     /// The `module:` value: a path, or a file name relative to p11-kit's
     /// module directory. `None` when absent or blank (the module is
     /// ignored).
@@ -37,8 +37,10 @@ pub struct ModuleConfig {
 }
 
 impl ModuleConfig {
-    /// Parses the text of one module config file.
-    pub fn parse(text: &str) -> ModuleConfig {
+    /// Parses the text of one module config file (the daemon reads them
+    /// through [`default_modules`]; tests parse text).
+    #[cfg(test)]
+    pub(crate) fn parse(text: &str) -> ModuleConfig {
         ModuleConfig::from_fields(&parse_fields(text))
     }
 
@@ -57,7 +59,7 @@ impl ModuleConfig {
     /// Whether `program` should load this module for its identities: a
     /// module is named, it is local, it is not a trust-policy module, and
     /// `enable-in` / `disable-in` allow `program`.
-    pub fn wanted_by(&self, program: &str) -> bool {
+    pub(crate) fn wanted_by(&self, program: &str) -> bool {
         self.module.is_some()
             && !self.remote
             && !self.trust_policy
@@ -115,7 +117,7 @@ fn is_module_file_name(file_name: &str) -> bool {
 
 /// Resolves a `module:` value: an absolute path is taken as is; a
 /// relative one is looked up in `module_dirs`, first existing file wins.
-pub fn resolve_module_path(module: &str, module_dirs: &[PathBuf]) -> Option<PathBuf> {
+pub(crate) fn resolve_module_path(module: &str, module_dirs: &[PathBuf]) -> Option<PathBuf> {
     let path = Path::new(module);
     if path.is_absolute() {
         return Some(path.to_path_buf());
@@ -134,7 +136,7 @@ pub fn resolve_module_path(module: &str, module_dirs: &[PathBuf]) -> Option<Path
 /// The result is ordered by `priority` (highest first), then by config
 /// name, and de-duplicated by canonical path. Modules whose file does not
 /// exist are left out with a warning.
-pub fn modules_from_config_dirs(
+pub(crate) fn modules_from_config_dirs(
     config_dirs: &[PathBuf],
     module_dirs: &[PathBuf],
     program: &str,
@@ -214,7 +216,7 @@ pub fn modules_from_config_dirs(
 /// The directories in which p11-kit resolves relative module names:
 /// `pkg-config --variable=p11_module_path p11-kit-1` when that answers,
 /// then the usual multiarch and lib directories.
-pub fn p11kit_module_dirs() -> Vec<PathBuf> {
+pub(crate) fn p11kit_module_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     if let Ok(output) = Command::new("pkg-config")
         .args(["--variable=p11_module_path", "p11-kit-1"])
@@ -248,7 +250,7 @@ pub fn p11kit_module_dirs() -> Vec<PathBuf> {
 
 /// The p11-kit module config directories, lowest precedence first: the
 /// package and system directories, then `~/.config/pkcs11/modules`.
-pub fn p11kit_config_dirs() -> Vec<PathBuf> {
+pub(crate) fn p11kit_config_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = SYSTEM_CONFIG_DIRS.iter().map(PathBuf::from).collect();
     if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
         dirs.push(PathBuf::from(home).join(".config/pkcs11/modules"));
@@ -260,7 +262,7 @@ pub fn p11kit_config_dirs() -> Vec<PathBuf> {
 /// agent's default when no module is configured. Trust-policy modules
 /// and modules disabled for `p11agent` are left out; the list is
 /// de-duplicated by canonical path.
-pub fn default_modules() -> Vec<PathBuf> {
+pub(crate) fn default_modules() -> Vec<PathBuf> {
     modules_from_config_dirs(&p11kit_config_dirs(), &p11kit_module_dirs(), PROGRAM_NAME)
 }
 

@@ -7,7 +7,7 @@ use super::public_key::PublicKeyMaterial;
 
 /// A certificate object as read from a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertRecord {
+pub(super) struct CertRecord {
     /// `CKA_ID` (empty when absent).
     pub id: Vec<u8>,
     /// `CKA_LABEL` bytes (empty when absent).
@@ -20,7 +20,7 @@ pub struct CertRecord {
 
 /// A private- or public-key object as read from a token.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeyRecord {
+pub(super) struct KeyRecord {
     /// `CKA_ID` (empty when absent).
     pub id: Vec<u8>,
     /// `CKA_LABEL` bytes (empty when absent).
@@ -33,7 +33,7 @@ pub struct KeyRecord {
 
 /// The key object a certificate pairs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyMatch {
+pub(super) enum KeyMatch {
     /// The private key at this index of the private keys.
     Private(usize),
     /// The public key at this index of the public keys, standing in for a
@@ -43,7 +43,7 @@ pub enum KeyMatch {
 
 /// The outcome of pairing one token's objects.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pairing {
+pub(super) struct Pairing {
     /// For each certificate, in order, the key it pairs with.
     pub keys: Vec<Option<KeyMatch>>,
     /// Distinct key pairs on the token: the private keys, plus, when
@@ -60,7 +60,7 @@ pub struct Pairing {
 /// private key has. When `private_keys_visible` is false (no login), a
 /// certificate still unpaired pairs with a stand-in: the public-key
 /// object with its `CKA_ID`, or else with its public key.
-pub fn pair(
+pub(super) fn pair(
     certs: &[CertRecord],
     private_keys: &[KeyRecord],
     public_keys: &[KeyRecord],

@@ -16,7 +16,7 @@ const OID_GNUPG_ED25519: Oid<'static> = oid!(1.3.6 .1 .4 .1 .11591 .15 .1);
 
 /// An Edwards curve, as used by `CKK_EC_EDWARDS` keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EdwardsCurve {
+pub(super) enum EdwardsCurve {
     /// Ed25519 (OID 1.3.101.112, or the name `edwards25519`).
     Ed25519,
     /// Ed448 (OID 1.3.101.113, or the name `edwards448`).
@@ -35,7 +35,7 @@ impl EdwardsCurve {
 
 /// A public key in normal form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum PublicKeyMaterial {
+pub(super) enum PublicKeyMaterial {
     /// An RSA key; both integers big-endian without leading zero bytes.
     Rsa {
         /// The modulus.
@@ -61,7 +61,7 @@ pub enum PublicKeyMaterial {
 /// The kind of key a PKCS#11 key object says it is (`CKA_KEY_TYPE`),
 /// reduced to what pairing needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyKind {
+pub(super) enum KeyKind {
     /// `CKK_RSA`.
     Rsa,
     /// `CKK_EC` (ECDSA).
@@ -75,7 +75,7 @@ pub enum KeyKind {
 /// The public-key attributes read from one key object; `None` where the
 /// object lacks the attribute or the token refused it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeyAttributes {
+pub(super) struct KeyAttributes {
     /// `CKA_KEY_TYPE`.
     pub kind: Option<KeyKind>,
     /// `CKA_MODULUS`.
@@ -90,7 +90,7 @@ pub struct KeyAttributes {
 
 /// Why a certificate's public key could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SpkiError {
+pub(super) enum SpkiError {
     /// The certificate is not valid DER X.509.
     #[error("the certificate cannot be parsed: {0}")]
     Certificate(String),
@@ -101,7 +101,7 @@ pub enum SpkiError {
 
 /// The public key of a DER certificate, or `Ok(None)` when its algorithm
 /// is not one the agent pairs (DSA, GOST, post-quantum, ...).
-pub fn certificate_public_key(der: &[u8]) -> Result<Option<PublicKeyMaterial>, SpkiError> {
+pub(super) fn certificate_public_key(der: &[u8]) -> Result<Option<PublicKeyMaterial>, SpkiError> {
     let (_, cert) =
         X509Certificate::from_der(der).map_err(|e| SpkiError::Certificate(e.to_string()))?;
     spki_public_key(cert.public_key())
@@ -109,7 +109,7 @@ pub fn certificate_public_key(der: &[u8]) -> Result<Option<PublicKeyMaterial>, S
 
 /// The public key in a parsed SubjectPublicKeyInfo, or `Ok(None)` for an
 /// algorithm the agent does not pair.
-pub fn spki_public_key(
+pub(super) fn spki_public_key(
     spki: &SubjectPublicKeyInfo<'_>,
 ) -> Result<Option<PublicKeyMaterial>, SpkiError> {
     let key_bits: &[u8] = &spki.subject_public_key.data;
@@ -135,7 +135,7 @@ pub fn spki_public_key(
 /// `CKA_EC_POINT`), usually one, and two when `CKA_EC_POINT` can be read
 /// both as a DER OCTET STRING wrapping the point (as PKCS#11 says, and
 /// SoftHSM does) and as a raw point (as some tokens do).
-pub fn key_public_keys(attrs: &KeyAttributes) -> Vec<PublicKeyMaterial> {
+pub(super) fn key_public_keys(attrs: &KeyAttributes) -> Vec<PublicKeyMaterial> {
     let kind = attrs.kind.or_else(|| {
         // No CKA_KEY_TYPE: guess from what is there.
         if attrs.modulus.is_some() {
@@ -186,7 +186,7 @@ pub fn key_public_keys(attrs: &KeyAttributes) -> Vec<PublicKeyMaterial> {
 /// 1.3.101.112 / 1.3.101.113, the PrintableString `edwards25519` /
 /// `edwards448` (as SoftHSM and OpenSC write it), or GnuPG's Ed25519 OID
 /// 1.3.6.1.4.1.11591.15.1.
-pub fn edwards_curve_from_params(params: &[u8]) -> Option<EdwardsCurve> {
+pub(super) fn edwards_curve_from_params(params: &[u8]) -> Option<EdwardsCurve> {
     let (tag, content) = der_value(params)?;
     match tag {
         Tag::Oid => {
@@ -240,7 +240,7 @@ fn non_empty(bytes: &[u8]) -> Option<Vec<u8>> {
 /// STRING when the value is exactly one, and the value itself as a raw
 /// point. (A raw uncompressed point starts with 0x04 too, so a value can
 /// be both; the caller matches either.)
-pub fn ec_point_readings(value: &[u8]) -> Vec<Vec<u8>> {
+pub(super) fn ec_point_readings(value: &[u8]) -> Vec<Vec<u8>> {
     let mut readings = Vec::with_capacity(2);
     if let Some((Tag::OctetString, content)) = der_value(value) {
         if !content.is_empty() {

@@ -51,7 +51,7 @@ impl Module {
     /// read is logged and left out, an object that cannot be read is
     /// logged and skipped. Uninitialised tokens (such as SoftHSM's free
     /// slot) are left out silently. Blocking.
-    pub fn scan(&self) -> Result<Vec<FoundToken>, TokenError> {
+    pub(crate) fn scan(&self) -> Result<Vec<FoundToken>, TokenError> {
         let slots = self.slots_with_token()?;
         let mut tokens = Vec::with_capacity(slots.len());
         for slot in slots {
@@ -71,7 +71,7 @@ impl Module {
     /// The initialised tokens present now, by slot: `C_GetSlotList` and
     /// `C_GetTokenInfo` only, cheap enough to poll for insertions and
     /// removals. Blocking.
-    pub fn present_tokens(&self) -> Result<Vec<Token>, TokenError> {
+    pub(crate) fn present_tokens(&self) -> Result<Vec<Token>, TokenError> {
         let slots = self.slots_with_token()?;
         let mut tokens = Vec::with_capacity(slots.len());
         for slot in slots {
@@ -140,7 +140,7 @@ impl Module {
     /// in to the token; before that, public keys stand in for them. The
     /// token's schemes come from its mechanism list (see
     /// [`FoundToken::schemes`]).
-    pub fn scan_slot(&self, slot_id: u64) -> Result<FoundToken, TokenError> {
+    pub(crate) fn scan_slot(&self, slot_id: u64) -> Result<FoundToken, TokenError> {
         let path = || self.path().to_path_buf();
         let (slot, token) = self.token_in(slot_id)?;
         let session =

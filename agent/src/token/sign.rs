@@ -13,7 +13,7 @@
 //! module's function list (see [`raw_sign`](super::raw_sign): cryptoki
 //! 0.12 has no single-part `C_Sign` without its own `C_SignInit`).
 
-use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
+use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use cryptoki::session::Session;
 
 use super::found::KeyLocation;

@@ -10,7 +10,7 @@ use super::rv::Meaning;
 /// `Display` text is meant for the person at the other end and says what
 /// to do.
 #[derive(Debug, thiserror::Error)]
-pub enum SignError {
+pub(crate) enum SignError {
     /// The key cannot make the scheme: wrong key type or curve, or the
     /// token lacks a mechanism for it. Nothing was sent to the token.
     #[error(

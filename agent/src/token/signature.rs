@@ -5,7 +5,7 @@
 /// The token's ECDSA signature has a shape no `r || s` can have.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the token's ECDSA signature is {len} bytes, not an even, non-zero r || s length")]
-pub struct DerError {
+pub(crate) struct DerError {
     /// The length of what the token returned.
     pub len: usize,
 }
@@ -14,7 +14,7 @@ pub struct DerError {
 /// equal width) to `SEQUENCE { INTEGER r, INTEGER s }` in DER: minimal
 /// positive integers (leading zero bytes removed, a zero byte added
 /// where the top bit is set).
-pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, DerError> {
+pub(crate) fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, DerError> {
     if raw.is_empty() || !raw.len().is_multiple_of(2) {
         return Err(DerError { len: raw.len() });
     }

@@ -39,7 +39,7 @@ use super::sign_error::SignError;
 
 /// Most sessions the agent opens for signatures on one token (besides the
 /// one that holds its login).
-pub const POOL_SIZE: usize = 4;
+pub(crate) const POOL_SIZE: usize = 4;
 
 /// One token in one slot, as long as it stays there.
 pub(super) struct SlotState {

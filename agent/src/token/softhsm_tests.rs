@@ -7,8 +7,8 @@ use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use super::found::{FoundCertificate, FoundToken};
 use super::testing::{SoftHsm, USER_PIN};
-use super::{FoundCertificate, FoundToken};
 
 /// Writes a software key `NAME.pem` (with `NAME.der` and `NAME-pub.der`)
 /// and a self-signed certificate `CERT.der` for it.

@@ -35,7 +35,7 @@ use crate::pin::PinSource;
 /// The loaded PKCS#11 modules, with what signing needs per token:
 /// sessions, login state and key handles. Every method blocks (PKCS#11
 /// calls, PIN prompts): call them from `spawn_blocking`.
-pub struct Tokens {
+pub(crate) struct Tokens {
     modules: Vec<ModuleEntry>,
     pub(super) pins: Arc<dyn PinSource>,
 }
@@ -68,7 +68,7 @@ pub(super) struct ModuleEntry {
 
 impl Tokens {
     /// Takes over `modules`; PINs come from `pins`.
-    pub fn new(modules: Vec<Module>, pins: Arc<dyn PinSource>) -> Tokens {
+    pub(crate) fn new(modules: Vec<Module>, pins: Arc<dyn PinSource>) -> Tokens {
         let modules = modules
             .into_iter()
             .map(|module| ModuleEntry {
@@ -84,17 +84,17 @@ impl Tokens {
 
     /// How many modules there are; they are numbered from 0 in the
     /// order given to [`Tokens::new`].
-    pub fn module_count(&self) -> usize {
+    pub(crate) fn module_count(&self) -> usize {
         self.modules.len()
     }
 
     /// The path of module `index` as [`Token::module`] spells it.
-    pub fn module_name(&self, index: usize) -> Option<&str> {
+    pub(crate) fn module_name(&self, index: usize) -> Option<&str> {
         self.modules.get(index).map(|m| m.name.as_str())
     }
 
     /// Runs `f` on module `index` while no re-initialisation can run.
-    pub fn with_module<T>(
+    pub(crate) fn with_module<T>(
         &self,
         index: usize,
         f: impl FnOnce(&Module) -> Result<T, TokenError>,
@@ -108,7 +108,7 @@ impl Tokens {
 
     /// Scans `token` again, e.g. after a login made its private keys
     /// visible.
-    pub fn rescan(&self, token: &Token) -> Result<super::FoundToken, TokenError> {
+    pub(crate) fn rescan(&self, token: &Token) -> Result<super::FoundToken, TokenError> {
         let entry = self
             .modules
             .iter()
@@ -121,7 +121,7 @@ impl Tokens {
     /// [`Module::reinitialize`]): waits for the operations in flight on it,
     /// drops its sessions and logins, and holds new operations back until
     /// it is done. The other modules are not touched.
-    pub fn reinitialize(&self, index: usize) -> Result<(), TokenError> {
+    pub(crate) fn reinitialize(&self, index: usize) -> Result<(), TokenError> {
         let entry = self
             .modules
             .get(index)
@@ -140,7 +140,7 @@ impl Tokens {
     /// asked or key used, one the token has no mechanism for. Logs in when the key is not usable yet
     /// (asking the [`PinSource`] once), and makes the context-specific
     /// login a `CKA_ALWAYS_AUTHENTICATE` key needs.
-    pub fn sign(
+    pub(crate) fn sign(
         &self,
         key: &KeyLocation,
         scheme: Scheme,
@@ -166,7 +166,7 @@ impl Tokens {
     /// `None`, with a PIN from the [`PinSource`] (none for a token with a
     /// protected authentication path, whose reader asks). Already being
     /// logged in is success.
-    pub fn login(&self, token: &Token, pin: Option<SecretString>) -> Result<(), SignError> {
+    pub(crate) fn login(&self, token: &Token, pin: Option<SecretString>) -> Result<(), SignError> {
         let entry = self.entry(token)?;
         let mut pin = pin;
         self.with_state(entry, token, |state, prompted| {
@@ -176,7 +176,7 @@ impl Tokens {
 
     /// Logs out of `token`; returns whether it was logged in. A token the
     /// agent never signed or logged in on, or that is gone, was not.
-    pub fn logout(&self, token: &Token) -> Result<bool, SignError> {
+    pub(crate) fn logout(&self, token: &Token) -> Result<bool, SignError> {
         let entry = self.entry(token)?;
         let _module = entry.module.read();
         let Some(state) = entry.existing(token) else {
@@ -197,7 +197,7 @@ impl Tokens {
 
     /// Forgets what the agent holds for `token` (sessions, key handles),
     /// e.g. when it was removed. Its login ends with its last session.
-    pub fn forget(&self, token: &Token) {
+    pub(crate) fn forget(&self, token: &Token) {
         if let Ok(entry) = self.entry(token) {
             let _module = entry.module.read();
             if let Some(state) = entry.existing(token) {

@@ -34,22 +34,19 @@ const PATH_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 
 /// The kind of object a URI names (its `type=` attribute).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ObjectKind {
+pub(crate) enum ObjectKind {
     /// `type=cert`: a certificate.
     Certificate,
     /// `type=private`: a private key.
     PrivateKey,
-    /// `type=public`: a public key.
-    PublicKey,
 }
 
 impl ObjectKind {
     /// The RFC 7512 `type` value.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ObjectKind::Certificate => "cert",
             ObjectKind::PrivateKey => "private",
-            ObjectKind::PublicKey => "public",
         }
     }
 }
@@ -57,13 +54,13 @@ impl ObjectKind {
 /// Percent-encodes a path attribute value (a label, serial, ...) per
 /// RFC 7512: unreserved characters and `:[]@!$'()*+,=&` stay, every other
 /// byte becomes `%XX` (so UTF-8 text is encoded byte by byte).
-pub fn encode_value(value: &[u8]) -> String {
+pub(crate) fn encode_value(value: &[u8]) -> String {
     percent_encode(value, PATH_VALUE).to_string()
 }
 
 /// Percent-encodes an object id (`CKA_ID`): every byte as `%XX`, upper
 /// case hex.
-pub fn encode_id(id: &[u8]) -> String {
+pub(crate) fn encode_id(id: &[u8]) -> String {
     let mut out = String::with_capacity(id.len() * 3);
     for byte in id {
         // Writing to a String cannot fail.
@@ -78,7 +75,7 @@ pub fn encode_id(id: &[u8]) -> String {
 /// Token attributes that are empty are left out (they would not narrow
 /// the match); `id` is left out when empty and `object` when the label
 /// is empty.
-pub fn object_uri(token: &Token, id: &[u8], label: &[u8], kind: ObjectKind) -> String {
+pub(crate) fn object_uri(token: &Token, id: &[u8], label: &[u8], kind: ObjectKind) -> String {
     let mut uri = String::from("pkcs11:");
     let mut attrs: Vec<(&str, String)> = Vec::with_capacity(7);
     for (name, value) in [
@@ -147,8 +144,8 @@ mod tests {
             ..token("t")
         };
         assert_eq!(
-            object_uri(&bare, &[0x30], b"k", ObjectKind::PublicKey),
-            "pkcs11:token=t;id=%30;object=k;type=public"
+            object_uri(&bare, &[0x30], b"k", ObjectKind::PrivateKey),
+            "pkcs11:token=t;id=%30;object=k;type=private"
         );
     }
 

@@ -9,7 +9,7 @@ use p11agent_softhsm::cryptoki::types::AuthPin;
 use p11agent_softhsm::{SoftHsm, Token};
 
 /// The slot of the token with this serial.
-pub fn slot_of(ctx: &Pkcs11, serial: &str) -> Slot {
+pub(crate) fn slot_of(ctx: &Pkcs11, serial: &str) -> Slot {
     ctx.get_slots_with_initialized_token()
         .expect("slots")
         .into_iter()
@@ -24,7 +24,7 @@ pub fn slot_of(ctx: &Pkcs11, serial: &str) -> Slot {
 }
 
 /// Runs `f` on a logged-in read-only session of `token`.
-pub fn with_session<R>(hsm: &SoftHsm, token: &Token, f: impl FnOnce(&Session) -> R) -> R {
+pub(crate) fn with_session<R>(hsm: &SoftHsm, token: &Token, f: impl FnOnce(&Session) -> R) -> R {
     hsm.with_pkcs11(|ctx| {
         let session = ctx
             .open_ro_session(slot_of(ctx, token.serial()))
@@ -40,11 +40,11 @@ pub fn with_session<R>(hsm: &SoftHsm, token: &Token, f: impl FnOnce(&Session) ->
     .expect("pkcs11 session")
 }
 
-pub fn find(session: &Session, template: &[Attribute]) -> Vec<ObjectHandle> {
+pub(crate) fn find(session: &Session, template: &[Attribute]) -> Vec<ObjectHandle> {
     session.find_objects(template).expect("find objects")
 }
 
-pub fn find_one(session: &Session, template: &[Attribute]) -> ObjectHandle {
+pub(crate) fn find_one(session: &Session, template: &[Attribute]) -> ObjectHandle {
     let found = find(session, template);
     assert_eq!(
         found.len(),
@@ -54,14 +54,18 @@ pub fn find_one(session: &Session, template: &[Attribute]) -> ObjectHandle {
     found[0]
 }
 
-pub fn by_class_and_id(session: &Session, class: ObjectClass, id: &[u8]) -> Vec<ObjectHandle> {
+pub(crate) fn by_class_and_id(
+    session: &Session,
+    class: ObjectClass,
+    id: &[u8],
+) -> Vec<ObjectHandle> {
     find(
         session,
         &[Attribute::Class(class), Attribute::Id(id.to_vec())],
     )
 }
 
-pub fn get(session: &Session, object: ObjectHandle, ty: AttributeType) -> Attribute {
+pub(crate) fn get(session: &Session, object: ObjectHandle, ty: AttributeType) -> Attribute {
     session
         .get_attributes(object, &[ty])
         .expect("get attribute")
@@ -70,7 +74,7 @@ pub fn get(session: &Session, object: ObjectHandle, ty: AttributeType) -> Attrib
         .unwrap_or_else(|| panic!("object has no {ty:?}"))
 }
 
-pub fn get_bool(session: &Session, object: ObjectHandle, ty: AttributeType) -> bool {
+pub(crate) fn get_bool(session: &Session, object: ObjectHandle, ty: AttributeType) -> bool {
     match get(session, object, ty) {
         Attribute::Token(b)
         | Attribute::Private(b)
@@ -86,7 +90,7 @@ pub fn get_bool(session: &Session, object: ObjectHandle, ty: AttributeType) -> b
     }
 }
 
-pub fn get_bytes(session: &Session, object: ObjectHandle, ty: AttributeType) -> Vec<u8> {
+pub(crate) fn get_bytes(session: &Session, object: ObjectHandle, ty: AttributeType) -> Vec<u8> {
     match get(session, object, ty) {
         Attribute::Id(v)
         | Attribute::Label(v)
