@@ -255,10 +255,8 @@ impl Agent {
             .inner
             .store
             .read()
-            .tokens()
+            .present_tokens(None)
             .into_iter()
-            .filter(|t| t.status == TokenStatus::Present)
-            .map(|t| t.token)
             .filter(|t| name.is_none_or(|n| t.label == n || t.serial == n))
             .collect();
         match (tokens.len(), name) {

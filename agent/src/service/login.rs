@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use p11agent_proto::{Event, EventKind, Token, TokenStatus};
+use p11agent_proto::{Event, EventKind, Token};
 use secrecy::SecretString;
 
 use super::agent::{Agent, Caller};
@@ -83,10 +83,8 @@ impl Agent {
                 .inner
                 .store
                 .read()
-                .tokens()
+                .present_tokens(None)
                 .into_iter()
-                .filter(|t| t.status == TokenStatus::Present)
-                .map(|t| t.token)
                 .filter(|t| self.module_problem(t).is_none())
                 .collect(),
         };

@@ -91,7 +91,7 @@ impl Agent {
 
     /// The present tokens of module `name`, as stored.
     pub(crate) fn present_tokens(&self, name: &str) -> Vec<Token> {
-        self.inner.store.read().present_tokens(name)
+        self.inner.store.read().present_tokens(Some(name))
     }
 
     /// Records that module `index` failed or stopped answering: its

@@ -388,11 +388,12 @@ impl Store {
         }
     }
 
-    /// The tokens of module `module` that are present, as stored.
-    pub(crate) fn present_tokens(&self, module: &str) -> Vec<Token> {
+    /// The tokens present as stored, in listing order: all of them, or
+    /// those of one module.
+    pub(crate) fn present_tokens(&self, module: Option<&str>) -> Vec<Token> {
         self.tokens
             .iter()
-            .filter(|t| t.present && t.token.module == module)
+            .filter(|t| t.present && module.is_none_or(|m| t.token.module == m))
             .map(|t| t.token.clone())
             .collect()
     }

@@ -544,7 +544,7 @@ fn absent_tokens_stay_listed_until_they_come_back() {
     assert!(store.mark_absent(&alpha));
     assert!(!store.mark_absent(&alpha), "already absent");
     assert_eq!(
-        store.present_tokens(&alpha.module),
+        store.present_tokens(Some(&alpha.module)),
         [token("beta", "B2", 1)]
     );
     let absent = store.query(

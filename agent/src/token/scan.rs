@@ -185,16 +185,7 @@ pub(crate) fn scan_session(
             source,
         }
     };
-    let private_keys_visible = match session.get_session_info() {
-        Ok(info) => matches!(
-            info.session_state(),
-            SessionState::RoUser | SessionState::RwUser
-        ),
-        Err(err) => {
-            tracing::warn!(token = %token.label, error = %err, "C_GetSessionInfo failed; assuming no login");
-            false
-        }
-    };
+    let private_keys_visible = logged_in(session, &token);
 
     let cert_handles = find(
         session,
@@ -263,6 +254,22 @@ pub(crate) fn scan_session(
         key_count: pairing.key_count,
         schemes: Vec::new(),
     })
+}
+
+/// Whether the session is a logged-in user's, in which private keys are
+/// visible; a module that cannot say is taken as not logged in, so that a
+/// key hidden until login still pairs through its public-key object.
+fn logged_in(session: &Session, token: &Token) -> bool {
+    match session.get_session_info() {
+        Ok(info) => matches!(
+            info.session_state(),
+            SessionState::RoUser | SessionState::RwUser
+        ),
+        Err(err) => {
+            tracing::warn!(token = %token.label, error = %err, "C_GetSessionInfo failed; assuming no login");
+            false
+        }
+    }
 }
 
 /// All objects matching `template`, fetched [`FIND_BATCH`] at a time.
