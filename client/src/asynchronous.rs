@@ -1,8 +1,8 @@
 use std::path::Path;
 
 use p11agent_proto::{
-    paths, Filter, Identity, Pin, RememberedChoice, Request, Response, Scheme, Selection, Status,
-    Token, TokenSummary,
+    paths, DigestMechanism, Filter, HashAlgorithm, Identity, Pin, RememberedChoice, Request,
+    Response, Scheme, Selection, Status, Token, TokenSummary,
 };
 use tokio::net::UnixStream;
 
@@ -84,6 +84,25 @@ impl AsyncClient {
                 id,
                 scheme,
                 message,
+            })
+            .await
+    }
+
+    /// A signature by identity `id` over a digest; see
+    /// [`Client::sign_digest`](crate::Client::sign_digest).
+    pub async fn sign_digest(
+        &mut self,
+        id: &str,
+        mechanism: DigestMechanism,
+        hash: HashAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, ClientError> {
+        self.core
+            .run(calls::SignDigest {
+                id,
+                mechanism,
+                hash,
+                digest,
             })
             .await
     }

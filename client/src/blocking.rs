@@ -2,8 +2,8 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 use p11agent_proto::{
-    paths, Filter, Identity, Pin, RememberedChoice, Request, Response, Scheme, Selection, Status,
-    Token, TokenSummary,
+    paths, DigestMechanism, Filter, HashAlgorithm, Identity, Pin, RememberedChoice, Request,
+    Response, Scheme, Selection, Status, Token, TokenSummary,
 };
 
 use crate::calls::{self, Call};
@@ -95,6 +95,26 @@ impl Client {
             id,
             scheme,
             message,
+        })
+    }
+
+    /// A signature by identity `id` over `digest`, a hash the caller
+    /// computed with `hash`, made with `mechanism` (DER for ECDSA). The
+    /// agent signs digests only for the programs its digest policy
+    /// lists; others get [`ClientError::Agent`] with
+    /// `digest_not_allowed`.
+    pub fn sign_digest(
+        &mut self,
+        id: &str,
+        mechanism: DigestMechanism,
+        hash: HashAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, ClientError> {
+        self.run(calls::SignDigest {
+            id,
+            mechanism,
+            hash,
+            digest,
         })
     }
 

@@ -164,6 +164,31 @@ impl Call for Sign<'_> {
     }
 }
 
+/// A signature over a digest the caller computed.
+pub(crate) struct SignDigest<'a> {
+    pub id: &'a str,
+    pub mechanism: proto::DigestMechanism,
+    pub hash: proto::HashAlgorithm,
+    pub digest: &'a [u8],
+}
+
+impl Call for SignDigest<'_> {
+    type Output = Vec<u8>;
+
+    fn request(self) -> Request {
+        Request::SignDigest {
+            id: self.id.to_owned(),
+            mechanism: self.mechanism,
+            hash: self.hash,
+            digest: base64::engine::general_purpose::STANDARD.encode(self.digest),
+        }
+    }
+
+    fn answer(response: Response) -> Result<Vec<u8>, ClientError> {
+        Sign::answer(response)
+    }
+}
+
 pub(crate) struct Login<'a> {
     pub token: Option<&'a str>,
     pub pin: Option<proto::Pin>,

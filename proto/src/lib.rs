@@ -6,6 +6,7 @@
 //! ([`frame`]). The protocol itself is specified in this crate's README,
 //! which is the reference for clients written in other languages.
 
+pub mod digest;
 pub mod dn;
 pub mod event;
 pub mod frame;
@@ -19,6 +20,7 @@ mod response_de;
 pub mod scheme;
 pub mod select;
 
+pub use digest::{DigestMechanism, HashAlgorithm};
 pub use event::{Event, EventKind};
 pub use frame::{FrameError, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
 pub use identity::{ClientAuth, Identity, Reason, Token, TokenStatus, TokenSummary};

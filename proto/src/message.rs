@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::digest::{DigestMechanism, HashAlgorithm};
 use crate::event::Event;
 use crate::identity::{Identity, Token, TokenSummary};
 use crate::key::KeyType;
@@ -55,6 +56,20 @@ pub enum Request {
         /// The message to sign (not a digest: the agent hashes as the
         /// scheme says), standard base64 with padding.
         message: String,
+    },
+    /// A signature over a digest the client computed, for callers that
+    /// hash themselves (PKCS#11 modules' raw mechanisms). Admitted only
+    /// for the programs and identities the agent's digest policy lists;
+    /// otherwise `digest_not_allowed`.
+    SignDigest {
+        /// The identity id (full SHA-256 hex, or a unique prefix).
+        id: String,
+        /// How to sign.
+        mechanism: DigestMechanism,
+        /// The hash that made the digest; its length must match.
+        hash: HashAlgorithm,
+        /// The digest, standard base64 with padding.
+        digest: String,
     },
     /// Log in to a token ahead of the first signature.
     Login {
@@ -142,6 +157,7 @@ impl Request {
         "list",
         "show",
         "sign",
+        "sign_digest",
         "login",
         "logout",
         "select",
@@ -160,6 +176,7 @@ impl Request {
             Request::List { .. } => "list",
             Request::Show { .. } => "show",
             Request::Sign { .. } => "sign",
+            Request::SignDigest { .. } => "sign_digest",
             Request::Login { .. } => "login",
             Request::Logout { .. } => "logout",
             Request::Select { .. } => "select",
@@ -368,6 +385,9 @@ pub enum ErrorCode {
     /// The message is not one the identity's purpose allows (by default
     /// only TLS CertificateVerify inputs are signed).
     PurposeRefused,
+    /// The agent's digest policy does not let this program have this
+    /// identity sign a digest (the message says how to allow it).
+    DigestNotAllowed,
     /// The origin is not a valid `scheme://host:port`, URL or
     /// `host:port`.
     InvalidOrigin,
@@ -411,6 +431,7 @@ impl ErrorCode {
             ErrorCode::Cancelled => "cancelled",
             ErrorCode::SigningFailed => "signing_failed",
             ErrorCode::PurposeRefused => "purpose_refused",
+            ErrorCode::DigestNotAllowed => "digest_not_allowed",
             ErrorCode::InvalidOrigin => "invalid_origin",
             ErrorCode::DecisionsFailed => "decisions_failed",
             ErrorCode::Internal => "internal",
@@ -458,6 +479,12 @@ mod op_tests {
                 id: String::new(),
                 scheme: Scheme::Ed25519,
                 message: String::new(),
+            },
+            Request::SignDigest {
+                id: String::new(),
+                mechanism: DigestMechanism::Ecdsa,
+                hash: HashAlgorithm::Sha256,
+                digest: String::new(),
             },
             Request::Login {
                 token: None,

@@ -194,7 +194,7 @@ mod tests {
         // tagged unit variant, so those parse whatever else is present.
         #[test]
         fn a_known_op_with_bad_members_is_malformed(op in proptest::sample::select(vec![
-            "hello", "list", "show", "sign", "login", "logout", "select", "choose", "forget",
+            "hello", "list", "show", "sign", "sign_digest", "login", "logout", "select", "choose", "forget",
         ])) {
             let body = format!(r#"{{"op":"{op}","no_such_member":1}}"#);
             let error = decode_request(body.as_bytes()).expect_err("unknown member");

@@ -6,9 +6,9 @@
 
 use p11agent_proto::frame::{self, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
 use p11agent_proto::{
-    Basis, ChooserMode, ClientAuth, Curve, Decision, ErrorCode, Event, EventKind, Excluded, Filter,
-    Identity, KeyType, ModuleError, Pin, Reason, RememberedChoice, Request, Response, Scheme,
-    Selection, Status, Token, TokenStatus, TokenSummary,
+    Basis, ChooserMode, ClientAuth, Curve, Decision, DigestMechanism, ErrorCode, Event, EventKind,
+    Excluded, Filter, HashAlgorithm, Identity, KeyType, ModuleError, Pin, Reason, RememberedChoice,
+    Request, Response, Scheme, Selection, Status, Token, TokenStatus, TokenSummary,
 };
 
 /// The JSON of [`token`], as a literal so that bodies can be spelled out
@@ -166,6 +166,16 @@ fn every_request_on_the_wire() {
         },
         "00000041",
         r#"{"op":"sign","id":"3f2a9c1b","scheme":"ed25519","message":"AAE="}"#,
+    );
+    pin(
+        Request::SignDigest {
+            id: "3f2a9c1b".into(),
+            mechanism: DigestMechanism::Ecdsa,
+            hash: HashAlgorithm::Sha256,
+            digest: "AAE=".into(),
+        },
+        "00000058",
+        r#"{"op":"sign_digest","id":"3f2a9c1b","mechanism":"ecdsa","hash":"sha256","digest":"AAE="}"#,
     );
     pin(
         Request::Login {
