@@ -13,7 +13,8 @@
 //! - `rv.rs` says what each PKCS#11 return value (`CKR_*`) makes the
 //!   agent do.
 //!
-//! Everything here blocks; the daemon calls it from `spawn_blocking`.
+//! Everything here blocks; the layers above choose the thread (a watcher's
+//! `spawn_blocking`, a connection's `block_in_place`).
 
 mod error;
 pub(crate) mod found;

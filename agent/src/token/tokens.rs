@@ -34,7 +34,7 @@ use crate::pin::PinSource;
 
 /// The loaded PKCS#11 modules, with what signing needs per token:
 /// sessions, login state and key handles. Every method blocks (PKCS#11
-/// calls, PIN prompts): call them from `spawn_blocking`.
+/// calls, PIN prompts): never call them on an async worker as is.
 pub(crate) struct Tokens {
     modules: Vec<ModuleEntry>,
     pub(super) pins: Arc<dyn PinSource>,
