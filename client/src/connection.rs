@@ -30,6 +30,12 @@ impl<T: Transport> Connection<T> {
         }
     }
 
+    /// The stream, for settings that do not move bytes (blocking mode,
+    /// polling for readability).
+    pub(crate) fn stream(&self) -> &T {
+        &self.stream
+    }
+
     /// The next frame from the agent, decoded. Cancel-safe: what has
     /// arrived of a frame stays in the decoder.
     pub(crate) async fn response(&mut self) -> Result<Response, FrameError> {

@@ -2,6 +2,10 @@
 //! [`Client::watch`](crate::Client::watch) or
 //! [`AsyncClient::watch`](crate::AsyncClient::watch).
 
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+use std::task::Poll;
+
 use p11agent_proto::{Event, FrameError, Response};
 
 use crate::connection::Connection;
@@ -16,16 +20,59 @@ use crate::ClientError;
 /// stream goes on (the framing is intact); a broken connection is
 /// reported once, and then the stream ends. Dropping the stream closes
 /// the connection.
+///
+/// A program that must not block (a PKCS#11 module answering a call)
+/// takes what has arrived with [`try_next`](EventStream::try_next), and
+/// may wait for more with `poll(2)` on [`as_fd`](AsFd::as_fd).
 #[derive(Debug)]
 pub struct EventStream {
-    events: Events<std::os::unix::net::UnixStream>,
+    events: Events<UnixStream>,
 }
 
 impl EventStream {
-    pub(crate) fn new(connection: Connection<std::os::unix::net::UnixStream>) -> Self {
+    pub(crate) fn new(connection: Connection<UnixStream>) -> Self {
         EventStream {
             events: Events::new(connection),
         }
+    }
+
+    /// The next event if one has arrived, without waiting:
+    /// `Poll::Pending` when none has (yet), otherwise what
+    /// [`next`](Iterator::next) would return.
+    ///
+    /// Part of a frame that has arrived stays buffered for the next call,
+    /// so events are never split or lost, whichever way they are read.
+    pub fn try_next(&mut self) -> Poll<Option<Result<Event, ClientError>>> {
+        if let Err(e) = self.set_nonblocking(true) {
+            return Poll::Ready(Some(Err(e)));
+        }
+        let item = wait(self.events.next());
+        if let Err(e) = self.set_nonblocking(false) {
+            // Reading on would block the caller's thread the wrong way.
+            self.events.done = true;
+            return Poll::Ready(Some(Err(e)));
+        }
+        match item {
+            Some(Err(ClientError::Frame(FrameError::Io(e)))) if would_block(&e) => Poll::Pending,
+            item => Poll::Ready(item),
+        }
+    }
+
+    fn set_nonblocking(&self, on: bool) -> Result<(), ClientError> {
+        self.events
+            .connection
+            .stream()
+            .set_nonblocking(on)
+            .map_err(|e| ClientError::Frame(FrameError::Io(e)))
+    }
+}
+
+/// The connection's socket, to wait for events with `poll(2)` before
+/// taking them with [`try_next`](EventStream::try_next). Read nothing
+/// from it directly: the stream's buffer holds what was read ahead.
+impl AsFd for EventStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.events.connection.stream().as_fd()
     }
 }
 
@@ -108,10 +155,20 @@ fn into_event(response: Response) -> Result<Event, ClientError> {
     }
 }
 
-/// Whether the stream cannot go on after `item`: only an undecodable
-/// frame leaves the framing, and so the stream, intact.
+/// Whether the stream cannot go on after `item`: an undecodable frame
+/// leaves the framing, and so the stream, intact, and a read that would
+/// have blocked (see [`EventStream::try_next`]) took nothing.
 fn ends_stream(item: &Result<Event, ClientError>) -> bool {
-    !matches!(item, Ok(_) | Err(ClientError::Frame(FrameError::Json(_))))
+    match item {
+        Ok(_) | Err(ClientError::Frame(FrameError::Json(_))) => false,
+        Err(ClientError::Frame(FrameError::Io(e))) => !would_block(e),
+        Err(_) => true,
+    }
+}
+
+/// Whether a read failed only because nothing had arrived.
+fn would_block(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock
 }
 
 #[cfg(test)]
@@ -221,6 +278,32 @@ mod tests {
             }))
         ));
         assert!(stream.next().is_none(), "an error answer ends the stream");
+    }
+
+    #[test]
+    fn try_next_takes_what_arrived_and_never_splits_a_frame() {
+        use std::io::Write as _;
+        let (ours, mut agent) = UnixStream::pair().expect("pair");
+        let mut stream = EventStream::new(Connection::new(ours));
+        assert!(stream.try_next().is_pending(), "nothing sent yet");
+        let wire = frame_of(&event("1"));
+        agent.write_all(&wire[..5]).expect("write");
+        assert!(stream.try_next().is_pending(), "half a frame is no event");
+        agent.write_all(&wire[5..]).expect("write");
+        agent.write_all(&frame_of(&event("2"))).expect("write");
+        for expected in ["1", "2"] {
+            match stream.try_next() {
+                Poll::Ready(Some(Ok(e))) => assert_eq!(e.detail.as_deref(), Some(expected)),
+                other => panic!("expected event {expected}, got {other:?}"),
+            }
+        }
+        assert!(stream.try_next().is_pending());
+        // The stream still blocks for the iterator after a pending poll.
+        agent.write_all(&frame_of(&event("3"))).expect("write");
+        assert!(matches!(stream.next(), Some(Ok(e)) if e.detail.as_deref() == Some("3")));
+        drop(agent);
+        assert!(matches!(stream.try_next(), Poll::Ready(None)));
+        assert!(matches!(stream.try_next(), Poll::Ready(None)));
     }
 
     #[tokio::test]

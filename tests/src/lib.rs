@@ -21,26 +21,37 @@ use tempfile::TempDir;
 /// `cargo build` for it in the profile the tests were built with.
 pub fn p11agent_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        // target/<profile>/deps/<test> -> target/<profile>
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test executable lives in target/<profile>/deps")
-            .to_path_buf();
-        let mut build = Command::new(option_env!("CARGO").unwrap_or("cargo"));
-        build.args(["build", "--quiet", "-p", "p11agent", "--bin", "p11agent"]);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
-        }
-        let status = build
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build of p11agent failed");
-        profile_dir.join("p11agent")
-    })
+    BIN.get_or_init(|| build(&["-p", "p11agent", "--bin", "p11agent"]).join("p11agent"))
+}
+
+/// The PKCS#11 module `libp11agent_pkcs11.so`, built once per test
+/// process as [`p11agent_bin`] is.
+pub fn pkcs11_module() -> &'static Path {
+    static MODULE: OnceLock<PathBuf> = OnceLock::new();
+    MODULE.get_or_init(|| build(&["-p", "p11agent-pkcs11", "--lib"]).join("libp11agent_pkcs11.so"))
+}
+
+/// Runs `cargo build ARGS` in the profile the tests were built with;
+/// returns `target/<profile>`.
+fn build(args: &[&str]) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps")
+        .to_path_buf();
+    let mut build = Command::new(option_env!("CARGO").unwrap_or("cargo"));
+    build.args(["build", "--quiet"]).args(args);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
+    }
+    let status = build
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build {args:?} failed");
+    profile_dir
 }
 
 /// A running `p11agent daemon`, stopped (SIGTERM) and cleaned up on drop.
@@ -71,7 +82,26 @@ impl Daemon {
         args: &[&std::ffi::OsStr],
         env: Vec<(String, OsString)>,
     ) -> Daemon {
+        Self::start_configured(socket, &[], args, env)
+    }
+
+    /// Starts a daemon whose configuration directory
+    /// (`$XDG_CONFIG_HOME`) holds `files` (paths relative to it, and
+    /// their contents) from the start.
+    pub fn start_configured(
+        socket: Option<PathBuf>,
+        files: &[(&str, &str)],
+        args: &[&std::ffi::OsStr],
+        env: Vec<(String, OsString)>,
+    ) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
+        for (path, contents) in files {
+            let path = dir.path().join("config").join(path);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).expect("config directory");
+            }
+            std::fs::write(&path, contents).expect("config file");
+        }
         let socket = socket.unwrap_or_else(|| dir.path().join("run").join("agent.sock"));
         let log = File::create(dir.path().join("daemon.log")).expect("log file");
         let child = Command::new(p11agent_bin())
