@@ -94,6 +94,7 @@ use crate::service::{
 };
 use crate::store::chain::read_ca_folder;
 use crate::store::ChainCert;
+use crate::token::{own_module, OwnModule};
 
 /// Overrides [`FRAME_TIMEOUT`], in milliseconds. For tests, which would
 /// otherwise wait 10 s for each slow client to be cut off; described in
@@ -281,6 +282,20 @@ pub enum ConfigError {
     /// The audit log could not be opened.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// A module to load is p11agent's own, which forwards to this agent.
+    #[error(
+        "{} is p11agent's own PKCS#11 module ({how}), which forwards to this agent; \
+         give the module of your token, e.g. /usr/lib/{}-linux-gnu/opensc-pkcs11.so for \
+         smartcards through OpenSC, or none to use the modules registered with p11-kit",
+        path.display(),
+        std::env::consts::ARCH
+    )]
+    OwnModule {
+        /// The module.
+        path: PathBuf,
+        /// How it was recognised.
+        how: OwnModule,
+    },
     /// The digest policy's drop-in folder could not be read.
     #[error("cannot read the digest policy folder {}: {source}", path.display())]
     DigestFolder {
@@ -347,13 +362,7 @@ impl Settings {
     ) -> Result<Settings, ConfigError> {
         let mut modules = file.modules;
         modules.extend(flags.modules);
-        if modules.is_empty() {
-            modules = crate::token::default_modules();
-            tracing::info!(
-                count = modules.len(),
-                "using the modules registered with p11-kit"
-            );
-        }
+        let modules = modules_to_load(modules)?;
         let ca_folder = match flags.ca_dir.or(file.ca_dir) {
             Some(dir) => ca_folder(&dir)?,
             None => Vec::new(),
@@ -412,6 +421,47 @@ impl Settings {
             },
         })
     }
+}
+
+/// The modules to load: `configured`, or, when none are, the modules
+/// registered with p11-kit. p11agent's own PKCS#11 module forwards to
+/// this agent, which must never load it: named explicitly, it is a
+/// mistake to stop at; registered with p11-kit (for the other programs
+/// that use the registry), it is left out.
+fn modules_to_load(configured: Vec<PathBuf>) -> Result<Vec<PathBuf>, ConfigError> {
+    if configured.is_empty() {
+        let modules = without_own_module(crate::token::default_modules());
+        tracing::info!(
+            count = modules.len(),
+            "using the modules registered with p11-kit"
+        );
+        return Ok(modules);
+    }
+    if let Some((path, how)) = configured
+        .iter()
+        .find_map(|path| own_module(path).map(|how| (path, how)))
+    {
+        return Err(ConfigError::OwnModule {
+            path: path.clone(),
+            how,
+        });
+    }
+    Ok(configured)
+}
+
+/// `registered` without p11agent's own module, with a line for each one
+/// left out.
+fn without_own_module(registered: Vec<PathBuf>) -> Vec<PathBuf> {
+    registered
+        .into_iter()
+        .filter(|path| match own_module(path) {
+            Some(how) => {
+                tracing::info!(module = %path.display(), "not loading p11agent's own PKCS#11 module, registered with p11-kit ({how}): it forwards to this agent");
+                false
+            }
+            None => true,
+        })
+        .collect()
 }
 
 /// Selection: `policy`, remembered choices (persisted in
@@ -792,5 +842,31 @@ mod tests {
         // /proc/PID/exe shows the executable's canonical path.
         let real = real.canonicalize().expect("canonical");
         assert_eq!(policy.admits(&peer(&real), ID, "CN=A"), Ok(()));
+    }
+
+    #[test]
+    fn own_module_named_is_refused_and_registered_is_left_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let own = dir.path().join("libp11agent_pkcs11.so");
+        let other = dir.path().join("opensc-pkcs11.so");
+        for path in [&own, &other] {
+            std::fs::write(path, b"").expect("write");
+        }
+        let err = modules_to_load(vec![other.clone(), own.clone()]).expect_err("refused");
+        assert!(matches!(err, ConfigError::OwnModule { .. }), "{err}");
+        assert!(
+            err.to_string().starts_with(&format!(
+                "{} is p11agent's own PKCS#11 module (its file name starts with \
+                 libp11agent_pkcs11), which forwards to this agent; give the module of your \
+                 token, e.g. /usr/lib/",
+                own.display()
+            )),
+            "{err}"
+        );
+        assert_eq!(
+            modules_to_load(vec![other.clone()]).expect("modules"),
+            vec![other.clone()]
+        );
+        assert_eq!(without_own_module(vec![own, other.clone()]), vec![other]);
     }
 }
