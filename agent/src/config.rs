@@ -71,7 +71,24 @@
 //! [identities."3f2a9c1b7d0e4a55"]
 //! purpose = "any"        # e.g. a key also used for document signing
 //! confirm = true         # ask (pinentry CONFIRM) before each signature
+//!
+//! # Programs that may have digests signed (sign_digest, what a PKCS#11
+//! # module such as p11agent's own asks for). None by default. `program`
+//! # is the executable as /proc/PID/exe shows it (a symbolic link to it
+//! # is resolved when the file is read); `identities` (ids or id
+//! # prefixes of at least 8 hex digits) limits it, all when left out.
+//! [[allow_digest]]
+//! program = "/usr/lib/chromium/chromium"
+//! [[allow_digest]]
+//! program = "/usr/bin/pdfsigner"
+//! identities = ["3f2a9c1b7d0e4a55"]
 //! ```
+//!
+//! Besides the file, every `*.toml` file in the folder `digest.d/` beside
+//! it (by default `$XDG_CONFIG_HOME/p11agent/digest.d/`, where
+//! `p11agent setup` writes) may hold `[[allow_digest]]` tables, and only
+//! those. Both are read once, at start; a file that is not valid stops
+//! the daemon, naming the file.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -108,10 +125,12 @@ const IDLE_TIMEOUT_ENV: &str = "P11AGENT_IDLE_TIMEOUT_MS";
 #[derive(Debug, Default, clap::Args)]
 pub(crate) struct DaemonFlags {
     /// A PKCS#11 module to load; repeat for several. Replaces the
-    /// modules registered with p11-kit.
+    /// modules registered with p11-kit. p11agent's own module
+    /// (libp11agent_pkcs11.so) is refused: it forwards to this agent.
     #[arg(long = "module", value_name = "PATH")]
     modules: Vec<PathBuf>,
     /// Configuration file [default: $XDG_CONFIG_HOME/p11agent/config.toml, when present].
+    /// The digest policy files are read from digest.d/ beside it.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
     /// Read the user PIN from FILE when a login is needed (automation;
@@ -868,5 +887,22 @@ mod tests {
             vec![other.clone()]
         );
         assert_eq!(without_own_module(vec![own, other.clone()]), vec![other]);
+    }
+
+    #[test]
+    fn the_documented_example_is_valid_configuration() {
+        let text: String = include_str!("config.rs")
+            .lines()
+            .skip_while(|line| *line != "//! ```toml")
+            .skip(1)
+            .take_while(|line| *line != "//! ```")
+            .map(|line| format!("{}\n", line.trim_start_matches("//!").trim_start()))
+            .collect();
+        let config: Config = toml::from_str(&text).expect("the example parses");
+        assert_eq!(config.allow_digest.len(), 2);
+        assert_eq!(
+            config.allow_digest[1].identities,
+            Some(vec!["3f2a9c1b7d0e4a55".to_owned()])
+        );
     }
 }
