@@ -555,13 +555,20 @@ fn digest_policy(
             } else {
                 program
             };
-            tracing::info!(file = %source.display(), program = %program.display(), identities = ?identities, "digest signatures allowed");
+            let shown = format!(
+                "{} with {}",
+                program.display(),
+                identities
+                    .as_ref()
+                    .map_or_else(|| "every identity".to_owned(), |ids| ids.join(", "))
+            );
             let rule = DigestRule::new(program, identities, source.clone()).map_err(|err| {
                 ConfigError::DigestRule {
                     path: source.clone(),
                     source: err,
                 }
             })?;
+            tracing::info!(file = %source.display(), rule = %shown, "digest signatures allowed");
             rules.push(rule);
         }
     }

@@ -8,7 +8,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use p11agent_client::{Client, ClientError};
-use p11agent_proto::{DigestMechanism, ErrorCode, HashAlgorithm};
+use p11agent_proto::{DigestMechanism, ErrorCode, HashAlgorithm, Request, Response};
 use p11agent_softhsm::{KeyAlg, LeafSpec, Pki, Provisioned, PublicKey, SoftHsm};
 use p11agent_tests::Daemon;
 use ring::digest::{digest, SHA256, SHA384};
@@ -218,6 +218,22 @@ fn an_allowed_program_gets_digest_signatures_that_verify() {
         ));
         assert_eq!(code, ErrorCode::Malformed, "{message}");
         assert!(message.contains("send the bare digest"), "{message}");
+    }
+    // A digest that is not base64 never reaches the service: no audit.
+    match client
+        .call(&Request::SignDigest {
+            id: fx.ec.fingerprint_hex(),
+            mechanism: DigestMechanism::Ecdsa,
+            hash: HashAlgorithm::Sha256,
+            digest: "not base64!".into(),
+        })
+        .expect("call")
+    {
+        Response::Error { code, message } => {
+            assert_eq!(code, ErrorCode::Malformed, "{message}");
+            assert!(message.starts_with("digest is not base64"), "{message}");
+        }
+        other => panic!("{other:?}"),
     }
     // A mechanism the key cannot use.
     let (code, message) = refusal(client.sign_digest(
