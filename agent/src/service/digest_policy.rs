@@ -31,7 +31,17 @@ const MIN_ID_PREFIX: usize = 8;
 /// drop-in file names, with the target it takes: a refusal for one of
 /// them names the command rather than a snippet to write by hand. Kept
 /// in step with `p11agent setup`.
-const SETUP_TARGETS: &[(&str, &str)] = &[("/usr/lib/chromium/chromium", "chromium")];
+/// Java is matched by file name below, since its path carries the JDK's
+/// version.
+const SETUP_TARGETS: &[(&str, &str)] = &[
+    ("/usr/lib/chromium/chromium", "chromium"),
+    ("/usr/lib/firefox-esr/firefox-esr", "firefox"),
+    ("/usr/bin/gnutls-cli", "p11-kit"),
+    ("/usr/bin/openssl", "openssl"),
+    ("/usr/bin/curl", "openssl"),
+    ("/usr/bin/ssh", "ssh"),
+    ("/usr/lib/openssh/ssh-pkcs11-helper", "ssh"),
+];
 
 /// Which programs may have digests signed, with which identities.
 #[derive(Debug, Clone, Default)]
@@ -214,7 +224,15 @@ impl DigestPolicy {
     /// command for a program it knows, otherwise the rule to write and
     /// where.
     fn how_to_allow(&self, program: &str, id: &str) -> String {
-        if let Some((_, target)) = SETUP_TARGETS.iter().find(|(exe, _)| *exe == program) {
+        let target = SETUP_TARGETS
+            .iter()
+            .find(|(exe, _)| *exe == program)
+            .map(|(_, target)| *target)
+            .or_else(|| {
+                (program.starts_with("/usr/lib/jvm/") && program.ends_with("/bin/java"))
+                    .then_some("java")
+            });
+        if let Some(target) = target {
             return format!("run `p11agent setup {target}`, then restart the agent");
         }
         let file = match &self.drop_in_dir {
@@ -407,15 +425,19 @@ mod tests {
 
     #[test]
     fn a_program_setup_knows_is_told_the_command() {
-        let refused = policy_of(Vec::new())
-            .admits(&peer(Some("/usr/lib/chromium/chromium")), ID, "CN=Alice")
-            .expect_err("refused");
-        assert!(
-            refused
-                .to_string()
-                .ends_with("; to allow it, run `p11agent setup chromium`, then restart the agent"),
-            "{refused}"
-        );
+        for (program, target) in [
+            ("/usr/lib/chromium/chromium", "chromium"),
+            ("/usr/bin/curl", "openssl"),
+            ("/usr/lib/openssh/ssh-pkcs11-helper", "ssh"),
+            ("/usr/lib/jvm/java-17-openjdk-amd64/bin/java", "java"),
+        ] {
+            let refused = policy_of(Vec::new())
+                .admits(&peer(Some(program)), ID, "CN=Alice")
+                .expect_err("refused");
+            let advice =
+                format!("; to allow it, run `p11agent setup {target}`, then restart the agent");
+            assert!(refused.to_string().ends_with(&advice), "{refused}");
+        }
     }
 
     #[test]
