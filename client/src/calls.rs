@@ -122,16 +122,20 @@ impl Call for Show<'_> {
         let Response::Identity {
             identity,
             certificate,
+            chain,
         } = response
         else {
             return Err(unexpected(response));
         };
-        let certificate = base64::engine::general_purpose::STANDARD
-            .decode(certificate)
-            .map_err(|e| ClientError::Protocol(format!("certificate is not base64: {e}")))?;
+        let decode = |b64: String| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| ClientError::Protocol(format!("certificate is not base64: {e}")))
+        };
         Ok(ShownIdentity {
             identity: *identity,
-            certificate,
+            certificate: decode(certificate)?,
+            chain: chain.into_iter().map(decode).collect::<Result<_, _>>()?,
         })
     }
 }

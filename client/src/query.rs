@@ -45,4 +45,7 @@ pub struct ShownIdentity {
     pub identity: Identity,
     /// The certificate's DER encoding.
     pub certificate: Vec<u8>,
+    /// The CA certificates above it that the agent found, nearest first,
+    /// DER.
+    pub chain: Vec<Vec<u8>>,
 }

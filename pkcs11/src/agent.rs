@@ -9,7 +9,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use p11agent_client::proto::{EventKind, Filter, Identity, TokenSummary};
-use p11agent_client::{Client, ClientError, EventStream};
+use p11agent_client::{Client, ClientError, EventStream, ShownIdentity};
 
 /// How often the module tries to reach an agent that is not there.
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);
@@ -35,8 +35,9 @@ pub(crate) enum News {
 pub(crate) struct Listing {
     pub(crate) tokens: Vec<TokenSummary>,
     pub(crate) identities: Vec<Identity>,
-    /// Certificates fetched for this listing, by identity id.
-    pub(crate) certificates: HashMap<String, Vec<u8>>,
+    /// Certificates fetched for this listing, with the CA certificates
+    /// above each, by identity id.
+    pub(crate) certificates: HashMap<String, ShownIdentity>,
 }
 
 #[derive(Debug)]
@@ -161,7 +162,7 @@ fn list(
     let mut certificates = HashMap::new();
     for identity in identities.iter().filter(|i| needs_certificate(i)) {
         let shown = client.show(&identity.id)?;
-        certificates.insert(identity.id.clone(), shown.certificate);
+        certificates.insert(identity.id.clone(), shown);
     }
     Ok(Listing {
         tokens,

@@ -72,11 +72,11 @@ impl Cache {
             let objects = match self.find_identity(&identity.id) {
                 Some(objects) => Arc::clone(objects),
                 None => {
-                    let Some(der) = listing.certificates.remove(&identity.id) else {
+                    let Some(shown) = listing.certificates.remove(&identity.id) else {
                         continue;
                     };
                     let base = self.handles.base_for(&identity.id);
-                    match IdentityObjects::build(identity, der, base) {
+                    match IdentityObjects::build(identity, shown.certificate, &shown.chain, base) {
                         Ok(objects) => Arc::new(objects),
                         Err(_) => continue,
                     }

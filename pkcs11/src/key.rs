@@ -48,12 +48,7 @@ impl Certificate {
         let (_, cert) =
             X509Certificate::from_der(&der).map_err(|e| KeyError::Certificate(e.to_string()))?;
         let public = public_key(identity, &cert)?;
-        let common_name = cert
-            .subject()
-            .iter_common_name()
-            .next()
-            .and_then(|cn| cn.as_str().ok())
-            .map(str::to_owned);
+        let common_name = common_name(&cert);
         let tbs = &cert.tbs_certificate;
         Ok(Certificate {
             subject: tbs.subject.as_raw().to_vec(),
@@ -65,6 +60,40 @@ impl Certificate {
             der,
         })
     }
+}
+
+/// A CA certificate above an identity, parsed for its object.
+#[derive(Debug)]
+pub(crate) struct Authority {
+    pub(crate) der: Vec<u8>,
+    pub(crate) subject: Vec<u8>,
+    pub(crate) issuer: Vec<u8>,
+    /// The serial number as a DER INTEGER.
+    pub(crate) serial: Vec<u8>,
+    pub(crate) common_name: Option<String>,
+}
+
+impl Authority {
+    pub(crate) fn parse(der: &[u8]) -> Result<Self, KeyError> {
+        let (_, cert) =
+            X509Certificate::from_der(der).map_err(|e| KeyError::Certificate(e.to_string()))?;
+        let tbs = &cert.tbs_certificate;
+        Ok(Authority {
+            subject: tbs.subject.as_raw().to_vec(),
+            issuer: tbs.issuer.as_raw().to_vec(),
+            serial: der::integer(cert.raw_serial()),
+            common_name: common_name(&cert),
+            der: der.to_vec(),
+        })
+    }
+}
+
+fn common_name(cert: &X509Certificate<'_>) -> Option<String> {
+    cert.subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_owned)
 }
 
 fn public_key(identity: &Identity, cert: &X509Certificate<'_>) -> Result<PublicKey, KeyError> {

@@ -1,5 +1,6 @@
-//! The three objects each identity is to a program (certificate, public
-//! key, private key), their attributes built once when the identity is
+//! The objects each identity is to a program (certificate, public key,
+//! private key, and the CA certificates above it, for programs that
+//! build chains), their attributes built once when the identity is
 //! cached, and object handles that stay the same while the module is
 //! loaded.
 
@@ -10,15 +11,20 @@ use cryptoki_sys::*;
 use p11agent_client::proto::Identity;
 
 use crate::attributes::Attributes;
-use crate::key::{self, Certificate, Key, KeyError, PublicKey};
+use crate::key::{self, Authority, Certificate, Key, KeyError, PublicKey};
 use crate::mechanisms;
 
 /// The handles of an identity's objects are its base handle plus these.
 const CERTIFICATE: CK_OBJECT_HANDLE = 1;
 const PUBLIC_KEY: CK_OBJECT_HANDLE = 2;
 const PRIVATE_KEY: CK_OBJECT_HANDLE = 3;
+/// The CA certificates above an identity take the handles from here on.
+const AUTHORITIES: CK_OBJECT_HANDLE = 4;
 /// Base handles are multiples of this (so no handle is 0).
-const STRIDE: CK_OBJECT_HANDLE = 4;
+const STRIDE: CK_OBJECT_HANDLE = 16;
+/// How many CA certificates an identity shows: real chains are two or
+/// three deep, and the rest of the handle stride holds this many.
+const MAX_AUTHORITIES: usize = (STRIDE - AUTHORITIES) as usize;
 
 /// An identity's objects.
 #[derive(Debug)]
@@ -28,14 +34,19 @@ pub(crate) struct IdentityObjects {
     certificate: Attributes,
     public_key: Attributes,
     private_key: Attributes,
+    /// The CA certificates above it, nearest first.
+    authorities: Vec<Attributes>,
 }
 
 impl IdentityObjects {
-    /// The objects of `identity`, whose certificate is `der`, under the
-    /// base handle `base`.
+    /// The objects of `identity`, whose certificate is `der` and the CA
+    /// certificates above it `chain`, under the base handle `base`. A CA
+    /// certificate that does not parse is left out: the chain is a help
+    /// to the program, not a condition.
     pub(crate) fn build(
         identity: &Identity,
         der: Vec<u8>,
+        chain: &[Vec<u8>],
         base: CK_OBJECT_HANDLE,
     ) -> Result<Self, KeyError> {
         let cert = Certificate::parse(identity, der)?;
@@ -57,14 +68,26 @@ impl IdentityObjects {
             certificate: certificate(&common, &cert),
             public_key: public_key(&common, &cert, &key),
             private_key: private_key(&common, &cert, &key),
+            authorities: chain
+                .iter()
+                .filter_map(|der| Authority::parse(der).ok())
+                .take(MAX_AUTHORITIES)
+                .map(|ca| authority(&ca))
+                .collect(),
             key: Arc::new(key),
             base,
         })
     }
 
-    /// The handles of the certificate, public key and private key.
-    pub(crate) fn handles(&self) -> [CK_OBJECT_HANDLE; 3] {
-        [CERTIFICATE, PUBLIC_KEY, PRIVATE_KEY].map(|offset| self.base + offset)
+    /// The handles of the certificate, public key, private key and CA
+    /// certificates.
+    pub(crate) fn handles(&self) -> Vec<CK_OBJECT_HANDLE> {
+        let authorities = (0..self.authorities.len() as CK_OBJECT_HANDLE).map(|i| AUTHORITIES + i);
+        [CERTIFICATE, PUBLIC_KEY, PRIVATE_KEY]
+            .into_iter()
+            .chain(authorities)
+            .map(|offset| self.base + offset)
+            .collect()
     }
 
     /// The attributes of the object `handle`, one of this identity's.
@@ -73,7 +96,9 @@ impl IdentityObjects {
             CERTIFICATE => Some(&self.certificate),
             PUBLIC_KEY => Some(&self.public_key),
             PRIVATE_KEY => Some(&self.private_key),
-            _ => None,
+            offset => self
+                .authorities
+                .get(usize::try_from(offset.checked_sub(AUTHORITIES)?).ok()?),
         }
     }
 
@@ -164,6 +189,29 @@ fn certificate(common: &Common<'_>, cert: &Certificate) -> Attributes {
         .bytes(CKA_SUBJECT, cert.subject.as_slice())
         .bytes(CKA_ISSUER, cert.issuer.as_slice())
         .bytes(CKA_SERIAL_NUMBER, cert.serial.as_slice());
+    attrs
+}
+
+/// A CA certificate: no key of the program's, so no `CKA_ID`; labelled by
+/// its CN; an authority, not trusted (trust is the program's business).
+fn authority(ca: &Authority) -> Attributes {
+    let common = Common {
+        id: &[],
+        label: ca.common_name.as_deref().unwrap_or_default(),
+    };
+    let mut attrs = common.storage(CKO_CERTIFICATE);
+    attrs
+        .ulong(CKA_CERTIFICATE_TYPE, CKC_X_509)
+        .ulong(CKA_CERTIFICATE_CATEGORY, CK_CERTIFICATE_CATEGORY_AUTHORITY)
+        .bool(CKA_TRUSTED, false)
+        .ulong(
+            CKA_JAVA_MIDP_SECURITY_DOMAIN,
+            CK_SECURITY_DOMAIN_UNSPECIFIED,
+        )
+        .bytes(CKA_VALUE, ca.der.as_slice())
+        .bytes(CKA_SUBJECT, ca.subject.as_slice())
+        .bytes(CKA_ISSUER, ca.issuer.as_slice())
+        .bytes(CKA_SERIAL_NUMBER, ca.serial.as_slice());
     attrs
 }
 

@@ -289,6 +289,12 @@ pub enum Response {
         identity: Box<Identity>,
         /// The certificate's DER encoding, standard base64 with padding.
         certificate: String,
+        /// The CA certificates above it that the agent found on tokens or
+        /// in its CA folder, nearest first, DER in standard base64;
+        /// omitted when none. Programs that build chains themselves (a
+        /// PKCS#11 module's callers) need them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        chain: Vec<String>,
     },
     /// Answer to [`Request::Sign`].
     Signature {

@@ -108,6 +108,8 @@ mod bodies {
     pub(super) struct Shown {
         pub identity: Box<Identity>,
         pub certificate: String,
+        #[serde(default)]
+        pub chain: Vec<String>,
     }
     #[derive(Deserialize)]
     pub(super) struct Signature {
@@ -163,6 +165,7 @@ fn body<'de, D: Deserializer<'de>>(kind: &str, rest: D) -> Result<Response, D::E
             Response::Identity {
                 identity: b.identity,
                 certificate: b.certificate,
+                chain: b.chain,
             }
         }
         "signature" => Response::Signature {

@@ -290,12 +290,26 @@ fn every_response_on_the_wire() {
         Response::Identity {
             identity: Box::new(identity()),
             certificate: "MAA=".into(),
+            chain: Vec::new(),
         },
         "0000028f",
         concat!(
             r#"{"type":"identity","identity":"#,
             identity_json!(),
             r#","certificate":"MAA="}"#
+        ),
+    );
+    pin_response(
+        Response::Identity {
+            identity: Box::new(identity()),
+            certificate: "MAA=".into(),
+            chain: vec!["MAE=".into()],
+        },
+        "000002a0",
+        concat!(
+            r#"{"type":"identity","identity":"#,
+            identity_json!(),
+            r#","certificate":"MAA=","chain":["MAE="]}"#
         ),
     );
     pin_response(

@@ -730,3 +730,48 @@ fn listed_id(listing: &str, label: &str) -> String {
         .trim()
         .to_owned()
 }
+
+/// CA certificates on the token appear as authority certificates next
+/// to the identity they issued, so that programs building a chain (NSS
+/// sends the intermediates a server asks for) find them in the module.
+#[test]
+fn the_ca_certificates_above_an_identity_are_shown() {
+    let _turn = MODULE.lock().unwrap_or_else(|e| e.into_inner());
+    let hsm = SoftHsm::new().expect("softhsm");
+    let pki = Pki::with_intermediate("Module Chain Root", "Module Chain Issuing").expect("pki");
+    let token = hsm.create_token("chain", PIN, SO_PIN).expect("token");
+    token
+        .add_identity(
+            &pki,
+            &LeafSpec::new("chain leaf")
+                .key(KeyAlg::EcP256)
+                .issued_by_intermediate(),
+        )
+        .expect("identity");
+    token.add_ca_certificates(&pki).expect("CA certificates");
+    let daemon = Daemon::start(hsm.module_path(), hsm.env());
+    let module = load(daemon.socket());
+    let pkcs11 = &module.0;
+    let session = pkcs11.open_ro_session(only_slot(pkcs11)).expect("session");
+    // cryptoki has no CKA_CERTIFICATE_CATEGORY: a CA certificate is the
+    // one without a CKA_ID, since no key of the program's goes with it.
+    let certificates = session
+        .find_objects(&[Attribute::Class(ObjectClass::CERTIFICATE)])
+        .expect("find certificates");
+    let mut shown: Vec<Vec<u8>> = certificates
+        .iter()
+        .filter(|&&c| attribute_bytes(&session, c, AttributeType::Id).is_empty())
+        .map(|&ca| attribute_bytes(&session, ca, AttributeType::Value))
+        .collect();
+    shown.sort();
+    let mut expected = vec![
+        pki.intermediate_der().expect("intermediate").to_vec(),
+        pki.root_der().to_vec(),
+    ];
+    expected.sort();
+    assert_eq!(shown, expected, "the intermediate and the root, once each");
+    let keys = session
+        .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])
+        .expect("find keys");
+    assert_eq!(keys.len(), 1, "CA certificates bring no keys");
+}

@@ -180,7 +180,7 @@ mod tests {
             })
             .collect();
         ca_names.push({
-            let der = store.get(&all[4].id, NOW).expect("found").1.to_vec();
+            let der = store.get(&all[4].id, NOW).expect("found").der.to_vec();
             let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("parses");
             cert.subject().as_raw().to_vec()
         });

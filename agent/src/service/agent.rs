@@ -22,6 +22,16 @@ use crate::select::selector::Selector;
 use crate::store::{ChainCert, Store};
 use crate::token::Tokens;
 
+/// An identity as [`Agent::show`] gives it.
+#[derive(Debug)]
+pub(crate) struct ShownIdentity {
+    pub identity: Identity,
+    /// The certificate's DER.
+    pub certificate: Vec<u8>,
+    /// The CA certificates above it, nearest first, DER.
+    pub chain: Vec<Vec<u8>>,
+}
+
 /// What the service is made of, resolved from flags and configuration.
 #[derive(Debug)]
 pub(crate) struct AgentOptions {
@@ -194,12 +204,17 @@ impl Agent {
         self.inner.store.read().query(filter, now)
     }
 
-    /// One identity, by id or unique prefix, with its certificate's DER.
-    pub(crate) fn show(&self, id: &str) -> Result<(Identity, Vec<u8>), ServiceError> {
+    /// One identity, by id or unique prefix, with its certificate and
+    /// the CA certificates above it.
+    pub(crate) fn show(&self, id: &str) -> Result<ShownIdentity, ServiceError> {
         let now = time::OffsetDateTime::now_utc();
         let store = self.inner.store.read();
-        let (identity, der) = store.get(id, now)?;
-        Ok((identity, der.to_vec()))
+        let shown = store.get(id, now)?;
+        Ok(ShownIdentity {
+            identity: shown.identity,
+            certificate: shown.der.to_vec(),
+            chain: shown.chain.into_iter().map(<[u8]>::to_vec).collect(),
+        })
     }
 
     /// A new watcher of the agent's events, from now on.

@@ -104,7 +104,7 @@ impl Agent {
     /// The full id of the identity `id` (full id or unique prefix) names.
     fn full_id(&self, id: &str) -> Result<String, ServiceError> {
         let now = time::OffsetDateTime::now_utc();
-        let (identity, _) = self.inner.store.read().get(id, now)?;
+        let identity = self.inner.store.read().get(id, now)?.identity;
         Ok(identity.id)
     }
 }

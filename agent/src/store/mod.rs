@@ -75,6 +75,14 @@ pub(crate) enum LookupError {
     TooShort(usize),
 }
 
+/// An identity as `show` gives it: see [`Store::get`].
+#[derive(Debug, PartialEq)]
+pub(crate) struct Shown<'a> {
+    pub identity: Identity,
+    pub der: &'a [u8],
+    pub chain: Vec<&'a [u8]>,
+}
+
 /// An identity as signing sees it: see [`Store::signing_key`].
 #[derive(Debug)]
 pub(crate) struct SigningKey {
@@ -459,7 +467,8 @@ impl Store {
             .collect()
     }
 
-    /// One identity and its certificate's DER, by full id or by a unique
+    /// One identity, its certificate's DER and the DER of the CA
+    /// certificates above it (nearest first), by full id or by a unique
     /// prefix of at least [`MIN_ID_PREFIX`] hex digits (colons and case
     /// ignored).
     ///
@@ -471,9 +480,13 @@ impl Store {
         &self,
         id_or_prefix: &str,
         now: OffsetDateTime,
-    ) -> Result<(Identity, &[u8]), LookupError> {
+    ) -> Result<Shown<'_>, LookupError> {
         let entry = self.find(id_or_prefix, now)?;
-        Ok((entry.identity_at(now), &entry.cert.der))
+        Ok(Shown {
+            identity: entry.identity_at(now),
+            der: &entry.cert.der,
+            chain: entry.chain.iter().map(|c| &*c.der).collect(),
+        })
     }
 
     /// What signing with an identity needs, found once: its full id and

@@ -460,7 +460,8 @@ fn unsupported_ed448_key_is_listed_but_unusable() {
     assert_eq!(names(&store, f(Some(KeyType::Other), None)), ["CN=ed448"]);
     assert_eq!(names(&store, f(None, Some(false))), ["CN=ed448"]);
     assert!(names(&store, f(None, Some(true))).is_empty());
-    let (identity, der) = store.get(&id.id, NOW).expect("found by id");
+    let shown = store.get(&id.id, NOW).expect("found by id");
+    let (identity, der) = (shown.identity, shown.der);
     assert_eq!(identity.client_auth.reasons, [Reason::UnsupportedKey]);
     assert_eq!(der, ed448.as_slice());
 
@@ -591,16 +592,21 @@ fn absent_tokens_stay_listed_until_they_come_back() {
 fn get_by_full_id_and_prefix() {
     let (store, ders) = sample();
     let carol = hex::encode(sha2::Sha256::digest(&ders[3]));
-    let (identity, der) = store.get(&carol, NOW).expect("full id");
+    let shown = store.get(&carol, NOW).expect("full id");
+    let (identity, der) = (shown.identity, shown.der);
     assert_eq!(identity.subject, "CN=Carol");
     assert_eq!(der, ders[3].as_slice());
     assert!(identity.client_auth.usable);
 
-    let (identity, _) = store.get(&carol[..8], NOW).expect("8-digit prefix");
+    let identity = store
+        .get(&carol[..8], NOW)
+        .expect("8-digit prefix")
+        .identity;
     assert_eq!(identity.id, carol);
-    let (identity, _) = store
+    let identity = store
         .get(&carol[..8].to_uppercase(), NOW)
-        .expect("upper case");
+        .expect("upper case")
+        .identity;
     assert_eq!(identity.id, carol);
     let colons = format!(
         "{}:{}:{}:{}",
@@ -609,13 +615,14 @@ fn get_by_full_id_and_prefix() {
         &carol[4..6],
         &carol[6..8]
     );
-    let (identity, _) = store.get(&colons, NOW).expect("colons");
+    let identity = store.get(&colons, NOW).expect("colons").identity;
     assert_eq!(identity.id, carol);
 
     // The verdict is computed for the time given.
-    let (identity, _) = store
+    let identity = store
         .get(&carol, datetime!(2040-01-01 00:00 UTC))
-        .expect("id");
+        .expect("id")
+        .identity;
     assert_eq!(identity.client_auth.reasons, [Reason::Expired]);
 }
 
@@ -663,9 +670,10 @@ fn get_ambiguous_prefix() {
         other => panic!("expected ambiguity, got {other:?}"),
     }
     // One more digit than the shared part tells them apart.
-    let (identity, _) = store
+    let identity = store
         .get(&format!("{shared}{:048x}", 1), NOW)
-        .expect("unique");
+        .expect("unique")
+        .identity;
     assert!(identity.id.ends_with('1'));
 }
 
@@ -687,15 +695,17 @@ fn same_certificate_on_two_tokens() {
     assert_ne!(all[0].token, all[1].token);
 
     // Not ambiguous: the usable copy wins over listing order.
-    let (identity, got) = store.get(&all[0].id[..10], NOW).expect("found");
+    let shown = store.get(&all[0].id[..10], NOW).expect("found");
+    let (identity, got) = (shown.identity, shown.der);
     assert_eq!(identity.token.label, "b-second");
     assert!(identity.client_auth.usable);
     assert_eq!(got, der.as_slice());
 
     // Neither usable: the copy with a key still wins.
-    let (identity, _) = store
+    let identity = store
         .get(&all[0].id, datetime!(2040-01-01 00:00 UTC))
-        .expect("found");
+        .expect("found")
+        .identity;
     assert_eq!(identity.token.label, "b-second");
 }
 
@@ -750,14 +760,20 @@ fn keys_seen_after_a_login_outlive_a_scan_that_cannot_see_them() {
     let (mut store, ders) = sample();
     let alpha = token("alpha", "A1", 0);
     let alice = hex::encode(sha2::Sha256::digest(&ders[0]));
-    assert!(store.get(&alice, NOW).expect("alice").0.has_private_key);
+    assert!(
+        store
+            .get(&alice, NOW)
+            .expect("alice")
+            .identity
+            .has_private_key
+    );
     // Put back, scanned without a login: the private key is not visible.
     store.mark_absent(&alpha);
     store.insert_token(found(
         alpha.clone(),
         vec![found_cert(ders[0].clone(), "alice", false)],
     ));
-    let (identity, _) = store.get(&alice, NOW).expect("alice");
+    let identity = store.get(&alice, NOW).expect("alice").identity;
     assert!(identity.has_private_key && identity.present);
     assert!(identity.client_auth.usable);
     assert!(store.signing_key(&alice, NOW).expect("found").key.is_some());

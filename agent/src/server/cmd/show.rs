@@ -8,10 +8,9 @@ use super::shared::{self, Context};
 
 /// Looks an identity up by id or unique prefix.
 pub(crate) fn run(context: &Context<'_>, id: &str) -> Response {
-    shared::answer(context.agent.show(id), |(identity, der)| {
-        Response::Identity {
-            identity: Box::new(identity),
-            certificate: STANDARD.encode(der),
-        }
+    shared::answer(context.agent.show(id), |shown| Response::Identity {
+        identity: Box::new(shown.identity),
+        certificate: STANDARD.encode(shown.certificate),
+        chain: shown.chain.iter().map(|der| STANDARD.encode(der)).collect(),
     })
 }
