@@ -532,6 +532,48 @@ fn a_removed_token_leaves_its_slot_empty_and_signs_again_when_back() {
         .expect("verifies");
 }
 
+/// `C_WaitForSlotEvent` reports a token leaving and coming back: blocking
+/// (the call returns when the agent says so) and with `CKF_DONT_BLOCK`
+/// (`CKR_NO_EVENT` until something happened).
+#[test]
+fn slot_events_report_removal_and_insertion() {
+    let _turn = MODULE.lock().unwrap_or_else(|e| e.into_inner());
+    let setup = setup();
+    let module = load(setup.daemon.socket());
+    let pkcs11 = &module.0;
+    let slot = only_slot(pkcs11);
+    // The token's arrival when the module first listed it.
+    while pkcs11.get_slot_event().expect("slot event").is_some() {}
+
+    // On its own thread, so that a wait that never returns fails the
+    // test (finalising the module on drop ends the wait) instead of
+    // hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiting = pkcs11.clone();
+    std::thread::spawn(move || tx.send(waiting.wait_for_slot_event()));
+    std::thread::sleep(Duration::from_millis(200));
+    setup.token.remove().expect("remove");
+    let event = rx
+        .recv_timeout(Duration::from_secs(15))
+        .expect("C_WaitForSlotEvent returned")
+        .expect("C_WaitForSlotEvent");
+    assert_eq!(event, slot, "the removal, on the token's slot");
+    assert!(!pkcs11
+        .get_slot_info(slot)
+        .expect("slot info")
+        .token_present());
+    assert_eq!(pkcs11.get_slot_event().expect("slot event"), None);
+
+    setup.token.insert().expect("insert");
+    eventually("the insertion is reported", &setup.daemon, || {
+        pkcs11.get_slot_event().expect("slot event") == Some(slot)
+    });
+    assert!(pkcs11
+        .get_slot_info(slot)
+        .expect("slot info")
+        .token_present());
+}
+
 #[test]
 // fork(2) is unsafe in nix: the one unsafe block of the tests.
 #[allow(unsafe_code)]
