@@ -817,3 +817,74 @@ fn the_ca_certificates_above_an_identity_are_shown() {
         .expect("find keys");
     assert_eq!(keys.len(), 1, "CA certificates bring no keys");
 }
+
+/// Ed25519 identities stay hidden by default (Debian's libp11 cannot list
+/// the other keys of a token that holds one), and with
+/// `P11AGENT_PKCS11_ED25519=1` appear and sign with `CKM_EDDSA`.
+#[test]
+fn ed25519_identities_appear_only_when_asked_for_and_sign() {
+    let _turn = MODULE.lock().unwrap_or_else(|e| e.into_inner());
+    let hsm = SoftHsm::new().expect("softhsm");
+    let pki = Pki::new("Module Ed25519 Root").expect("pki");
+    let token = hsm.create_token("edwards", PIN, SO_PIN).expect("token");
+    let ed = token
+        .add_identity(&pki, &LeafSpec::new("module ed").key(KeyAlg::Ed25519))
+        .expect("ed25519 identity");
+    token
+        .add_identity(&pki, &LeafSpec::new("module ec").key(KeyAlg::EcP256))
+        .expect("ec identity");
+    let pin = hsm.dir().join("pin");
+    std::fs::write(&pin, format!("{PIN}\n")).expect("pin file");
+    std::fs::set_permissions(&pin, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    let daemon = Daemon::start_configured(
+        None,
+        &[("config.toml", "purpose = \"any\"\n")],
+        &[
+            "--module".as_ref(),
+            hsm.module_path().as_os_str(),
+            "--pin-file".as_ref(),
+            pin.as_os_str(),
+        ],
+        hsm.env(),
+    );
+    let private_keys = |module: &Loaded| {
+        let session = module
+            .0
+            .open_ro_session(only_slot(&module.0))
+            .expect("session");
+        session
+            .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])
+            .expect("find keys")
+            .len()
+    };
+
+    let module = load(daemon.socket());
+    assert_eq!(private_keys(&module), 1, "the EC key alone by default");
+    drop(module);
+
+    std::env::set_var("P11AGENT_PKCS11_ED25519", "1");
+    let module = load(daemon.socket());
+    std::env::remove_var("P11AGENT_PKCS11_ED25519");
+    assert_eq!(private_keys(&module), 2, "the Ed25519 key too when asked");
+    let session = module
+        .0
+        .open_ro_session(only_slot(&module.0))
+        .expect("session");
+    let key = private_key(&session, &ed.cert_der);
+    let message = b"signed with an Edwards key through the agent";
+    let signature = session
+        .sign(
+            &Mechanism::Eddsa(cryptoki::mechanism::eddsa::EddsaParams::new(
+                cryptoki::mechanism::eddsa::EddsaSignatureScheme::Pure,
+            )),
+            key,
+            message,
+        )
+        .expect("CKM_EDDSA");
+    // An Ed25519 SubjectPublicKeyInfo ends with the 32-byte key.
+    let spki = &ed.public_key_spki;
+    UnparsedPublicKey::new(&ring_sig::ED25519, &spki[spki.len() - 32..])
+        .verify(message, &signature)
+        .expect("verifies");
+}
