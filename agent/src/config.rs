@@ -71,7 +71,24 @@
 //! [identities."3f2a9c1b7d0e4a55"]
 //! purpose = "any"        # e.g. a key also used for document signing
 //! confirm = true         # ask (pinentry CONFIRM) before each signature
+//!
+//! # Programs that may have digests signed (sign_digest, what a PKCS#11
+//! # module such as p11agent's own asks for). None by default. `program`
+//! # is the executable as /proc/PID/exe shows it (a symbolic link to it
+//! # is resolved when the file is read); `identities` (ids or id
+//! # prefixes of at least 8 hex digits) limits it, all when left out.
+//! [[allow_digest]]
+//! program = "/usr/lib/chromium/chromium"
+//! [[allow_digest]]
+//! program = "/usr/bin/pdfsigner"
+//! identities = ["3f2a9c1b7d0e4a55"]
 //! ```
+//!
+//! Besides the file, every `*.toml` file in the folder `digest.d/` beside
+//! it (by default `$XDG_CONFIG_HOME/p11agent/digest.d/`, where
+//! `p11agent setup` writes) may hold `[[allow_digest]]` tables, and only
+//! those. Both are read once, at start; a file that is not valid stops
+//! the daemon, naming the file.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -88,9 +105,13 @@ use crate::select::decisions::{Decisions, DecisionsError};
 use crate::select::policy::{AutoSelectRules, SingleCandidatePatterns};
 use crate::select::selector::Selector;
 use crate::server::{ServerOptions, Timeouts};
-use crate::service::{AgentOptions, Audit, AuditError, Purpose, Purposes, WatchOptions};
+use crate::service::{
+    AgentOptions, Audit, AuditError, BadDigestRule, DigestPolicy, DigestRule, Purpose, Purposes,
+    WatchOptions,
+};
 use crate::store::chain::read_ca_folder;
 use crate::store::ChainCert;
+use crate::token::{own_module, OwnModule};
 
 /// Overrides [`FRAME_TIMEOUT`], in milliseconds. For tests, which would
 /// otherwise wait 10 s for each slow client to be cut off; described in
@@ -104,10 +125,12 @@ const IDLE_TIMEOUT_ENV: &str = "P11AGENT_IDLE_TIMEOUT_MS";
 #[derive(Debug, Default, clap::Args)]
 pub(crate) struct DaemonFlags {
     /// A PKCS#11 module to load; repeat for several. Replaces the
-    /// modules registered with p11-kit.
+    /// modules registered with p11-kit. p11agent's own module
+    /// (libp11agent_pkcs11.so) is refused: it forwards to this agent.
     #[arg(long = "module", value_name = "PATH")]
     modules: Vec<PathBuf>,
     /// Configuration file [default: $XDG_CONFIG_HOME/p11agent/config.toml, when present].
+    /// The digest policy files are read from digest.d/ beside it.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
     /// Read the user PIN from FILE when a login is needed (automation;
@@ -206,7 +229,32 @@ pub(crate) struct Config {
     /// Settings per identity, by id or unique id prefix.
     #[serde(default)]
     pub identities: BTreeMap<String, IdentitySettings>,
+    /// Programs that may have digests signed (`sign_digest`).
+    #[serde(default)]
+    pub allow_digest: Vec<AllowDigest>,
 }
+
+/// One `[[allow_digest]]` table: a program that may have digests signed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AllowDigest {
+    /// The program's executable, as `/proc/PID/exe` shows it.
+    pub program: PathBuf,
+    /// The identities it may use (ids or id prefixes); every identity
+    /// when absent.
+    pub identities: Option<Vec<String>>,
+}
+
+/// A file of the digest policy's drop-in folder.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DigestDropIn {
+    #[serde(default)]
+    allow_digest: Vec<AllowDigest>,
+}
+
+/// The folder of digest policy files, beside the configuration file.
+const DIGEST_DROP_IN_DIR: &str = "digest.d";
 
 /// Settings for one identity.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -253,6 +301,48 @@ pub enum ConfigError {
     /// The audit log could not be opened.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// A module to load is p11agent's own, which forwards to this agent.
+    #[error(
+        "{} is p11agent's own PKCS#11 module ({how}), which forwards to this agent; \
+         give the module of your token, e.g. /usr/lib/{}-linux-gnu/opensc-pkcs11.so for \
+         smartcards through OpenSC, or none to use the modules registered with p11-kit",
+        path.display(),
+        std::env::consts::ARCH
+    )]
+    OwnModule {
+        /// The module.
+        path: PathBuf,
+        /// How it was recognised.
+        how: OwnModule,
+    },
+    /// The digest policy's drop-in folder could not be read.
+    #[error("cannot read the digest policy folder {}: {source}", path.display())]
+    DigestFolder {
+        /// The folder.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A file of the drop-in folder is not a digest policy file.
+    #[error(
+        "invalid digest policy file {}: {source}; it may hold only [[allow_digest]] tables \
+         with `program` and `identities`",
+        path.display()
+    )]
+    DigestFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with its location.
+        source: Box<toml::de::Error>,
+    },
+    /// An `[[allow_digest]]` table is unusable.
+    #[error("invalid [[allow_digest]] in {}: {source}", path.display())]
+    DigestRule {
+        /// The file it is in.
+        path: PathBuf,
+        /// What is wrong.
+        source: BadDigestRule,
+    },
 }
 
 impl Config {
@@ -291,13 +381,7 @@ impl Settings {
     ) -> Result<Settings, ConfigError> {
         let mut modules = file.modules;
         modules.extend(flags.modules);
-        if modules.is_empty() {
-            modules = crate::token::default_modules();
-            tracing::info!(
-                count = modules.len(),
-                "using the modules registered with p11-kit"
-            );
-        }
+        let modules = modules_to_load(modules)?;
         let ca_folder = match flags.ca_dir.or(file.ca_dir) {
             Some(dir) => ca_folder(&dir)?,
             None => Vec::new(),
@@ -316,6 +400,8 @@ impl Settings {
             None => Audit::log_only(),
         };
         let purposes = purposes(file.purpose, &file.identities);
+        let config_file = flags.config.clone().or_else(default_path);
+        let digest_policy = digest_policy(config_file.as_deref(), file.allow_digest)?;
         let pinentry = flags.pinentry.or(file.pinentry);
         let defaults = WatchOptions::default();
         let watch = WatchOptions {
@@ -342,6 +428,7 @@ impl Settings {
                 selector,
                 watch,
                 purposes,
+                digest_policy,
                 audit,
                 confirm_with: pinentry.map(Pinentry::new),
                 login_idle_timeout: file.login_idle_timeout_secs.map(Duration::from_secs),
@@ -353,6 +440,47 @@ impl Settings {
             },
         })
     }
+}
+
+/// The modules to load: `configured`, or, when none are, the modules
+/// registered with p11-kit. p11agent's own PKCS#11 module forwards to
+/// this agent, which must never load it: named explicitly, it is a
+/// mistake to stop at; registered with p11-kit (for the other programs
+/// that use the registry), it is left out.
+fn modules_to_load(configured: Vec<PathBuf>) -> Result<Vec<PathBuf>, ConfigError> {
+    if configured.is_empty() {
+        let modules = without_own_module(crate::token::default_modules());
+        tracing::info!(
+            count = modules.len(),
+            "using the modules registered with p11-kit"
+        );
+        return Ok(modules);
+    }
+    if let Some((path, how)) = configured
+        .iter()
+        .find_map(|path| own_module(path).map(|how| (path, how)))
+    {
+        return Err(ConfigError::OwnModule {
+            path: path.clone(),
+            how,
+        });
+    }
+    Ok(configured)
+}
+
+/// `registered` without p11agent's own module, with a line for each one
+/// left out.
+fn without_own_module(registered: Vec<PathBuf>) -> Vec<PathBuf> {
+    registered
+        .into_iter()
+        .filter(|path| match own_module(path) {
+            Some(how) => {
+                tracing::info!(module = %path.display(), "not loading p11agent's own PKCS#11 module, registered with p11-kit ({how}): it forwards to this agent");
+                false
+            }
+            None => true,
+        })
+        .collect()
 }
 
 /// Selection: `policy`, remembered choices (persisted in
@@ -393,6 +521,97 @@ fn purposes(default: Purpose, identities: &BTreeMap<String, IdentitySettings>) -
             .filter(|(_, settings)| settings.confirm)
             .map(|(id, _)| id.clone()),
     )
+}
+
+/// The digest policy: the `[[allow_digest]]` tables of `config_file`
+/// (`main`), then those of every `*.toml` file in the drop-in folder
+/// beside it, in name order. Rule programs are canonicalised here, once,
+/// so that a rule may name a symbolic link to the executable.
+fn digest_policy(
+    config_file: Option<&Path>,
+    main: Vec<AllowDigest>,
+) -> Result<DigestPolicy, ConfigError> {
+    let drop_in_dir = config_file
+        .and_then(Path::parent)
+        .map(|dir| dir.join(DIGEST_DROP_IN_DIR));
+    let main_source =
+        config_file.map_or_else(|| PathBuf::from("the configuration"), Path::to_path_buf);
+    let mut tables = vec![(main_source, main)];
+    if let Some(dir) = &drop_in_dir {
+        tables.extend(read_digest_drop_ins(dir)?);
+    }
+    let mut rules = Vec::new();
+    for (source, allow) in tables {
+        for AllowDigest {
+            program,
+            identities,
+        } in allow
+        {
+            let program = if program.is_absolute() {
+                std::fs::canonicalize(&program).unwrap_or_else(|err| {
+                    tracing::warn!(file = %source.display(), program = %program.display(), error = %err, "digest policy: the program is not there; the rule names it as written");
+                    program
+                })
+            } else {
+                program
+            };
+            let shown = format!(
+                "{} with {}",
+                program.display(),
+                identities
+                    .as_ref()
+                    .map_or_else(|| "every identity".to_owned(), |ids| ids.join(", "))
+            );
+            let rule = DigestRule::new(program, identities, source.clone()).map_err(|err| {
+                ConfigError::DigestRule {
+                    path: source.clone(),
+                    source: err,
+                }
+            })?;
+            tracing::info!(file = %source.display(), rule = %shown, "digest signatures allowed");
+            rules.push(rule);
+        }
+    }
+    Ok(DigestPolicy::new(rules, drop_in_dir))
+}
+
+/// The `[[allow_digest]]` tables of each `*.toml` file in `dir` (hidden
+/// files left out), in name order; none when `dir` does not exist.
+fn read_digest_drop_ins(dir: &Path) -> Result<Vec<(PathBuf, Vec<AllowDigest>)>, ConfigError> {
+    let folder_error = |source| ConfigError::DigestFolder {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(folder_error(err)),
+    };
+    let mut paths = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(folder_error)?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !name.starts_with('.') && name.ends_with(".toml") {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            match toml::from_str::<DigestDropIn>(&text) {
+                Ok(drop_in) => Ok((path, drop_in.allow_digest)),
+                Err(source) => Err(ConfigError::DigestFile {
+                    path,
+                    source: Box::new(source),
+                }),
+            }
+        })
+        .collect()
 }
 
 /// The CA certificates in `dir`, with what was skipped logged.
@@ -494,5 +713,203 @@ mod tests {
             let t = timeouts(|_| Some(bad.to_owned()));
             assert_eq!(t, Timeouts::default(), "{bad:?} is ignored");
         }
+    }
+    fn peer(exe: &Path) -> crate::service::Peer {
+        crate::service::Peer {
+            uid: 1000,
+            pid: Some(7),
+            exe: Some(exe.display().to_string()),
+        }
+    }
+
+    const ID: &str = "3f2a9c1b7d0e4a55aa00bb11cc22dd33ee44ff5566778899aabbccddeeff0011";
+
+    #[test]
+    fn digest_rules_come_from_the_file_and_the_drop_ins_beside_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            "[[allow_digest]]\nprogram = \"/usr/bin/main-signer\"\nidentities = [\"3F:2A:9C:1B\"]\n",
+        )
+        .expect("write");
+        let drop_ins = dir.path().join(DIGEST_DROP_IN_DIR);
+        std::fs::create_dir(&drop_ins).expect("mkdir");
+        std::fs::write(
+            drop_ins.join("chromium.toml"),
+            "[[allow_digest]]\nprogram = \"/usr/lib/chromium/chromium\"\n",
+        )
+        .expect("write");
+        std::fs::write(
+            drop_ins.join("two.toml"),
+            "[[allow_digest]]\nprogram = \"/opt/a\"\n[[allow_digest]]\nprogram = \"/opt/b\"\n",
+        )
+        .expect("write");
+        std::fs::write(drop_ins.join("empty.toml"), "").expect("write");
+        // Not policy files: left alone, however broken.
+        std::fs::write(drop_ins.join("notes.txt"), "not toml [").expect("write");
+        std::fs::write(drop_ins.join(".hidden.toml"), "not toml [").expect("write");
+        std::fs::write(drop_ins.join("old.toml~"), "not toml [").expect("write");
+
+        let file = Config::load(Some(&config)).expect("load");
+        let policy = digest_policy(Some(&config), file.allow_digest).expect("policy");
+        for program in [
+            "/usr/bin/main-signer",
+            "/usr/lib/chromium/chromium",
+            "/opt/a",
+            "/opt/b",
+        ] {
+            assert_eq!(
+                policy.admits(&peer(Path::new(program)), ID, "CN=A"),
+                Ok(()),
+                "{program}"
+            );
+        }
+        assert!(policy
+            .admits(
+                &peer(Path::new("/usr/bin/main-signer")),
+                &"9".repeat(64),
+                "CN=B"
+            )
+            .is_err());
+        assert!(policy
+            .admits(&peer(Path::new("/opt/c")), ID, "CN=A")
+            .expect_err("not listed")
+            .to_string()
+            .contains(&format!("{}", drop_ins.join("c.toml").display())));
+
+        // Without a drop-in folder, the file's rules alone.
+        std::fs::remove_dir_all(&drop_ins).expect("rm");
+        let file = Config::load(Some(&config)).expect("load");
+        let policy = digest_policy(Some(&config), file.allow_digest).expect("policy");
+        assert!(policy
+            .admits(&peer(Path::new("/opt/a")), ID, "CN=A")
+            .is_err());
+        assert_eq!(
+            policy.admits(&peer(Path::new("/usr/bin/main-signer")), ID, "CN=A"),
+            Ok(())
+        );
+        // And nothing at all by default.
+        let policy = digest_policy(None, Vec::new()).expect("policy");
+        assert!(policy
+            .admits(&peer(Path::new("/opt/a")), ID, "CN=A")
+            .is_err());
+    }
+
+    #[test]
+    fn a_bad_drop_in_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("p11agent.toml");
+        let drop_ins = dir.path().join(DIGEST_DROP_IN_DIR);
+        std::fs::create_dir(&drop_ins).expect("mkdir");
+        let bad = drop_ins.join("bad.toml");
+        for (text, says) in [
+            (
+                "[[allow_digest]]\nprogram = \"/a\"\nidentity = [\"3f2a9c1b\"]\n",
+                "identity",
+            ),
+            ("modules = [\"/a.so\"]\n", "modules"),
+            ("[[allow_digest]]\nprogram = \n", "bad.toml"),
+            ("[[allow_digest]]\nidentities = [\"3f2a9c1b\"]\n", "program"),
+        ] {
+            std::fs::write(&bad, text).expect("write");
+            let err = digest_policy(Some(&config), Vec::new()).expect_err("bad file");
+            let message = err.to_string();
+            assert!(matches!(err, ConfigError::DigestFile { .. }), "{message}");
+            assert!(message.contains(&bad.display().to_string()), "{message}");
+            assert!(message.contains(says), "{text:?}: {message}");
+        }
+        for (text, says) in [
+            (
+                "[[allow_digest]]\nprogram = \"chromium\"\n",
+                "not an absolute path",
+            ),
+            (
+                "[[allow_digest]]\nprogram = \"/a\"\nidentities = [\"3f2a\"]\n",
+                "at least 8 hex digits",
+            ),
+        ] {
+            std::fs::write(&bad, text).expect("write");
+            let err = digest_policy(Some(&config), Vec::new()).expect_err("bad rule");
+            let message = err.to_string();
+            assert!(matches!(err, ConfigError::DigestRule { .. }), "{message}");
+            assert!(message.contains(&bad.display().to_string()), "{message}");
+            assert!(message.contains(says), "{message}");
+        }
+        // The same rule in the main file names the main file.
+        let main = vec![AllowDigest {
+            program: "relative/x".into(),
+            identities: None,
+        }];
+        std::fs::remove_file(&bad).expect("rm");
+        let err = digest_policy(Some(&config), main).expect_err("bad rule");
+        assert!(
+            err.to_string().contains(&config.display().to_string()),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_rule_may_name_a_symbolic_link_to_the_program() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let real = dir.path().join("lib").join("signer");
+        std::fs::create_dir(dir.path().join("lib")).expect("mkdir");
+        std::fs::write(&real, b"").expect("write");
+        let link = dir.path().join("signer-link");
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        let policy = digest_policy(
+            None,
+            vec![AllowDigest {
+                program: link.clone(),
+                identities: None,
+            }],
+        )
+        .expect("policy");
+        // /proc/PID/exe shows the executable's canonical path.
+        let real = real.canonicalize().expect("canonical");
+        assert_eq!(policy.admits(&peer(&real), ID, "CN=A"), Ok(()));
+    }
+
+    #[test]
+    fn own_module_named_is_refused_and_registered_is_left_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let own = dir.path().join("libp11agent_pkcs11.so");
+        let other = dir.path().join("opensc-pkcs11.so");
+        for path in [&own, &other] {
+            std::fs::write(path, b"").expect("write");
+        }
+        let err = modules_to_load(vec![other.clone(), own.clone()]).expect_err("refused");
+        assert!(matches!(err, ConfigError::OwnModule { .. }), "{err}");
+        assert!(
+            err.to_string().starts_with(&format!(
+                "{} is p11agent's own PKCS#11 module (its file name starts with \
+                 libp11agent_pkcs11), which forwards to this agent; give the module of your \
+                 token, e.g. /usr/lib/",
+                own.display()
+            )),
+            "{err}"
+        );
+        assert_eq!(
+            modules_to_load(vec![other.clone()]).expect("modules"),
+            vec![other.clone()]
+        );
+        assert_eq!(without_own_module(vec![own, other.clone()]), vec![other]);
+    }
+
+    #[test]
+    fn the_documented_example_is_valid_configuration() {
+        let text: String = include_str!("config.rs")
+            .lines()
+            .skip_while(|line| *line != "//! ```toml")
+            .skip(1)
+            .take_while(|line| *line != "//! ```")
+            .map(|line| format!("{}\n", line.trim_start_matches("//!").trim_start()))
+            .collect();
+        let config: Config = toml::from_str(&text).expect("the example parses");
+        assert_eq!(config.allow_digest.len(), 2);
+        assert_eq!(
+            config.allow_digest[1].identities,
+            Some(vec!["3f2a9c1b7d0e4a55".to_owned()])
+        );
     }
 }

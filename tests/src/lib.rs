@@ -87,9 +87,10 @@ impl Daemon {
         Self::start_configured(socket, &[], args, env)
     }
 
-    /// Starts a daemon whose configuration directory
-    /// (`$XDG_CONFIG_HOME`) holds `files` (paths relative to it, and
-    /// their contents) from the start.
+    /// Starts a daemon as [`Daemon::start_at`], after writing `files`
+    /// (path relative to its configuration folder, which
+    /// [`Daemon::config_dir`] names, and text): e.g. `config.toml`, read
+    /// by default, or `digest.d/NAME.toml`.
     pub fn start_configured(
         socket: Option<PathBuf>,
         files: &[(&str, &str)],
@@ -97,12 +98,12 @@ impl Daemon {
         env: Vec<(String, OsString)>,
     ) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
-        for (path, contents) in files {
-            let path = dir.path().join("config").join(path);
+        for (name, text) in files {
+            let path = config_dir(dir.path()).join(name);
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).expect("config directory");
+                std::fs::create_dir_all(parent).expect("config folder");
             }
-            std::fs::write(&path, contents).expect("config file");
+            std::fs::write(&path, text).expect("config file");
         }
         let socket = socket.unwrap_or_else(|| dir.path().join("run").join("agent.sock"));
         let log = File::create(dir.path().join("daemon.log")).expect("log file");
@@ -113,7 +114,7 @@ impl Daemon {
             .args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "debug")
-            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .env("XDG_CONFIG_HOME", xdg_config_home(dir.path()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -142,6 +143,11 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The daemon's configuration folder, `$XDG_CONFIG_HOME/p11agent`.
+    pub fn config_dir(&self) -> PathBuf {
+        config_dir(self.dir.path())
     }
 
     /// The daemon's socket.
@@ -221,6 +227,55 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `p11agent daemon ARGS` with `env`, expecting it to refuse to
+/// start, and returns what it printed on stderr. Panics when it starts
+/// (it is then stopped): a daemon that starts would otherwise run until
+/// the test is killed.
+pub fn daemon_refuses(args: &[&std::ffi::OsStr], env: Vec<(String, OsString)>) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stderr = dir.path().join("stderr");
+    let mut child = Command::new(p11agent_bin())
+        .arg("daemon")
+        .arg("--socket")
+        .arg(dir.path().join("run").join("agent.sock"))
+        .args(args)
+        .envs(env)
+        .env("XDG_CONFIG_HOME", xdg_config_home(dir.path()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&stderr).expect("stderr file"))
+        .spawn()
+        .expect("spawn p11agent daemon");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if Instant::now() > deadline || dir.path().join("run").join("agent.sock").exists() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the daemon started:\n{}",
+                std::fs::read_to_string(&stderr).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = std::fs::read_to_string(&stderr).unwrap_or_default();
+    assert!(!status.success(), "the daemon exited with success:\n{text}");
+    text
+}
+
+/// The `XDG_CONFIG_HOME` of a daemon whose files are in `dir`.
+fn xdg_config_home(dir: &Path) -> PathBuf {
+    dir.join("config")
+}
+
+/// The configuration folder of a daemon whose files are in `dir`.
+fn config_dir(dir: &Path) -> PathBuf {
+    xdg_config_home(dir).join("p11agent")
 }
 
 /// Runs `p11agent ARGS --socket SOCKET` with `env`.

@@ -19,8 +19,6 @@ use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, CertificateType, KeyType, ObjectClass};
 use cryptoki::session::Session;
 use cryptoki::slot::Slot;
-use p11agent_client::proto::{DigestMechanism, ErrorCode, HashAlgorithm};
-use p11agent_client::ClientError;
 use p11agent_softhsm::{KeyAlg, LeafSpec, Pki, Provisioned, SoftHsm, Token};
 use p11agent_tests::{describe, have_openssl, pkcs11_module, Daemon};
 use ring::signature::{self as ring_sig, UnparsedPublicKey};
@@ -65,8 +63,8 @@ fn setup() -> Setup {
     let daemon = Daemon::start_configured(
         None,
         &[
-            ("p11agent/config.toml", "purpose = \"any\"\n"),
-            ("p11agent/digest.d/tests.toml", &digest_policy),
+            ("config.toml", "purpose = \"any\"\n"),
+            ("digest.d/tests.toml", &digest_policy),
         ],
         &[
             "--module".as_ref(),
@@ -193,24 +191,6 @@ fn pss(hash: MechanismType, mgf: PkcsMgfType, salt: u64) -> PkcsPssParams {
         hash_alg: hash,
         mgf,
         s_len: salt.into(),
-    }
-}
-
-/// Whether the agent signs digests at all: before the agent side of
-/// `sign_digest` exists, it answers `unknown_request`.
-fn agent_signs_digests(daemon: &Daemon, id: &str) -> bool {
-    match daemon
-        .client()
-        .sign_digest(id, DigestMechanism::Ecdsa, HashAlgorithm::Sha256, &[0; 32])
-    {
-        Err(ClientError::Agent {
-            code: ErrorCode::UnknownRequest,
-            ..
-        }) => {
-            eprintln!("skipped: this agent does not sign digests yet (unknown_request)");
-            false
-        }
-        _ => true,
     }
 }
 
@@ -433,9 +413,6 @@ fn every_hash_and_sign_mechanism_signs_verifiably() {
 fn raw_mechanisms_sign_digests() {
     let _turn = MODULE.lock().unwrap_or_else(|e| e.into_inner());
     let setup = setup();
-    if !agent_signs_digests(&setup.daemon, &setup.ec.fingerprint_hex()) {
-        return;
-    }
     let module = load(setup.daemon.socket());
     let session = module
         .0
@@ -660,10 +637,10 @@ fn eight_threads_sign_at_once() {
 #[test]
 fn pkcs11_tool_lists_and_signs_what_openssl_verifies() {
     let _turn = MODULE.lock().unwrap_or_else(|e| e.into_inner());
-    if !Path::new(PKCS11_TOOL).exists() || !have_openssl() {
-        eprintln!("skipped: pkcs11-tool or openssl missing");
-        return;
-    }
+    assert!(
+        Path::new(PKCS11_TOOL).exists() && have_openssl(),
+        "pkcs11-tool or openssl missing: run scripts/install-deps"
+    );
     let setup = setup();
     let dir = tempfile::tempdir().expect("tempdir");
     let tool = |args: &[&str]| {

@@ -53,6 +53,12 @@ pub(crate) enum Command {
     /// detail follows RUST_LOG (default: info). Stop it with Ctrl-C or
     /// SIGTERM.
     ///
+    /// Digests (sign_digest, as PKCS#11 modules ask) are signed only for
+    /// the programs the digest policy lists: [[allow_digest]] tables
+    /// (`program`, the executable's path; optional `identities`) in the
+    /// config file or in *.toml files in digest.d/ beside it, e.g. as
+    /// `p11agent setup` writes them. None by default.
+    ///
     /// For tests, P11AGENT_FRAME_TIMEOUT_MS and P11AGENT_IDLE_TIMEOUT_MS
     /// (milliseconds) replace how long a client may take over one frame
     /// (10 s) and how long a connection may wait without a request

@@ -22,6 +22,7 @@ pub(crate) fn code(error: &ServiceError) -> ErrorCode {
         }
         ServiceError::NoPrivateKey { .. } => ErrorCode::NoPrivateKey,
         ServiceError::PurposeRefused(_) => ErrorCode::PurposeRefused,
+        ServiceError::DigestNotAllowed(_) => ErrorCode::DigestNotAllowed,
         ServiceError::TokenAbsent(_) => ErrorCode::TokenAbsent,
         ServiceError::ModuleUnavailable { .. } => ErrorCode::ModuleUnavailable,
         ServiceError::Token(e) => token_code(e),
@@ -38,7 +39,11 @@ pub(crate) fn code(error: &ServiceError) -> ErrorCode {
 /// The protocol's code for a failure on a token.
 fn token_code(error: &SignError) -> ErrorCode {
     match error {
-        SignError::UnsupportedScheme { .. } => ErrorCode::UnsupportedScheme,
+        SignError::UnsupportedScheme { .. } | SignError::UnsupportedDigest { .. } => {
+            ErrorCode::UnsupportedScheme
+        }
+        // The request's members contradict each other.
+        SignError::DigestLength { .. } => ErrorCode::Malformed,
         SignError::KeyNotFound { .. } => ErrorCode::NoPrivateKey,
         SignError::TokenAbsent { .. } => ErrorCode::TokenAbsent,
         SignError::TokenRemoved { .. } => ErrorCode::TokenRemoved,
@@ -56,9 +61,10 @@ fn token_code(error: &SignError) -> ErrorCode {
 mod tests {
     use cryptoki::context::Function;
     use cryptoki::error::{Error as CryptokiError, RvError};
-    use p11agent_proto::Scheme;
+    use p11agent_proto::{DigestMechanism, HashAlgorithm, Scheme};
 
     use super::*;
+    use crate::service::{DigestPolicy, Peer};
 
     #[test]
     fn token_codes() {
@@ -70,6 +76,21 @@ mod tests {
                     reason: "x".into(),
                 },
                 ErrorCode::UnsupportedScheme,
+            ),
+            (
+                SignError::UnsupportedDigest {
+                    mechanism: DigestMechanism::Ecdsa,
+                    hash: HashAlgorithm::Sha256,
+                    reason: "x".into(),
+                },
+                ErrorCode::UnsupportedScheme,
+            ),
+            (
+                SignError::DigestLength {
+                    hash: HashAlgorithm::Sha256,
+                    len: 31,
+                },
+                ErrorCode::Malformed,
             ),
             (
                 SignError::KeyNotFound {
@@ -133,5 +154,21 @@ mod tests {
             ids: vec!["ab1".into(), "ab2".into()],
         });
         assert_eq!(code(&ambiguous), ErrorCode::Ambiguous);
+    }
+
+    #[test]
+    fn a_program_the_digest_policy_does_not_list_is_digest_not_allowed() {
+        let peer = Peer {
+            uid: 1000,
+            pid: Some(1),
+            exe: Some("/usr/bin/x".into()),
+        };
+        let refused = DigestPolicy::default()
+            .admits(&peer, "3f2a9c1b", "CN=A")
+            .expect_err("refused");
+        assert_eq!(
+            code(&ServiceError::DigestNotAllowed(refused)),
+            ErrorCode::DigestNotAllowed
+        );
     }
 }

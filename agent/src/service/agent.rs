@@ -11,6 +11,7 @@ use p11agent_proto::{ErrorCode, Filter, Identity, ModuleError, Token, TokenStatu
 use parking_lot::{Mutex, RwLock};
 
 use super::audit::{self, Audit, Peer};
+use super::digest_policy::DigestPolicy;
 use super::error::ServiceError;
 use super::events::{self, Subscription};
 use super::health::Health;
@@ -36,6 +37,8 @@ pub(crate) struct AgentOptions {
     pub(crate) watch: WatchOptions,
     /// What each identity's key may sign.
     pub(crate) purposes: Purposes,
+    /// Which programs may have digests signed, with which identities.
+    pub(crate) digest_policy: DigestPolicy,
     /// The audit trail.
     pub(crate) audit: Audit,
     /// Who confirms signatures.
@@ -62,6 +65,7 @@ impl AgentOptions {
             selector: Selector::new(Policy::default(), Decisions::in_memory(), None),
             watch: WatchOptions::default(),
             purposes: Purposes::default(),
+            digest_policy: DigestPolicy::default(),
             audit: Audit::log_only(),
             confirm_with: None,
             login_idle_timeout: None,
@@ -121,6 +125,7 @@ pub(super) struct Inner {
     pub(super) health: Health,
     pub(super) in_flight: InFlight,
     pub(super) purposes: Purposes,
+    pub(super) digest_policy: DigestPolicy,
     pub(super) audit: Audit,
     pub(super) events: events::Events,
     pub(super) confirm_with: Option<Pinentry>,

@@ -3,10 +3,12 @@
 //!
 //! Each record carries the time, the peer (uid, pid and executable, from
 //! `SO_PEERCRED` and `/proc`), the identity (id and subject), the origin
-//! when one was given, the scheme, and the outcome. A message is recorded
-//! by its length and SHA-256 only, and a PIN never: the audit log may be
-//! read by other tools, and it must not become the leak it is there to
-//! detect.
+//! when one was given, the scheme (or a digest's mechanism and hash), and
+//! the outcome. A message is recorded by its length and SHA-256 only, and
+//! a PIN never: the audit log may be read by other tools, and it must not
+//! become the leak it is there to detect. A client's digest is recorded
+//! as it is, being a hash already: it is what ties a signature to the
+//! document the program signed.
 //!
 //! Records go to the configured file (appended, created 0600), and always
 //! to the daemon's log under the `audit` target.
@@ -51,8 +53,10 @@ impl Peer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Action {
-    /// A signature.
+    /// A signature of a message.
     Sign,
+    /// A signature of a digest the client made.
+    SignDigest,
     /// A client-certificate selection.
     Select,
     /// A login.
@@ -80,6 +84,12 @@ pub(crate) struct Record {
     #[serde(skip_serializing_if = "Option::is_none")]
     scheme: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    mechanism: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     message_len: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     message_sha256: Option<String>,
@@ -103,6 +113,9 @@ impl Record {
             token: None,
             origin: None,
             scheme: None,
+            mechanism: None,
+            hash: None,
+            digest: None,
             message_len: None,
             message_sha256: None,
             result: result.into(),
@@ -132,6 +145,14 @@ impl Record {
     /// The scheme of a signature.
     pub(crate) fn scheme(mut self, scheme: &str) -> Self {
         self.scheme = Some(scheme.to_owned());
+        self
+    }
+
+    /// The digest signed (hex), and how.
+    pub(crate) fn digest(mut self, mechanism: &str, hash: &str, digest: &[u8]) -> Self {
+        self.mechanism = Some(mechanism.to_owned());
+        self.hash = Some(hash.to_owned());
+        self.digest = Some(hex::encode(digest));
         self
     }
 

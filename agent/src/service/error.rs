@@ -7,6 +7,7 @@
 
 use p11agent_proto::Token;
 
+use super::digest_policy::DigestRefused;
 use super::purpose::NotTls;
 use crate::pin::PinError;
 use crate::select::decisions::DecisionsError;
@@ -28,6 +29,9 @@ pub(crate) enum ServiceError {
     /// The identity's purpose does not allow signing this message.
     #[error(transparent)]
     PurposeRefused(#[from] NotTls),
+    /// The digest policy does not list the program for the identity.
+    #[error(transparent)]
+    DigestNotAllowed(#[from] DigestRefused),
     /// The identity's token was removed.
     #[error("insert token '{}' (serial {}): it was removed", .0.label, .0.serial)]
     TokenAbsent(Box<Token>),

@@ -6,7 +6,9 @@
 //! the token, update the store — and performs each side effect (audit
 //! line, event, store update) in exactly one place:
 //!
-//! - `sign.rs`: a signature, from the identity's id to the audit line;
+//! - `sign.rs`: a signature of a message or of a client's digest, from
+//!   the identity's id to the audit line; `digest_policy.rs` says which
+//!   programs may have digests signed;
 //! - `login.rs`: login, logout and logout after idle time;
 //! - `selection.rs`: client-certificate selection and remembered choices;
 //! - `presence.rs`: tokens arriving and leaving, and module health, which
@@ -21,6 +23,7 @@
 
 mod agent;
 mod audit;
+mod digest_policy;
 mod error;
 mod events;
 mod health;
@@ -35,6 +38,7 @@ mod tasks;
 
 pub(crate) use agent::{Agent, AgentOptions, Caller, WatchOptions};
 pub(crate) use audit::{Audit, AuditError, Peer};
+pub(crate) use digest_policy::{BadDigestRule, DigestPolicy, DigestRule};
 pub(crate) use error::ServiceError;
 pub(crate) use events::Subscription;
 pub(crate) use in_flight::Waiter;

@@ -1,18 +1,46 @@
-//! A signature, from the identity's id to the audit line.
+//! A signature, from the identity's id to the audit line: of a message
+//! (`sign`), or of a digest the client made (`sign_digest`).
 //!
-//! The path of a `sign` request through the service, in order: find the
-//! identity and its key (one store lookup), check the key's purpose
-//! allows the message, check its token is present, ask the person when
-//! the identity needs each signature confirmed, sign on the token (which
-//! checks the scheme against the key before touching the token), note the
+//! The path of both through the service, in order: find the identity and
+//! its key (one store lookup), check the request is admitted — a
+//! message by the key's purpose, a digest by the digest policy — check
+//! its token is present, ask the person when the identity needs each
+//! signature confirmed, sign on the token (which checks the scheme or
+//! mechanism against the key before touching the token), note the
 //! token's last use for the idle logout, and record one audit line
 //! whatever the outcome.
 
-use p11agent_proto::Scheme;
+use std::fmt;
+
+use p11agent_proto::{DigestMechanism, HashAlgorithm, Scheme};
 
 use super::agent::{Agent, Caller};
 use super::audit::{Action, Record};
 use super::error::ServiceError;
+
+/// What is to be signed.
+#[derive(Debug, Clone, Copy)]
+enum Input<'a> {
+    /// A message, hashed as the TLS scheme says.
+    Message { scheme: Scheme, message: &'a [u8] },
+    /// A digest the client made.
+    Digest {
+        mechanism: DigestMechanism,
+        hash: HashAlgorithm,
+        digest: &'a [u8],
+    },
+}
+
+impl fmt::Display for Input<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Input::Message { scheme, message } => write!(f, "{scheme}, {} bytes", message.len()),
+            Input::Digest {
+                mechanism, hash, ..
+            } => write!(f, "{} over a {} digest", mechanism.as_str(), hash.as_str()),
+        }
+    }
+}
 
 impl Agent {
     /// Signs `message` with the identity `id` (full id or unique prefix)
@@ -27,21 +55,74 @@ impl Agent {
         scheme: Scheme,
         message: &[u8],
     ) -> Result<Vec<u8>, ServiceError> {
+        self.signature(caller, id, Input::Message { scheme, message })
+    }
+
+    /// Signs `digest`, which `hash` made, with the identity `id` under
+    /// `mechanism`, when the digest policy admits the caller's program
+    /// for the identity; returns the signature (ECDSA in DER, as
+    /// [`Agent::sign`]).
+    ///
+    /// Blocks, as [`Agent::sign`].
+    pub(crate) fn sign_digest(
+        &self,
+        caller: &Caller<'_>,
+        id: &str,
+        mechanism: DigestMechanism,
+        hash: HashAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, ServiceError> {
+        self.signature(
+            caller,
+            id,
+            Input::Digest {
+                mechanism,
+                hash,
+                digest,
+            },
+        )
+    }
+
+    /// The signature of `input`, with its audit line and, for a refusal,
+    /// its log line.
+    fn signature(
+        &self,
+        caller: &Caller<'_>,
+        id: &str,
+        input: Input<'_>,
+    ) -> Result<Vec<u8>, ServiceError> {
         let mut found = None;
-        let result = self.sign_inner(caller, id, scheme, message, &mut found);
+        let result = self.signature_inner(caller, id, input, &mut found);
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => (self.inner.error_code)(e).as_str(),
         };
-        let mut record = Record::new(Action::Sign, caller.peer, outcome)
-            .scheme(scheme.as_str())
-            .message(message);
+        let mut record = match input {
+            Input::Message { scheme, message } => Record::new(Action::Sign, caller.peer, outcome)
+                .scheme(scheme.as_str())
+                .message(message),
+            Input::Digest {
+                mechanism,
+                hash,
+                digest,
+            } => Record::new(Action::SignDigest, caller.peer, outcome).digest(
+                mechanism.as_str(),
+                hash.as_str(),
+                digest,
+            ),
+        };
         record = match &found {
             Some((full_id, subject)) => record.identity(full_id, Some(subject)),
             None => record.identity(id, None),
         };
         if let Err(e) = &result {
-            tracing::info!(identity = id, %scheme, result = outcome, message = %e, "signature refused");
+            // A program refused by the digest policy may be one the user
+            // wants to allow, and the line says how: it must stand out.
+            if matches!(e, ServiceError::DigestNotAllowed(_)) {
+                tracing::warn!(identity = id, signing = %input, "{e}");
+            } else {
+                tracing::info!(identity = id, signing = %input, result = outcome, message = %e, "signature refused");
+            }
             record = record.detail(e.to_string());
         }
         self.inner.audit.record(record);
@@ -50,30 +131,40 @@ impl Agent {
 
     /// The signature, or why not; sets `found` to the identity's full id
     /// and subject once it is found, for the audit line.
-    fn sign_inner(
+    fn signature_inner(
         &self,
         caller: &Caller<'_>,
         id: &str,
-        scheme: Scheme,
-        message: &[u8],
+        input: Input<'_>,
         found: &mut Option<(String, String)>,
     ) -> Result<Vec<u8>, ServiceError> {
         let now = time::OffsetDateTime::now_utc();
         let signing = self.inner.store.read().signing_key(id, now)?;
-        *found = Some((signing.id, signing.subject));
+        let subject = found.insert((signing.id, signing.subject)).1.clone();
         let key = signing
             .key
             .ok_or_else(|| ServiceError::NoPrivateKey { id: id.to_owned() })?;
-        self.inner.purposes.of(&key.id).allows(message)?;
+        match input {
+            Input::Message { message, .. } => self.inner.purposes.of(&key.id).allows(message)?,
+            Input::Digest { .. } => {
+                self.inner
+                    .digest_policy
+                    .admits(caller.peer, &key.id, &subject)?;
+            }
+        }
         if !key.present {
             return Err(ServiceError::TokenAbsent(Box::new(key.token)));
         }
         if self.inner.purposes.needs_confirmation(&key.id) {
-            let subject = found.as_ref().map_or("", |(_, subject)| subject.as_str());
-            self.confirm(caller, subject, scheme, message.len())?;
+            self.confirm(caller, &subject, input)?;
         }
-        let signature = self.on_token(caller, &key.token, |tokens| {
-            tokens.sign(&key, scheme, message)
+        let signature = self.on_token(caller, &key.token, |tokens| match input {
+            Input::Message { scheme, message } => tokens.sign(&key, scheme, message),
+            Input::Digest {
+                mechanism,
+                hash,
+                digest,
+            } => tokens.sign_digest(&key, mechanism, hash, digest),
         })?;
         self.inner
             .last_use
@@ -88,8 +179,7 @@ impl Agent {
         &self,
         caller: &Caller<'_>,
         subject: &str,
-        scheme: Scheme,
-        len: usize,
+        input: Input<'_>,
     ) -> Result<(), ServiceError> {
         let pinentry = self
             .inner
@@ -102,7 +192,7 @@ impl Agent {
             .clone()
             .unwrap_or_else(|| format!("process {}", peer.pid.unwrap_or_default()));
         let text = format!(
-            "{who} (uid {}) asks to sign with\n{subject}\n({scheme}, {len} bytes).\n\nAllow it?",
+            "{who} (uid {}) asks to sign with\n{subject}\n({input}).\n\nAllow it?",
             peer.uid
         );
         match pinentry.confirm(&text) {

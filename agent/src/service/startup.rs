@@ -43,6 +43,7 @@ impl Agent {
                 selector: options.selector,
                 in_flight: in_flight::InFlight::default(),
                 purposes: options.purposes,
+                digest_policy: options.digest_policy,
                 audit: options.audit,
                 events: events::Events::new(),
                 confirm_with: options.confirm_with,

@@ -8,13 +8,18 @@
 //! (`CKM_SHA256_RSA_PKCS`, `CKM_SHA256_RSA_PKCS_PSS`, `CKM_ECDSA_SHA256`,
 //! ...) gets the whole message instead. Ed25519 is always PureEdDSA over
 //! the whole message (`CKM_EDDSA` without parameters).
+//!
+//! A digest the client made (`sign_digest`) can only go through the raw
+//! mechanisms, which are the only ones that take a digest: the plan is
+//! the same as for a scheme the agent hashes, with the client's digest in
+//! place of the agent's.
 
 use cryptoki::context::Pkcs11;
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::slot::Slot;
-use p11agent_proto::Scheme;
+use p11agent_proto::{DigestMechanism, HashAlgorithm, KeyType, Scheme};
 use sha2::Digest as _;
 
 use super::found::KeyLocation;
@@ -30,6 +35,17 @@ pub(crate) enum Hash {
 }
 
 impl Hash {
+    /// The hash the protocol names `hash`; `None` for one this version of
+    /// the agent does not know (the protocol's list may grow ahead of it).
+    fn of(hash: HashAlgorithm) -> Option<Hash> {
+        match hash {
+            HashAlgorithm::Sha256 => Some(Hash::Sha256),
+            HashAlgorithm::Sha384 => Some(Hash::Sha384),
+            HashAlgorithm::Sha512 => Some(Hash::Sha512),
+            _ => None,
+        }
+    }
+
     /// The digest of `message`.
     pub(crate) fn digest(self, message: &[u8]) -> Vec<u8> {
         match self {
@@ -88,6 +104,26 @@ enum Family {
     RsaPss(Hash),
     Ecdsa(Hash),
     Ed25519,
+}
+
+impl Family {
+    fn hash(self) -> Option<Hash> {
+        match self {
+            Family::RsaPkcs1(hash) | Family::RsaPss(hash) | Family::Ecdsa(hash) => Some(hash),
+            Family::Ed25519 => None,
+        }
+    }
+
+    /// Whether a key of `key`'s type and curve can sign in this family.
+    fn fits(self, key: &KeyLocation) -> bool {
+        match self {
+            Family::RsaPkcs1(_) | Family::RsaPss(_) => key.key_type == KeyType::Rsa,
+            // On a curve the agent does not know, the store offers no
+            // scheme either: the identity is not usable.
+            Family::Ecdsa(_) => key.key_type == KeyType::Ec && key.curve.is_some(),
+            Family::Ed25519 => key.key_type == KeyType::Ed25519,
+        }
+    }
 }
 
 /// `scheme`'s family; `None` for a scheme this version of the agent
@@ -183,32 +219,107 @@ pub(crate) fn schemes(mechanisms: &[MechanismType]) -> Vec<Scheme> {
 /// and what its answer needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Plan {
-    scheme: Scheme,
     family: Family,
     /// The mechanism used.
     mechanism: MechanismType,
-    /// True when the agent hashes (raw mechanism), false when the token
-    /// gets the whole message.
-    agent_hashes: bool,
+    feed: Feed,
 }
 
-/// A scheme checked against the key, before the token is touched; the
-/// token's mechanisms then give its [`Plan`] ([`KeyScheme::plan`]).
+/// What the token is given to sign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feed {
+    /// The whole message: the token hashes (combined mechanism), or
+    /// EdDSA, which signs messages.
+    Message,
+    /// The agent's digest of the message (raw mechanism).
+    AgentDigest,
+    /// The client's digest, as given (raw mechanism).
+    ClientDigest,
+}
+
+/// What a client asked to have signed, checked against the key before
+/// the token is touched; the token's mechanisms then give its [`Plan`]
+/// ([`Checked::plan`]).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct KeyScheme<'a> {
+pub(crate) struct Checked<'a> {
     key: &'a KeyLocation,
-    scheme: Scheme,
+    asked: Asked,
 }
 
-impl KeyScheme<'_> {
-    /// The plan on the key's token, which offers `mechanisms`; refused
-    /// when the token has no mechanism for the scheme.
-    pub(crate) fn plan(&self, mechanisms: &[MechanismType]) -> Result<Plan, SignError> {
-        Plan::choose(self.scheme, mechanisms).ok_or_else(|| SignError::UnsupportedScheme {
-            scheme: self.scheme,
-            reason: format!("token '{}' has no mechanism for it", self.key.token.label),
-        })
+#[derive(Debug, Clone, Copy)]
+enum Asked {
+    Scheme(Scheme),
+    Digest {
+        mechanism: DigestMechanism,
+        hash: HashAlgorithm,
+        family: Family,
+    },
+}
+
+impl Checked<'_> {
+    /// The key it was checked against.
+    pub(crate) fn key(&self) -> &KeyLocation {
+        self.key
     }
+
+    /// The plan on the key's token, which offers `mechanisms`; refused
+    /// when the token has no mechanism for it.
+    pub(crate) fn plan(&self, mechanisms: &[MechanismType]) -> Result<Plan, SignError> {
+        let token = &self.key.token.label;
+        match self.asked {
+            Asked::Scheme(scheme) => {
+                Plan::choose(scheme, mechanisms).ok_or_else(|| SignError::UnsupportedScheme {
+                    scheme,
+                    reason: format!("token '{token}' has no mechanism for it"),
+                })
+            }
+            Asked::Digest {
+                mechanism,
+                hash,
+                family,
+            } => {
+                let (raw, _) = candidates(family);
+                if mechanisms.contains(&raw) {
+                    Ok(Plan {
+                        family,
+                        mechanism: raw,
+                        feed: Feed::ClientDigest,
+                    })
+                } else {
+                    Err(SignError::UnsupportedDigest {
+                        mechanism,
+                        hash,
+                        reason: format!(
+                            "token '{token}' does not offer {raw}, the only mechanism \
+                             that signs a digest as given"
+                        ),
+                    })
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Checked<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.asked {
+            Asked::Scheme(scheme) => write!(f, "{scheme}"),
+            Asked::Digest {
+                mechanism, hash, ..
+            } => write!(f, "{} over a {} digest", mechanism.as_str(), hash.as_str()),
+        }
+    }
+}
+
+/// "rsa", "ec P-256": the key's type and curve, for refusals.
+fn key_description(key: &KeyLocation) -> String {
+    format!(
+        "{}{}",
+        key.key_type.as_str(),
+        key.curve
+            .map(|c| format!(" {}", c.as_str()))
+            .unwrap_or_default()
+    )
 }
 
 impl Plan {
@@ -217,7 +328,7 @@ impl Plan {
     /// cannot make even when the identity lists it (a store bug must not
     /// produce a wrong signature). Touches no token: a refused scheme
     /// costs nothing there.
-    pub(crate) fn for_key(key: &KeyLocation, scheme: Scheme) -> Result<KeyScheme<'_>, SignError> {
+    pub(crate) fn for_key(key: &KeyLocation, scheme: Scheme) -> Result<Checked<'_>, SignError> {
         let refuse = |reason| SignError::UnsupportedScheme { scheme, reason };
         if !key.schemes.contains(&scheme) {
             let offered: Vec<&str> = key.schemes.iter().map(|s| s.as_str()).collect();
@@ -228,15 +339,62 @@ impl Plan {
             }));
         }
         if !scheme.fits(key.key_type, key.curve) {
+            return Err(refuse(format!("the key is {}", key_description(key))));
+        }
+        Ok(Checked {
+            key,
+            asked: Asked::Scheme(scheme),
+        })
+    }
+
+    /// The one place a digest signature is checked against a key, as
+    /// [`Plan::for_key`] checks a scheme: refuses a digest of `len` bytes
+    /// that `hash` cannot have made, and a mechanism the key's type
+    /// cannot sign with. Touches no token.
+    pub(crate) fn for_digest(
+        key: &KeyLocation,
+        mechanism: DigestMechanism,
+        hash: HashAlgorithm,
+        len: usize,
+    ) -> Result<Checked<'_>, SignError> {
+        let refuse = |reason: String| SignError::UnsupportedDigest {
+            mechanism,
+            hash,
+            reason,
+        };
+        let Some(known) = Hash::of(hash) else {
+            return Err(refuse(
+                "this agent does not know the hash; ask for sha256, sha384 or sha512".to_owned(),
+            ));
+        };
+        if len != hash.digest_len() {
+            return Err(SignError::DigestLength { hash, len });
+        }
+        let family =
+            match mechanism {
+                DigestMechanism::RsaPkcs1 => Family::RsaPkcs1(known),
+                DigestMechanism::RsaPss => Family::RsaPss(known),
+                DigestMechanism::Ecdsa => Family::Ecdsa(known),
+                _ => return Err(refuse(
+                    "this agent does not know the mechanism; ask for ecdsa, rsa_pkcs1 or rsa_pss"
+                        .to_owned(),
+                )),
+            };
+        if !family.fits(key) {
             return Err(refuse(format!(
-                "the key is {}{}",
-                key.key_type.as_str(),
-                key.curve
-                    .map(|c| format!(" {}", c.as_str()))
-                    .unwrap_or_default()
+                "the key is {}; ecdsa needs an EC key on P-256, P-384 or P-521, \
+                 rsa_pkcs1 and rsa_pss an RSA key",
+                key_description(key)
             )));
         }
-        Ok(KeyScheme { key, scheme })
+        Ok(Checked {
+            key,
+            asked: Asked::Digest {
+                mechanism,
+                hash,
+                family,
+            },
+        })
     }
 
     /// The plan for `scheme` on a token offering `mechanisms`; `None`
@@ -246,19 +404,21 @@ impl Plan {
         let (raw, combined) = candidates(family);
         if mechanisms.contains(&raw) {
             return Some(Plan {
-                scheme,
                 family,
                 mechanism: raw,
-                agent_hashes: family != Family::Ed25519,
+                feed: if family == Family::Ed25519 {
+                    Feed::Message
+                } else {
+                    Feed::AgentDigest
+                },
             });
         }
         combined
             .filter(|c| mechanisms.contains(c))
             .map(|mechanism| Plan {
-                scheme,
                 family,
                 mechanism,
-                agent_hashes: false,
+                feed: Feed::Message,
             })
     }
 
@@ -269,20 +429,21 @@ impl Plan {
 
     /// The mechanism with its parameters.
     pub(crate) fn mechanism(&self) -> Mechanism<'static> {
+        let raw = self.feed != Feed::Message;
         match self.family {
-            Family::RsaPkcs1(hash) => match (self.agent_hashes, hash) {
+            Family::RsaPkcs1(hash) => match (raw, hash) {
                 (true, _) => Mechanism::RsaPkcs,
                 (false, Hash::Sha256) => Mechanism::Sha256RsaPkcs,
                 (false, Hash::Sha384) => Mechanism::Sha384RsaPkcs,
                 (false, Hash::Sha512) => Mechanism::Sha512RsaPkcs,
             },
-            Family::RsaPss(hash) => match (self.agent_hashes, hash) {
+            Family::RsaPss(hash) => match (raw, hash) {
                 (true, _) => Mechanism::RsaPkcsPss(hash.pss_params()),
                 (false, Hash::Sha256) => Mechanism::Sha256RsaPkcsPss(hash.pss_params()),
                 (false, Hash::Sha384) => Mechanism::Sha384RsaPkcsPss(hash.pss_params()),
                 (false, Hash::Sha512) => Mechanism::Sha512RsaPkcsPss(hash.pss_params()),
             },
-            Family::Ecdsa(hash) => match (self.agent_hashes, hash) {
+            Family::Ecdsa(hash) => match (raw, hash) {
                 (true, _) => Mechanism::Ecdsa,
                 (false, Hash::Sha256) => Mechanism::EcdsaSha256,
                 (false, Hash::Sha384) => Mechanism::EcdsaSha384,
@@ -292,20 +453,18 @@ impl Plan {
         }
     }
 
-    /// What the token signs: the message, its digest, or (PKCS#1 v1.5
-    /// with the raw mechanism) the DER DigestInfo of its digest.
-    pub(crate) fn input(&self, message: &[u8]) -> Vec<u8> {
-        if !self.agent_hashes {
-            return message.to_vec();
-        }
+    /// What the token signs, from the message (or the client's digest):
+    /// the message, the digest, or (PKCS#1 v1.5 with the raw mechanism)
+    /// the DER DigestInfo of the digest.
+    pub(crate) fn input(&self, data: &[u8]) -> Vec<u8> {
+        let (hash, digest) = match (self.feed, self.family.hash()) {
+            (Feed::AgentDigest, Some(hash)) => (hash, hash.digest(data)),
+            (Feed::ClientDigest, Some(hash)) => (hash, data.to_vec()),
+            _ => return data.to_vec(),
+        };
         match self.family {
-            Family::RsaPkcs1(hash) => {
-                let mut info = hash.digest_info_prefix().to_vec();
-                info.extend_from_slice(&hash.digest(message));
-                info
-            }
-            Family::RsaPss(hash) | Family::Ecdsa(hash) => hash.digest(message),
-            Family::Ed25519 => message.to_vec(),
+            Family::RsaPkcs1(_) => [hash.digest_info_prefix(), &digest].concat(),
+            _ => digest,
         }
     }
 
@@ -487,5 +646,178 @@ mod tests {
             &[MechanismType::RSA_PKCS]
         ))
         .contains(": token 't1' has no mechanism for it;"));
+    }
+    fn rsa_key() -> KeyLocation {
+        KeyLocation {
+            key_type: KeyType::Rsa,
+            curve: None,
+            schemes: vec![Scheme::RsaPkcs1Sha256, Scheme::RsaPssRsaeSha256],
+            ..p256_key(Vec::new())
+        }
+    }
+
+    fn digest_plan(
+        key: &KeyLocation,
+        mechanism: DigestMechanism,
+        hash: HashAlgorithm,
+        len: usize,
+        mechanisms: &[MechanismType],
+    ) -> Result<Plan, SignError> {
+        Plan::for_digest(key, mechanism, hash, len)?.plan(mechanisms)
+    }
+
+    #[test]
+    fn digests_go_to_the_raw_mechanisms_as_given() {
+        let digest = [0x5a; 32];
+        let plan = digest_plan(
+            &rsa_key(),
+            DigestMechanism::RsaPkcs1,
+            HashAlgorithm::Sha256,
+            32,
+            &SOFTHSM,
+        )
+        .expect("plan");
+        assert!(matches!(plan.mechanism(), Mechanism::RsaPkcs));
+        assert_eq!(
+            hex::encode(plan.input(&digest)),
+            format!("3031300d060960864801650304020105000420{}", "5a".repeat(32))
+        );
+
+        let digest = [0x5a; 48];
+        let plan = digest_plan(
+            &rsa_key(),
+            DigestMechanism::RsaPss,
+            HashAlgorithm::Sha384,
+            48,
+            &SOFTHSM,
+        )
+        .expect("plan");
+        match plan.mechanism() {
+            Mechanism::RsaPkcsPss(params) => {
+                assert_eq!(params.hash_alg, MechanismType::SHA384);
+                assert_eq!(params.mgf, PkcsMgfType::MGF1_SHA384);
+                assert_eq!(u64::from(params.s_len), 48);
+            }
+            other => panic!("unexpected mechanism {other:?}"),
+        }
+        assert_eq!(plan.input(&digest), digest);
+
+        // ECDSA takes any hash on any curve: the digest is what it signs.
+        let digest = [0x5a; 64];
+        let key = p256_key(vec![Scheme::EcdsaSecp256r1Sha256]);
+        let plan = digest_plan(
+            &key,
+            DigestMechanism::Ecdsa,
+            HashAlgorithm::Sha512,
+            64,
+            &SOFTHSM,
+        )
+        .expect("plan");
+        assert!(matches!(plan.mechanism(), Mechanism::Ecdsa));
+        assert_eq!(plan.input(&digest), digest);
+        assert_eq!(
+            plan.output(vec![0, 0, 0, 1, 0, 0, 0, 2]).expect("der"),
+            [0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x02]
+        );
+    }
+
+    #[test]
+    fn a_digest_of_the_wrong_length_is_refused() {
+        for (hash, len) in [
+            (HashAlgorithm::Sha256, 31),
+            (HashAlgorithm::Sha256, 48),
+            (HashAlgorithm::Sha384, 32),
+            (HashAlgorithm::Sha512, 0),
+            // The DigestInfo instead of the digest.
+            (HashAlgorithm::Sha256, 19 + 32),
+        ] {
+            let err = digest_plan(&rsa_key(), DigestMechanism::RsaPkcs1, hash, len, &SOFTHSM)
+                .expect_err("refused");
+            assert!(
+                matches!(err, SignError::DigestLength { .. }),
+                "{hash:?} {len}: {err}"
+            );
+        }
+        let err = Plan::for_digest(
+            &rsa_key(),
+            DigestMechanism::RsaPss,
+            HashAlgorithm::Sha384,
+            32,
+        )
+        .expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "the digest is 32 bytes, and a sha384 digest is 48; \
+             send the bare digest, not the message or a DigestInfo"
+        );
+    }
+
+    fn digest_refusal(result: Result<Plan, SignError>) -> String {
+        match result {
+            Err(err @ SignError::UnsupportedDigest { .. }) => err.to_string(),
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_mechanism_the_key_type_cannot_use_is_refused() {
+        let ec = p256_key(vec![Scheme::EcdsaSecp256r1Sha256]);
+        for mechanism in [DigestMechanism::RsaPkcs1, DigestMechanism::RsaPss] {
+            assert!(digest_refusal(digest_plan(
+                &ec,
+                mechanism,
+                HashAlgorithm::Sha256,
+                32,
+                &SOFTHSM
+            ))
+            .contains("digest cannot be made with this key: the key is ec P-256;"));
+        }
+        assert_eq!(
+            digest_refusal(digest_plan(
+                &rsa_key(),
+                DigestMechanism::Ecdsa,
+                HashAlgorithm::Sha256,
+                32,
+                &SOFTHSM
+            )),
+            "ecdsa over a sha256 digest cannot be made with this key: the key is rsa; \
+             ecdsa needs an EC key on P-256, P-384 or P-521, rsa_pkcs1 and rsa_pss an RSA key"
+        );
+        // A curve the agent does not know.
+        let brainpool = KeyLocation { curve: None, ..ec };
+        digest_refusal(digest_plan(
+            &brainpool,
+            DigestMechanism::Ecdsa,
+            HashAlgorithm::Sha256,
+            32,
+            &SOFTHSM,
+        ));
+    }
+
+    #[test]
+    fn a_token_with_only_combined_mechanisms_cannot_sign_digests() {
+        let combined = [
+            MechanismType::SHA256_RSA_PKCS,
+            MechanismType::SHA256_RSA_PKCS_PSS,
+            MechanismType::ECDSA_SHA256,
+        ];
+        let ec = p256_key(vec![Scheme::EcdsaSecp256r1Sha256]);
+        assert!(digest_refusal(digest_plan(
+            &ec,
+            DigestMechanism::Ecdsa,
+            HashAlgorithm::Sha256,
+            32,
+            &combined
+        ))
+        .contains(": token 't1' does not offer CKM_ECDSA,"));
+        for mechanism in [DigestMechanism::RsaPkcs1, DigestMechanism::RsaPss] {
+            digest_refusal(digest_plan(
+                &rsa_key(),
+                mechanism,
+                HashAlgorithm::Sha256,
+                32,
+                &combined,
+            ));
+        }
     }
 }

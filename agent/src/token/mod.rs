@@ -2,7 +2,9 @@
 //! certificates and keys found on them.
 //!
 //! - [`Module`] loads and initialises one PKCS#11 module;
-//!   [`default_modules`] lists the modules registered with p11-kit.
+//!   [`default_modules`] lists the modules registered with p11-kit;
+//!   [`own_module`] recognises p11agent's own forwarding module, which
+//!   the agent must never load.
 //! - [`Module::scan`] reads every token's certificates and pairs them with
 //!   their private keys (by `CKA_ID`, then by public key), yielding
 //!   [`FoundToken`]s.
@@ -21,6 +23,7 @@ pub(crate) mod found;
 mod login;
 mod mechanisms;
 mod module;
+mod own_module;
 pub(crate) mod p11kit;
 mod pairing;
 mod public_key;
@@ -44,6 +47,7 @@ mod testing;
 pub(crate) use error::TokenError;
 pub(crate) use found::FoundToken;
 pub(crate) use module::Module;
+pub(crate) use own_module::{own_module, OwnModule};
 pub(crate) use p11kit::default_modules;
 pub(crate) use sign_error::SignError;
 pub(crate) use tokens::Tokens;

@@ -13,7 +13,7 @@
 //! (`CKU_CONTEXT_SPECIFIC`), and finishes it here with the module's own
 //! `C_Sign`, taken from its function list.
 //!
-//! This is the only `unsafe` code of the agent.
+//! This and `own_module.rs` are the only `unsafe` code of the agent.
 #![allow(unsafe_code)]
 
 use std::path::Path;

@@ -24,19 +24,20 @@ use super::slot::{FoundKey, Lease, SlotState};
 use super::tokens::{ModuleEntry, Tokens};
 
 impl Tokens {
-    /// Signs `message` with `key` on `state`'s token as `plan` says, on a
-    /// session leased from its pool.
+    /// Signs `data` (a message, or a client's digest: `plan` knows which)
+    /// with `key` on `state`'s token as `plan` says, on a session leased
+    /// from its pool.
     pub(super) fn sign_in(
         &self,
         entry: &ModuleEntry,
         state: &SlotState,
         key: &KeyLocation,
         plan: &Plan,
-        message: &[u8],
+        data: &[u8],
         prompted: &mut bool,
     ) -> Result<Vec<u8>, SignError> {
         tracing::trace!(token = %state.token.label, mechanism = %plan.mechanism_type(), "signing");
-        let input = plan.input(message);
+        let input = plan.input(data);
         let mut lease = state.lease()?;
         let result = self.sign_on(entry, state, &mut lease, key, plan, &input, prompted);
         if result.as_ref().is_err_and(SignError::ends_session) {

@@ -1,7 +1,7 @@
 //! Why a signature, login or logout failed.
 
 use cryptoki::error::Error as CryptokiError;
-use p11agent_proto::Scheme;
+use p11agent_proto::{DigestMechanism, HashAlgorithm, Scheme};
 
 use super::rv::Meaning;
 
@@ -21,6 +21,37 @@ pub(crate) enum SignError {
         scheme: Scheme,
         /// Why not.
         reason: String,
+    },
+
+    /// The key cannot sign a digest with the mechanism: wrong key type, or
+    /// the token lacks the raw mechanism. Nothing was sent to the token.
+    #[error(
+        "{} over a {} digest cannot be made with this key: {reason}",
+        mechanism.as_str(),
+        hash.as_str()
+    )]
+    UnsupportedDigest {
+        /// The mechanism asked for.
+        mechanism: DigestMechanism,
+        /// The hash that made the digest.
+        hash: HashAlgorithm,
+        /// Why not.
+        reason: String,
+    },
+
+    /// The digest is not as long as its hash's digests. Nothing was sent
+    /// to the token.
+    #[error(
+        "the digest is {len} bytes, and a {} digest is {}; \
+         send the bare digest, not the message or a DigestInfo",
+        hash.as_str(),
+        hash.digest_len()
+    )]
+    DigestLength {
+        /// The hash the client named.
+        hash: HashAlgorithm,
+        /// The length of what it sent.
+        len: usize,
     },
 
     /// No private key with the identity's `CKA_ID` is on the token (after

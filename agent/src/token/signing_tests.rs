@@ -478,6 +478,115 @@ fn a_scheme_the_key_cannot_make_is_refused_before_the_token() {
 }
 
 #[test]
+fn digests_sign_through_the_raw_mechanisms_and_verify_independently() {
+    use p11agent_proto::{DigestMechanism, HashAlgorithm};
+    use sha2::Digest as _;
+
+    let pins = CountingPins::new(USER_PIN);
+    let Some(fx) = Fixture::new(&[Kind::Rsa2048, Kind::P256, Kind::P384], &[], pins.clone()) else {
+        return;
+    };
+    let message = b"a document the client hashed itself";
+    let digest = |hash| match hash {
+        HashAlgorithm::Sha256 => sha2::Sha256::digest(message).to_vec(),
+        HashAlgorithm::Sha384 => sha2::Sha384::digest(message).to_vec(),
+        _ => sha2::Sha512::digest(message).to_vec(),
+    };
+
+    // Refused before the token: nothing asks for a PIN.
+    let short = fx.tokens.sign_digest(
+        &fx.location(0),
+        DigestMechanism::RsaPkcs1,
+        HashAlgorithm::Sha256,
+        &digest(HashAlgorithm::Sha384),
+    );
+    assert!(
+        matches!(short, Err(SignError::DigestLength { .. })),
+        "{short:?}"
+    );
+    let wrong_key = fx.tokens.sign_digest(
+        &fx.location(1),
+        DigestMechanism::RsaPss,
+        HashAlgorithm::Sha256,
+        &digest(HashAlgorithm::Sha256),
+    );
+    assert!(
+        matches!(wrong_key, Err(SignError::UnsupportedDigest { .. })),
+        "{wrong_key:?}"
+    );
+    assert_eq!(pins.asked(), 0, "nothing reached the token");
+
+    // ring verifies the message under the scheme that hashes it as the
+    // client did: the same signature as over the digest.
+    let cases = [
+        (
+            0,
+            DigestMechanism::RsaPkcs1,
+            HashAlgorithm::Sha256,
+            Scheme::RsaPkcs1Sha256,
+        ),
+        (
+            0,
+            DigestMechanism::RsaPkcs1,
+            HashAlgorithm::Sha384,
+            Scheme::RsaPkcs1Sha384,
+        ),
+        (
+            0,
+            DigestMechanism::RsaPkcs1,
+            HashAlgorithm::Sha512,
+            Scheme::RsaPkcs1Sha512,
+        ),
+        (
+            0,
+            DigestMechanism::RsaPss,
+            HashAlgorithm::Sha256,
+            Scheme::RsaPssRsaeSha256,
+        ),
+        (
+            0,
+            DigestMechanism::RsaPss,
+            HashAlgorithm::Sha384,
+            Scheme::RsaPssRsaeSha384,
+        ),
+        (
+            0,
+            DigestMechanism::RsaPss,
+            HashAlgorithm::Sha512,
+            Scheme::RsaPssRsaeSha512,
+        ),
+        (
+            1,
+            DigestMechanism::Ecdsa,
+            HashAlgorithm::Sha256,
+            Scheme::EcdsaSecp256r1Sha256,
+        ),
+        (
+            2,
+            DigestMechanism::Ecdsa,
+            HashAlgorithm::Sha384,
+            Scheme::EcdsaSecp384r1Sha384,
+        ),
+    ];
+    for (index, mechanism, hash, scheme) in cases {
+        let signature = fx
+            .tokens
+            .sign_digest(&fx.location(index), mechanism, hash, &digest(hash))
+            .unwrap_or_else(|err| panic!("{mechanism:?} {hash:?}: {err}"));
+        assert!(
+            fx.verify(index, scheme, message, &signature),
+            "{mechanism:?} {hash:?}: the verifier rejects the signature"
+        );
+        assert!(
+            !fx.verify(index, scheme, b"another message", &signature),
+            "{mechanism:?} {hash:?}: the verifier accepts another message"
+        );
+    }
+    // The same login as for messages: once, on demand.
+    assert_eq!(pins.asked(), 1);
+}
+
+#[test]
 fn a_wrong_pin_is_reported_once_and_never_retried() {
     let pins = CountingPins::new("9999");
     let Some(fx) = Fixture::new(&[Kind::P256], &[], pins.clone()) else {

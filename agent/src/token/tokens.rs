@@ -19,13 +19,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use cryptoki::context::Pkcs11;
-use p11agent_proto::{Scheme, Token};
+use p11agent_proto::{DigestMechanism, HashAlgorithm, Scheme, Token};
 use parking_lot::{Mutex, RwLock};
 use secrecy::SecretString;
 
 use super::error::TokenError;
 use super::found::KeyLocation;
-use super::mechanisms::Plan;
+use super::mechanisms::{Checked, Plan};
 use super::module::Module;
 use super::raw_sign::RawSign;
 use super::sign_error::SignError;
@@ -146,16 +146,38 @@ impl Tokens {
         scheme: Scheme,
         message: &[u8],
     ) -> Result<Vec<u8>, SignError> {
-        let checked = Plan::for_key(key, scheme)?;
+        self.sign_checked(Plan::for_key(key, scheme)?, message)
+    }
+
+    /// Signs `digest`, which `hash` made, with the key at `key` under
+    /// `mechanism` through the token's raw mechanism, as [`Tokens::sign`]
+    /// signs a message: the same checks before the token is touched (and
+    /// a digest of the wrong length refused), the same login.
+    pub(crate) fn sign_digest(
+        &self,
+        key: &KeyLocation,
+        mechanism: DigestMechanism,
+        hash: HashAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, SignError> {
+        self.sign_checked(
+            Plan::for_digest(key, mechanism, hash, digest.len())?,
+            digest,
+        )
+    }
+
+    /// Signs `data` as `checked` says, on its key's token.
+    fn sign_checked(&self, checked: Checked<'_>, data: &[u8]) -> Result<Vec<u8>, SignError> {
+        let key = checked.key();
         let entry = self.entry(&key.token)?;
         let started = Instant::now();
         let signature = self.with_state(entry, &key.token, |state, prompted| {
             let plan = checked.plan(&state.mechanisms)?;
-            self.sign_in(entry, state, key, &plan, message, prompted)
+            self.sign_in(entry, state, key, &plan, data, prompted)
         })?;
         tracing::debug!(
             token = %key.token.label,
-            %scheme,
+            signed = %checked,
             elapsed_us = started.elapsed().as_micros(),
             "signed"
         );

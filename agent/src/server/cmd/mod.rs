@@ -12,6 +12,7 @@ pub(super) mod logout;
 pub(super) mod select;
 pub(super) mod show;
 pub(super) mod sign;
+pub(super) mod sign_digest;
 pub(super) mod status;
 pub(super) mod tokens;
 pub(super) mod watch;
@@ -36,7 +37,10 @@ pub(crate) enum Blocks {
 /// How `request` may block.
 pub(crate) fn blocks(request: &Request) -> Blocks {
     match request {
-        Request::Sign { .. } | Request::Login { .. } | Request::Logout { .. } => Blocks::OnToken,
+        Request::Sign { .. }
+        | Request::SignDigest { .. }
+        | Request::Login { .. }
+        | Request::Logout { .. } => Blocks::OnToken,
         Request::Select { .. } | Request::Choose { .. } | Request::Forget { .. } => {
             Blocks::Elsewhere
         }
@@ -58,6 +62,12 @@ pub(crate) fn dispatch(context: &Context<'_>, request: Request) -> Response {
             scheme,
             message,
         } => sign::run(context, &id, scheme, &message),
+        Request::SignDigest {
+            id,
+            mechanism,
+            hash,
+            digest,
+        } => sign_digest::run(context, &id, mechanism, hash, &digest),
         Request::Login { token, pin } => login::run(context, token.as_deref(), pin),
         Request::Logout { token } => logout::run(context, token.as_deref()),
         Request::Select {
