@@ -259,6 +259,17 @@ pub struct PageLoad {
     pub timed_out: bool,
 }
 
+impl PageLoad {
+    /// The network error headless Chromium reported for the page
+    /// (`net::ERR_...`), if it failed to load.
+    pub fn error(&self) -> Option<String> {
+        self.log.lines().find_map(|line| {
+            let (_, error) = line.split_once("Page load failed: ")?;
+            Some(error.trim().to_owned())
+        })
+    }
+}
+
 /// Headless Chromium with its own HOME, whose NSS database
 /// (`HOME/.pki/nssdb`, which Chromium reads on Linux) loads the agent's
 /// module and trusts the test's server CA.
@@ -269,8 +280,9 @@ pub struct Chromium {
 }
 
 impl Chromium {
-    /// How long one page load may take.
-    const LOAD_TIMEOUT: Duration = Duration::from_secs(60);
+    /// How long one page load may take (one takes about 1.5 s; without
+    /// a matching auto-select rule it never ends).
+    const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
 
     /// A Chromium whose module talks to the agent at `socket`.
     pub fn new(module: &Path, socket: &Path, server_ca_pem: &str) -> Chromium {
