@@ -452,7 +452,7 @@ impl Firefox {
             .call("WebDriver:NewSession", json!({"capabilities": {}}))
             .unwrap_or_else(|e| panic!("new session: {e}"));
         marionette
-            .call("WebDriver:SetTimeouts", json!({"pageLoad": 60_000}))
+            .call("WebDriver:SetTimeouts", json!({"pageLoad": 30_000}))
             .unwrap_or_else(|e| panic!("timeouts: {e}"));
         Firefox {
             marionette,
