@@ -20,13 +20,20 @@
 //!   matches, and otherwise waits for ever. The rules are written as the
 //!   content setting that policy feeds (`auto_select_certificate` in the
 //!   profile's `Default/Preferences`), which Chromium honours from the
-//!   user's profile as well. No managed policy file is needed, so nothing
-//!   is written under `/etc/chromium` and no mount namespace is needed
-//!   either.
+//!   user's profile as well (checked with Chromium 156: without the
+//!   entry a load hangs, with it the certificate is sent). So no managed
+//!   policy file (`/etc/chromium/policies/managed`, the only place Linux
+//!   builds read policy from) is written, and no private mount namespace
+//!   (`unshare -m` to bind a temporary folder over it, which works here
+//!   as root but needs root or user namespaces) is needed: the tests run
+//!   alike as root and as any other user.
 //! - **Firefox** starts once and is driven over Marionette (a
 //!   length-prefixed JSON protocol over TCP, `--marionette`), which gives
 //!   the page source after each navigation; `security.default_personal_cert`
-//!   = "Select Automatically" sends the certificate without asking.
+//!   = "Select Automatically" sends the certificate without asking. When
+//!   its client signature fails (TLS 1.2, the agent refusing) Firefox
+//!   shows no error page: the navigation hangs until its page-load
+//!   timeout, so a failure costs that long.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -85,8 +92,11 @@ pub fn have_nginx() -> bool {
 }
 
 fn have_nss_tools() -> bool {
-    // certutil has no --version; -H prints help and succeeds.
-    runs(CERTUTIL, "-H") || Command::new(CERTUTIL).output().is_ok()
+    // Neither tool has a --version that succeeds: that they run at all
+    // is what is asked.
+    [CERTUTIL, MODUTIL]
+        .iter()
+        .all(|tool| Command::new(tool).stdin(Stdio::null()).output().is_ok())
 }
 
 /// The path the kernel shows as the executable of a process running
@@ -210,8 +220,9 @@ impl Group {
 
     fn kill(&mut self) {
         // The group outlives its leader when helpers linger, so it is
-        // killed even when the leader has exited; its id stays reserved
-        // while any member lives, so no stranger gets the signal.
+        // killed even when the leader has exited: Linux gives no new
+        // process an id that is still a group's, so while any member
+        // lives the signal reaches only the group.
         if let Ok(pgid) = i32::try_from(self.child.id()) {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
         }
