@@ -2,6 +2,8 @@
 //! `p11agent` binary, running a daemon against a SoftHSM environment, and
 //! running the command line against it.
 
+pub mod browser;
+
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
