@@ -643,3 +643,23 @@ fn a_missing_module_names_the_path_and_how_to_build_it() {
     assert_eq!(sandbox.files(), BTreeMap::new());
     assert!(!sandbox.home.join(".pki").exists());
 }
+
+#[test]
+fn without_nss_tools_the_nss_targets_name_the_package() {
+    let mut sandbox = Sandbox::new();
+    sandbox.system_path = false;
+    for args in [&["nss"][..], &["chromium", "--print"][..]] {
+        let mut args = args.to_vec();
+        args.extend(["--module", sandbox.softhsm()]);
+        let output = sandbox.run(&args);
+        assert_eq!(output.status.code(), Some(1));
+        assert!(
+            stderr(&output).contains("is not installed: it comes with NSS's tools"),
+            "{}",
+            stderr(&output)
+        );
+        assert!(stderr(&output).contains("libnss3-tools"));
+    }
+    assert_eq!(sandbox.files(), BTreeMap::new());
+    assert!(!sandbox.home.join(".pki").exists());
+}

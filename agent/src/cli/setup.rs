@@ -724,6 +724,13 @@ impl Setup<'_> {
                 .collect();
             (Status::Registered, vec![create, add])
         };
+        // With --print too: what would be run must be there to run.
+        for command in &commands {
+            let tool = command.first().map(|t| t.to_string_lossy().into_owned());
+            if let Some(tool) = tool.filter(|tool| self.places.which(tool).is_none()) {
+                return Err(SetupError::ToolMissing { tool });
+            }
+        }
         if !self.print && !commands.is_empty() {
             std::fs::create_dir_all(dir).map_err(|source| SetupError::File {
                 action: "create",
