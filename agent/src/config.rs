@@ -659,12 +659,24 @@ fn timeouts(lookup: impl Fn(&str) -> Option<String>) -> Timeouts {
     }
 }
 
+/// The user's configuration directory: `$XDG_CONFIG_HOME`, or
+/// `~/.config` when that is unset or empty. `p11agent setup` writes the
+/// digest policy here, beside the default configuration file, so that a
+/// daemon started without --config finds both.
+pub(crate) fn config_home() -> Option<PathBuf> {
+    match std::env::var_os("XDG_CONFIG_HOME") {
+        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
+        _ => Some(PathBuf::from(std::env::var_os("HOME")?).join(".config")),
+    }
+}
+
+/// `p11agent/` in the user's configuration directory.
+pub(crate) fn p11agent_config_dir() -> Option<PathBuf> {
+    Some(config_home()?.join("p11agent"))
+}
+
 fn default_path() -> Option<PathBuf> {
-    let base = match std::env::var_os("XDG_CONFIG_HOME") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => PathBuf::from(std::env::var_os("HOME")?).join(".config"),
-    };
-    Some(base.join("p11agent").join("config.toml"))
+    Some(p11agent_config_dir()?.join("config.toml"))
 }
 
 #[cfg(test)]

@@ -47,6 +47,9 @@ pub enum CliError {
     /// The terminal certificate chooser gave no answer.
     #[error("certificate chooser: {0}")]
     Chooser(#[from] TtyChooserError),
+    /// `p11agent setup` could not configure its target.
+    #[error("setup: {0}")]
+    Setup(#[from] SetupError),
 }
 
 impl CliError {
@@ -92,6 +95,75 @@ pub enum TtyChooserError {
     /// The person cancelled.
     #[error("cancelled; no certificate chosen")]
     Cancelled,
+}
+
+/// Why `p11agent setup` could not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// There is no home directory to write under.
+    #[error("HOME is not set, and setup writes under your home directory")]
+    NoHome,
+    /// The running binary could not be located.
+    #[error(
+        "cannot tell where the running p11agent is ({0}) to find the PKCS#11 module beside it; \
+         give its path with --module"
+    )]
+    CurrentExe(io::Error),
+    /// The agent's PKCS#11 module is not where it was looked for.
+    #[error(
+        "no PKCS#11 module at {}{}: build it with `cargo build --release -p p11agent-pkcs11` \
+         (cargo puts it in target/release/, beside p11agent), or give its path with --module",
+        path.display(),
+        if *default { ", beside this p11agent binary" } else { "" }
+    )]
+    ModuleMissing {
+        /// Where it was looked for.
+        path: PathBuf,
+        /// Whether that is the default place rather than --module.
+        default: bool,
+    },
+    /// A path that must go into a text file is not UTF-8.
+    #[error("{} is not valid UTF-8, so no configuration file can name it", .0.display())]
+    NotUtf8(PathBuf),
+    /// An NSS tool is not installed.
+    #[error(
+        "{tool} is not installed: it comes with NSS's tools (Debian: `apt-get install \
+         libnss3-tools`)"
+    )]
+    ToolMissing {
+        /// `modutil` or `certutil`.
+        tool: String,
+    },
+    /// An NSS tool failed.
+    #[error("`{command}` failed ({status}): {detail}")]
+    ToolFailed {
+        /// The command line, as a shell would read it.
+        command: String,
+        /// How it ended.
+        status: String,
+        /// What it said.
+        detail: String,
+    },
+    /// A file or directory could not be read or written.
+    #[error("cannot {action} {}: {source}", path.display())]
+    File {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// Firefox has no profile to configure yet.
+    #[error(
+        "no Firefox profile found (no profiles.ini listing one in {}): start Firefox once so \
+         that it makes its profile, quit it, and run `p11agent setup firefox` again",
+        searched.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(" or ")
+    )]
+    NoFirefoxProfile {
+        /// The directories where Firefox keeps profiles.ini.
+        searched: Vec<PathBuf>,
+    },
 }
 
 #[cfg(test)]

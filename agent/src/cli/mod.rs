@@ -12,6 +12,7 @@ mod list;
 mod login;
 mod probe;
 mod select;
+mod setup;
 mod show;
 mod sign;
 mod status;
@@ -152,6 +153,55 @@ pub(crate) enum Command {
     /// flushed as it is written, so a pipe sees it at once.
     #[command(verbatim_doc_comment)]
     Watch(watch::WatchArgs),
+    /// Make another program use the agent's identities through its
+    /// PKCS#11 module, libp11agent_pkcs11.so
+    ///
+    /// Writes only under $HOME and $XDG_CONFIG_HOME, never a file it did
+    /// not write itself (each starts with a "# Written by `p11agent
+    /// setup" line; remove that line and setup leaves the file alone);
+    /// running it again changes nothing. --print shows what it would
+    /// write and run; --remove undoes it. Besides the program's own
+    /// configuration, each target but nss writes a digest policy,
+    /// $XDG_CONFIG_HOME/p11agent/digest.d/TARGET.toml, allowing the
+    /// program's executable (as /proc/PID/exe shows it) to have digests
+    /// signed, as PKCS#11 callers do; programs not installed are left out.
+    /// A `p11agent daemon` started afterwards applies it.
+    ///
+    /// nss       registers the module as "p11agent" in the shared NSS
+    ///           database ~/.pki/nssdb (modutil), creating the database
+    ///           when there is none; Chromium and Chrome read it.
+    ///
+    /// chromium  as nss, plus the digest policy for Chromium's executable
+    ///           (/usr/lib/chromium/chromium on Debian, not the
+    ///           /usr/bin/chromium script).
+    ///
+    /// firefox   registers the module in the NSS database of every
+    ///           Firefox profile listed in ~/.mozilla/firefox/profiles.ini
+    ///           or $XDG_CONFIG_HOME/mozilla/firefox/profiles.ini (Firefox
+    ///           reads enterprise policies only from root-owned places),
+    ///           plus the digest policy for Firefox's executable. Start
+    ///           Firefox once first, so that it has a profile.
+    ///
+    /// p11-kit   writes ~/.config/pkcs11/modules/p11agent.module, so that
+    ///           gnutls programs and users of p11-kit-proxy.so load the
+    ///           module (not programs run as root: p11-kit ignores
+    ///           per-user files for them), plus the policy for gnutls-cli.
+    ///
+    /// openssl   writes $XDG_CONFIG_HOME/p11agent/openssl-pkcs11.cnf, an
+    ///           OpenSSL configuration loading pkcs11-provider over the
+    ///           module, used with OPENSSL_CONF=<that file>, plus the
+    ///           policy for openssl and curl.
+    ///
+    /// java      writes $XDG_CONFIG_HOME/p11agent/sunpkcs11.cfg (SunPKCS11's
+    ///           configuration, for keytool -providerArg) and java.security
+    ///           beside it (for java -Djava.security.properties=), plus the
+    ///           policy for the java executable.
+    ///
+    /// ssh       changes no ssh file: prints the `ssh -I` line and the
+    ///           ~/.ssh/config PKCS11Provider line to use, and writes the
+    ///           policy for ssh and ssh-pkcs11-helper (ssh-agent's loader).
+    #[command(verbatim_doc_comment)]
+    Setup(setup::SetupArgs),
 }
 
 /// Runs a parsed command line.
@@ -174,5 +224,6 @@ pub fn run(args: Args) -> Result<(), CliError> {
         Command::Probe(a) => probe::run(socket, a),
         Command::Chooser(a) => chooser::run(a),
         Command::Watch(a) => watch::run(connect(socket)?, a),
+        Command::Setup(a) => setup::run(a),
     }
 }
