@@ -130,11 +130,7 @@ fn nss_tool(program: &str, args: &[&std::ffi::OsStr], socket: &Path) {
 /// PKCS#11 module), which finds the agent at `socket`.
 pub fn create_nss_db(dir: &Path, module: &Path, socket: &Path, server_ca_pem: &str) {
     std::fs::create_dir_all(dir).expect("NSS directory");
-    let db = {
-        let mut db = std::ffi::OsString::from("sql:");
-        db.push(dir);
-        db
-    };
+    let db = sql_db(dir);
     nss_tool(
         CERTUTIL,
         &[
@@ -145,6 +141,27 @@ pub fn create_nss_db(dir: &Path, module: &Path, socket: &Path, server_ca_pem: &s
         ],
         socket,
     );
+    trust_server_ca(dir, socket, server_ca_pem);
+    nss_tool(
+        MODUTIL,
+        &[
+            "-add".as_ref(),
+            MODULE_NAME.as_ref(),
+            "-libfile".as_ref(),
+            module.as_os_str(),
+            "-dbdir".as_ref(),
+            &db,
+            // -force: modutil would otherwise ask for confirmation.
+            "-force".as_ref(),
+        ],
+        socket,
+    );
+}
+
+/// Makes the NSS database in `dir` trust `server_ca_pem` to issue TLS
+/// server certificates.
+fn trust_server_ca(dir: &Path, socket: &Path, server_ca_pem: &str) {
+    let db = sql_db(dir);
     let ca = dir.join("server-ca.pem");
     std::fs::write(&ca, server_ca_pem).expect("server CA file");
     nss_tool(
@@ -163,20 +180,12 @@ pub fn create_nss_db(dir: &Path, module: &Path, socket: &Path, server_ca_pem: &s
         ],
         socket,
     );
-    nss_tool(
-        MODUTIL,
-        &[
-            "-add".as_ref(),
-            MODULE_NAME.as_ref(),
-            "-libfile".as_ref(),
-            module.as_os_str(),
-            "-dbdir".as_ref(),
-            &db,
-            // -force: modutil would otherwise ask for confirmation.
-            "-force".as_ref(),
-        ],
-        socket,
-    );
+}
+
+fn sql_db(dir: &Path) -> std::ffi::OsString {
+    let mut db = std::ffi::OsString::from("sql:");
+    db.push(dir);
+    db
 }
 
 /// A child process in a process group of its own, killed (the whole
@@ -285,7 +294,9 @@ impl PageLoad {
 /// (`HOME/.pki/nssdb`, which Chromium reads on Linux) loads the agent's
 /// module and trusts the test's server CA.
 pub struct Chromium {
-    home: TempDir,
+    home: PathBuf,
+    /// The temporary HOME made for it, when it was not given one.
+    _own_home: Option<TempDir>,
     socket: PathBuf,
     loads: usize,
 }
@@ -305,7 +316,22 @@ impl Chromium {
             server_ca_pem,
         );
         Chromium {
-            home,
+            home: home.path().to_path_buf(),
+            _own_home: Some(home),
+            socket: socket.to_path_buf(),
+            loads: 0,
+        }
+    }
+
+    /// A Chromium whose HOME is `home`, as `p11agent setup chromium` left
+    /// it (the module in `home/.pki/nssdb`), after trusting the test's
+    /// server CA there.
+    pub fn in_home(home: &Path, socket: &Path, server_ca_pem: &str) -> Chromium {
+        let db = home.join(".pki").join("nssdb");
+        trust_server_ca(&db, socket, server_ca_pem);
+        Chromium {
+            home: home.to_path_buf(),
+            _own_home: None,
             socket: socket.to_path_buf(),
             loads: 0,
         }
@@ -315,12 +341,12 @@ impl Chromium {
     /// `rules`, and returns what Chromium printed.
     pub fn load(&mut self, url: &str, rules: &[AutoSelect]) -> PageLoad {
         self.loads += 1;
-        let profile = self.home.path().join(format!("profile-{}", self.loads));
+        let profile = self.home.as_path().join(format!("profile-{}", self.loads));
         write_chromium_preferences(&profile, rules);
-        let out_path = self.home.path().join(format!("dom-{}.html", self.loads));
+        let out_path = self.home.as_path().join(format!("dom-{}.html", self.loads));
         let log_path = self
             .home
-            .path()
+            .as_path()
             .join(format!("chromium-{}.log", self.loads));
         let mut command = Command::new(CHROMIUM);
         command
@@ -342,7 +368,7 @@ impl Chromium {
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("--dump-dom")
             .arg(url)
-            .env("HOME", self.home.path())
+            .env("HOME", self.home.as_path())
             .env("P11AGENT_SOCK", &self.socket)
             // No display, no session bus: say so rather than let
             // Chromium look for them.

@@ -62,6 +62,8 @@ pub struct Daemon {
     dir: TempDir,
     socket: PathBuf,
     env: Vec<(String, OsString)>,
+    /// `$XDG_CONFIG_HOME` of the daemon.
+    config_home: PathBuf,
 }
 
 impl Daemon {
@@ -90,7 +92,9 @@ impl Daemon {
     /// Starts a daemon as [`Daemon::start_at`], after writing `files`
     /// (path relative to its configuration folder, which
     /// [`Daemon::config_dir`] names, and text): e.g. `config.toml`, read
-    /// by default, or `digest.d/NAME.toml`.
+    /// by default, or `digest.d/NAME.toml`. The configuration folder is
+    /// a temporary one unless `env` sets `XDG_CONFIG_HOME` (as a test of
+    /// `p11agent setup` does, to start the daemon on what it wrote).
     pub fn start_configured(
         socket: Option<PathBuf>,
         files: &[(&str, &str)],
@@ -98,8 +102,13 @@ impl Daemon {
         env: Vec<(String, OsString)>,
     ) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
+        let config_home = env
+            .iter()
+            .find(|(name, _)| name == "XDG_CONFIG_HOME")
+            .map(|(_, value)| PathBuf::from(value))
+            .unwrap_or_else(|| xdg_config_home(dir.path()));
         for (name, text) in files {
-            let path = config_dir(dir.path()).join(name);
+            let path = config_home.join("p11agent").join(name);
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).expect("config folder");
             }
@@ -114,7 +123,7 @@ impl Daemon {
             .args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "debug")
-            .env("XDG_CONFIG_HOME", xdg_config_home(dir.path()))
+            .env("XDG_CONFIG_HOME", &config_home)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -125,6 +134,7 @@ impl Daemon {
             dir,
             socket,
             env,
+            config_home,
         };
         daemon.wait_ready();
         daemon
@@ -147,7 +157,7 @@ impl Daemon {
 
     /// The daemon's configuration folder, `$XDG_CONFIG_HOME/p11agent`.
     pub fn config_dir(&self) -> PathBuf {
-        config_dir(self.dir.path())
+        self.config_home.join("p11agent")
     }
 
     /// The daemon's socket.
@@ -271,11 +281,6 @@ pub fn daemon_refuses(args: &[&std::ffi::OsStr], env: Vec<(String, OsString)>) -
 /// The `XDG_CONFIG_HOME` of a daemon whose files are in `dir`.
 fn xdg_config_home(dir: &Path) -> PathBuf {
     dir.join("config")
-}
-
-/// The configuration folder of a daemon whose files are in `dir`.
-fn config_dir(dir: &Path) -> PathBuf {
-    xdg_config_home(dir).join("p11agent")
 }
 
 /// Runs `p11agent ARGS --socket SOCKET` with `env`.

@@ -22,7 +22,7 @@ use p11agent_tests::browser::{
     have_chromium, have_firefox, have_nginx, real_executable, AutoSelect, Chromium, Firefox, Nginx,
     PageLoad, CHROMIUM, FIREFOX,
 };
-use p11agent_tests::{have_openssl, pkcs11_module, Daemon, OpensslServer};
+use p11agent_tests::{describe, have_openssl, p11agent_bin, pkcs11_module, Daemon, OpensslServer};
 use tempfile::TempDir;
 
 const PIN: &str = "135246";
@@ -49,6 +49,12 @@ struct Setup {
 
 impl Setup {
     fn new(programs: &[&str]) -> Setup {
+        Self::configured_in(programs, None)
+    }
+
+    /// As [`Setup::new`], with the daemon's `XDG_CONFIG_HOME` at
+    /// `config_home` when given (where `p11agent setup` wrote).
+    fn configured_in(programs: &[&str], config_home: Option<&std::path::Path>) -> Setup {
         let hsm = SoftHsm::new().expect("softhsm");
         let token = hsm.create_token("browsers", PIN, SO_PIN).expect("token");
         let ec_pki = Pki::new(EC_CA).expect("pki");
@@ -88,7 +94,10 @@ impl Setup {
                 "--audit-log".as_ref(),
                 audit.as_os_str(),
             ],
-            hsm.env(),
+            hsm.env()
+                .into_iter()
+                .chain(config_home.map(|home| ("XDG_CONFIG_HOME".into(), home.into())))
+                .collect(),
         );
         Setup {
             _hsm: hsm,
@@ -180,13 +189,16 @@ enum Signed {
     Digest(&'static str),
 }
 
-/// Whether everything these tests run is installed; says what is not.
-fn have(what: &[(&str, bool)]) -> bool {
+/// Fails, naming what is missing, unless everything these tests run is
+/// installed (`scripts/install-deps` installs it): a browser test that
+/// quietly does nothing would prove nothing.
+fn require(what: &[(&str, bool)]) {
     let missing: Vec<&str> = what.iter().filter(|(_, ok)| !ok).map(|(n, _)| *n).collect();
-    if !missing.is_empty() {
-        eprintln!("skipped: {} missing", missing.join(", "));
-    }
-    missing.is_empty()
+    assert!(
+        missing.is_empty(),
+        "{} missing: run scripts/install-deps",
+        missing.join(", ")
+    );
 }
 
 fn url(port: u16) -> String {
@@ -245,9 +257,7 @@ impl Setup {
 
 #[test]
 fn chromium_authenticates_with_ec_and_rsa_keys_over_tls13_and_tls12() {
-    if !have(&[("chromium", have_chromium()), ("openssl", have_openssl())]) {
-        return;
-    }
+    require(&[("chromium", have_chromium()), ("openssl", have_openssl())]);
     let chromium_exe = real_executable(CHROMIUM);
     let setup = Setup::new(&[&chromium_exe]);
     let mut chromium = setup.chromium();
@@ -279,9 +289,7 @@ fn chromium_authenticates_with_ec_and_rsa_keys_over_tls13_and_tls12() {
 
 #[test]
 fn chromium_gets_nginx_page_for_verified_clients() {
-    if !have(&[("chromium", have_chromium()), ("nginx", have_nginx())]) {
-        return;
-    }
+    require(&[("chromium", have_chromium()), ("nginx", have_nginx())]);
     let chromium_exe = real_executable(CHROMIUM);
     let setup = Setup::new(&[&chromium_exe]);
     let read = |name: &str| std::fs::read_to_string(setup.dir.path().join(name)).expect(name);
@@ -314,9 +322,7 @@ fn chromium_gets_nginx_page_for_verified_clients() {
 
 #[test]
 fn firefox_authenticates_with_ec_and_rsa_keys_over_tls13_and_tls12() {
-    if !have(&[("firefox-esr", have_firefox()), ("openssl", have_openssl())]) {
-        return;
-    }
+    require(&[("firefox-esr", have_firefox()), ("openssl", have_openssl())]);
     let firefox_exe = real_executable(FIREFOX);
     let setup = Setup::new(&[&firefox_exe]);
     // One Firefox for every load: it starts in seconds, not one.
@@ -358,9 +364,7 @@ fn firefox_authenticates_with_ec_and_rsa_keys_over_tls13_and_tls12() {
 
 #[test]
 fn chromium_gets_no_page_when_the_digest_policy_does_not_list_it() {
-    if !have(&[("chromium", have_chromium()), ("openssl", have_openssl())]) {
-        return;
-    }
+    require(&[("chromium", have_chromium()), ("openssl", have_openssl())]);
     let chromium_exe = real_executable(CHROMIUM);
     // A policy is there, but lists another browser only.
     let setup = Setup::new(&[&real_executable(FIREFOX)]);
@@ -393,5 +397,46 @@ fn chromium_gets_no_page_when_the_digest_policy_does_not_list_it() {
                 && r["identity"] == setup.ec.fingerprint_hex().as_str()),
         "no refusal of {chromium_exe} in the audit log:\n{}",
         setup.audit_log()
+    );
+}
+
+/// What the README tells a user to do works: `p11agent setup chromium`
+/// registers the module in `~/.pki/nssdb` and writes the digest policy
+/// beside the agent's default configuration, and a daemon started
+/// afterwards lets Chromium authenticate.
+#[test]
+fn chromium_authenticates_after_p11agent_setup_chromium() {
+    require(&[("chromium", have_chromium()), ("openssl", have_openssl())]);
+    let home = tempfile::tempdir().expect("tempdir");
+    let config_home = home.path().join(".config");
+    let out = std::process::Command::new(p11agent_bin())
+        .args(["setup", "chromium", "--module"])
+        .arg(pkcs11_module())
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", &config_home)
+        .output()
+        .expect("run p11agent setup");
+    assert!(out.status.success(), "setup: {}", describe(&out));
+
+    let setup = Setup::configured_in(&[], Some(&config_home));
+    let mut chromium = Chromium::in_home(home.path(), setup.daemon.socket(), &setup.server_ca_pem);
+    let server = setup.s_server("ec-ca.pem", &[]);
+    let since = setup.audit_records().len();
+    let load = chromium.load(
+        &url(server.port()),
+        &[AutoSelect::issuer_cn(server.port(), EC_CA)],
+    );
+    assert_verified_page(&load.dom, "TLSv1.3", EC_USER, &|| {
+        format!(
+            "{}\n--- s_server\n{}",
+            describe_load(&load, &setup),
+            server.log()
+        )
+    });
+    setup.assert_signed_since(
+        since,
+        &real_executable(CHROMIUM),
+        &setup.ec,
+        Signed::Digest("ecdsa"),
     );
 }
