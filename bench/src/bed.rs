@@ -1,12 +1,14 @@
 //! The test bed of the signing and handshake groups: one SoftHSM token
 //! with an RSA-2048 and a P-256 identity, served at the same time by a
-//! `p11agent daemon` and by a `p11-kit server`, so that every backend
-//! signs with the same keys in the same token files.
+//! `p11agent daemon` (also through its PKCS#11 module) and by a
+//! `p11-kit server`, so that every backend signs with the same keys in
+//! the same token files.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use p11agent_client::proto::paths::SOCKET_ENV;
 use p11agent_softhsm::{KeyAlg, LeafSpec, P11KitServer, Pki, Provisioned, SoftHsm};
 
 use crate::error::BenchError;
@@ -62,6 +64,8 @@ pub(crate) struct Bed {
     pub p256: BenchKey,
     /// The agent.
     pub daemon: Daemon,
+    /// The agent's PKCS#11 module, when the signing group runs.
+    pub module: Option<PathBuf>,
     /// The p11-kit server, when p11-kit is installed.
     pub p11kit: Option<P11KitServer>,
 }
@@ -69,7 +73,12 @@ pub(crate) struct Bed {
 impl Bed {
     /// Provisions the token, then starts the daemon (with a PIN file in
     /// `dir`) and, if it can, the p11-kit server; both see the token.
-    pub(crate) fn start(agent_bin: &Path, dir: &Path) -> Result<Bed, BenchError> {
+    /// `module` is the agent's PKCS#11 module, if it is to be measured.
+    pub(crate) fn start(
+        agent_bin: &Path,
+        module: Option<PathBuf>,
+        dir: &Path,
+    ) -> Result<Bed, BenchError> {
         let hsm = SoftHsm::new()?;
         let pki = Pki::new("p11agent bench root")?;
         let token = hsm.create_token(TOKEN, PIN, SO_PIN)?;
@@ -109,6 +118,7 @@ impl Bed {
             rsa: BenchKey { provisioned: rsa },
             p256: BenchKey { provisioned: p256 },
             daemon,
+            module,
             p11kit,
         })
     }
@@ -124,6 +134,15 @@ impl Bed {
     /// SoftHSM itself, and the environment a process loading it needs.
     pub(crate) fn softhsm(&self) -> (PathBuf, Vec<(String, OsString)>) {
         (self.hsm.module_path().to_path_buf(), self.hsm.env())
+    }
+
+    /// The agent's PKCS#11 module and its environment (the daemon's
+    /// socket), when it was built.
+    pub(crate) fn agent_module(&self) -> Option<(PathBuf, Vec<(String, OsString)>)> {
+        let socket = self.daemon.socket().as_os_str().to_owned();
+        self.module
+            .as_ref()
+            .map(|module| (module.clone(), vec![(SOCKET_ENV.to_owned(), socket)]))
     }
 
     /// `p11-kit-client.so` and its environment, when the server runs.

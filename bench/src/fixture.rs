@@ -1,5 +1,6 @@
-//! What the measurements run against: the `p11agent` binary, daemons
-//! started from it, and a PIN file.
+//! What the measurements run against: the `p11agent` binary and the
+//! agent's PKCS#11 module, daemons started from the binary, and a PIN
+//! file.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -22,19 +23,27 @@ use crate::error::BenchError;
 /// Building rather than looking for a file next to our own: a stale
 /// daemon from an earlier commit would make the numbers lie.
 pub(crate) fn agent_binary() -> Result<PathBuf, BenchError> {
+    build("p11agent", &["--bin", "p11agent"], "p11agent")
+}
+
+/// Builds the agent's PKCS#11 module, `libp11agent_pkcs11.so`, as
+/// [`agent_binary`] builds the daemon (same profile, same reason), and
+/// returns its path.
+pub(crate) fn agent_module() -> Result<PathBuf, BenchError> {
+    build("p11agent-pkcs11", &["--lib"], "p11agent_pkcs11")
+}
+
+/// `cargo build -p package targets` in this benchmark's profile; the
+/// file cargo reports for the target `name`: the executable, or the
+/// shared library of a cdylib.
+fn build(package: &str, targets: &[&str], name: &str) -> Result<PathBuf, BenchError> {
     let cargo = std::env::var_os("CARGO")
         .or_else(|| option_env!("CARGO").map(OsString::from))
         .unwrap_or_else(|| OsString::from("cargo"));
     let mut build = Command::new(&cargo);
-    build.args([
-        "build",
-        "--quiet",
-        "--message-format=json",
-        "-p",
-        "p11agent",
-        "--bin",
-        "p11agent",
-    ]);
+    build
+        .args(["build", "--quiet", "--message-format=json", "-p", package])
+        .args(targets);
     if !cfg!(debug_assertions) {
         build.arg("--release");
     }
@@ -46,16 +55,27 @@ pub(crate) fn agent_binary() -> Result<PathBuf, BenchError> {
         .map_err(|e| BenchError::io("running", &cargo, e))?;
     if !out.status.success() {
         return Err(BenchError::Setup(format!(
-            "cargo build -p p11agent failed ({})",
+            "cargo build -p {package} failed ({})",
             out.status
         )));
     }
+    let artifact = |msg: &serde_json::Value| -> Option<PathBuf> {
+        if let Some(executable) = msg["executable"].as_str() {
+            return Some(PathBuf::from(executable));
+        }
+        msg["filenames"]
+            .as_array()?
+            .iter()
+            .filter_map(serde_json::Value::as_str)
+            .find(|file| file.ends_with(".so"))
+            .map(PathBuf::from)
+    };
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "p11agent")
-        .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
-        .ok_or_else(|| BenchError::Setup("cargo built no p11agent executable".to_owned()))
+        .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == name)
+        .find_map(|msg| artifact(&msg))
+        .ok_or_else(|| BenchError::Setup(format!("cargo built no {name} for {package}")))
 }
 
 /// Writes `pin` to a new file `path`, mode 0600 (the agent refuses PIN

@@ -2,9 +2,9 @@
 //! *worker*, started as `p11agent-bench worker`, that reads one [`Job`]
 //! (JSON) on stdin and prints its [`RunStats`] (JSON) on stdout.
 //!
-//! Why a process per row: SoftHSM reads `SOFTHSM2_CONF`, and
-//! `p11-kit-client.so` reads `P11_KIT_SERVER_ADDRESS`, once, in
-//! `C_Initialize`. Setting them in a process that already runs threads is
+//! Why a process per row: SoftHSM reads `SOFTHSM2_CONF`,
+//! `p11-kit-client.so` reads `P11_KIT_SERVER_ADDRESS`, and the agent's
+//! module `P11AGENT_SOCK`, once, in `C_Initialize`. Setting them in a process that already runs threads is
 //! a data race with every `getenv`, and two modules initialised in one
 //! process share its PKCS#11 login state. A fresh process gets exactly
 //! its backend's environment before anything starts, loads exactly one
@@ -16,12 +16,14 @@ use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use p11agent_client::proto::paths::SOCKET_ENV;
 use p11agent_client::proto::Scheme;
 use p11agent_softhsm::{CONF_ENV, SERVER_ADDRESS_ENV};
 use serde::{Deserialize, Serialize};
 
 use crate::error::BenchError;
 use crate::harness::{RunStats, Timing};
+use crate::p11::Hashing;
 
 /// One measured row.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,9 +74,14 @@ impl Job {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "via", rename_all = "snake_case")]
 pub(crate) enum Signer {
-    /// cryptoki in the worker, on a PKCS#11 module (SoftHSM itself, or
-    /// `p11-kit-client.so` in front of it).
-    Cryptoki(TokenKey),
+    /// cryptoki in the worker, on a PKCS#11 module (SoftHSM itself,
+    /// `p11-kit-client.so` in front of it, or the agent's own module).
+    Cryptoki {
+        /// The key.
+        key: TokenKey,
+        /// Who hashes the message, so which mechanism signs.
+        hashing: Hashing,
+    },
     /// The agent, through its socket with the blocking client library,
     /// one connection per client thread.
     Agent {
@@ -95,7 +102,7 @@ pub(crate) enum Signer {
 impl Signer {
     fn describe(&self) -> String {
         match self {
-            Signer::Cryptoki(key) => format!("cryptoki on {}", key.module.display()),
+            Signer::Cryptoki { key, .. } => format!("cryptoki on {}", key.module.display()),
             Signer::Agent { .. } => "the agent".to_owned(),
             Signer::RoundTrip { .. } => "the agent's round trip".to_owned(),
         }
@@ -159,6 +166,7 @@ fn worker_command(env: &[(String, OsString)]) -> Result<Command, BenchError> {
     cmd.arg("worker")
         .env_remove(CONF_ENV)
         .env_remove(SERVER_ADDRESS_ENV)
+        .env_remove(SOCKET_ENV)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -10,9 +10,11 @@
 //! - `sign`: signatures per second and their latency for RSA-2048 (PSS
 //!   and PKCS#1 v1.5, SHA-256) and ECDSA P-256 with 1, 2 and 8 clients:
 //!   cryptoki on SoftHSM in-process (the floor), the agent through its
-//!   socket, and p11-kit remoting (`p11-kit server` and
-//!   `p11-kit-client.so`), with the ratios agent/direct and
-//!   agent/p11-kit;
+//!   socket, cryptoki on the agent's PKCS#11 module
+//!   (`libp11agent_pkcs11.so`, what Chromium, curl and ssh load), and
+//!   p11-kit remoting (`p11-kit server` and `p11-kit-client.so`), with
+//!   the ratios agent/direct, agent/p11-kit, module/agent and
+//!   module/p11-kit;
 //! - `tls`: mutual-TLS 1.3 handshakes per second over loopback, the
 //!   client key behind the agent, on the token through cryptoki
 //!   in-process, or in software;
@@ -45,9 +47,9 @@ use crate::report::Report;
 /// Benchmark p11agent against direct PKCS#11 and p11-kit remoting.
 ///
 /// Provisions SoftHSM tokens in a temporary directory, builds and starts
-/// the p11agent daemon (in this program's build profile: use
-/// `cargo run --release`), and prints Markdown tables; progress goes to
-/// stderr. A full run takes about 7 minutes with the defaults.
+/// the p11agent daemon and builds its PKCS#11 module (in this program's
+/// build profile: use `cargo run --release`), and prints Markdown tables;
+/// progress goes to stderr. A full run takes about 7 minutes with the defaults.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
@@ -96,7 +98,8 @@ enum Internal {
 /// A group of measurements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Group {
-    /// Signatures: direct, agent, p11-kit remoting.
+    /// Signatures: direct, agent, the agent's PKCS#11 module, p11-kit
+    /// remoting.
     Sign,
     /// Mutual-TLS handshakes: agent, in-process cryptoki, software key.
     Tls,
@@ -218,7 +221,13 @@ fn run(plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
         .iter()
         .any(|g| matches!(g, Group::Sign | Group::Tls))
     {
-        let bed = bed::Bed::start(&agent, &subdir("bed")?)?;
+        let module = if plan.groups.contains(&Group::Sign) {
+            eprintln!("building the agent's PKCS#11 module");
+            Some(fixture::agent_module()?)
+        } else {
+            None
+        };
+        let bed = bed::Bed::start(&agent, module, &subdir("bed")?)?;
         if plan.groups.contains(&Group::Sign) {
             signing::measure(&bed, plan, report)?;
         }

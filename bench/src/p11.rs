@@ -1,12 +1,19 @@
 //! Signing with cryptoki in the benchmark's own process: the "direct"
 //! floor, the p11-kit remoting peer (the same code on
-//! `p11-kit-client.so`) and the in-process TLS key.
+//! `p11-kit-client.so`), the agent's own PKCS#11 module, and the
+//! in-process TLS key.
 //!
 //! A signature here is the work the agent does for the same request,
 //! minus the socket: hash in software, then one `C_Sign` with the raw
 //! mechanism (`CKM_RSA_PKCS` over a DigestInfo, `CKM_RSA_PKCS_PSS`,
 //! `CKM_ECDSA`) and, for ECDSA, `r || s` converted to DER. Anything less
 //! would flatter the floor; anything more would flatter the agent.
+//!
+//! On the agent's module the hash-and-sign mechanism instead
+//! ([`Hashing::Module`]): its raw mechanisms are digests, which the
+//! agent's digest policy refuses by default, while a hash-and-sign
+//! mechanism whose TLS scheme the key has reaches the agent as the whole
+//! message, as the agent's own client sends it.
 
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
@@ -20,6 +27,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use p11agent_client::proto::Scheme;
+use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 use crate::error::BenchError;
@@ -154,6 +162,21 @@ impl Hash {
         }
     }
 
+    /// The hash-and-sign mechanism of `form` with this hash.
+    fn hash_and_sign(self, form: Form) -> Mechanism<'static> {
+        match (form, self) {
+            (Form::Pkcs1, Hash::Sha256) => Mechanism::Sha256RsaPkcs,
+            (Form::Pkcs1, Hash::Sha384) => Mechanism::Sha384RsaPkcs,
+            (Form::Pkcs1, Hash::Sha512) => Mechanism::Sha512RsaPkcs,
+            (Form::Pss, Hash::Sha256) => Mechanism::Sha256RsaPkcsPss(self.pss_params()),
+            (Form::Pss, Hash::Sha384) => Mechanism::Sha384RsaPkcsPss(self.pss_params()),
+            (Form::Pss, Hash::Sha512) => Mechanism::Sha512RsaPkcsPss(self.pss_params()),
+            (Form::Ecdsa, Hash::Sha256) => Mechanism::EcdsaSha256,
+            (Form::Ecdsa, Hash::Sha384) => Mechanism::EcdsaSha384,
+            (Form::Ecdsa, Hash::Sha512) => Mechanism::EcdsaSha512,
+        }
+    }
+
     /// PSS parameters as TLS fixes them: MGF1 with the same hash, salt as
     /// long as the digest.
     fn pss_params(self) -> PkcsPssParams {
@@ -168,6 +191,20 @@ impl Hash {
             s_len: s_len.into(),
         }
     }
+}
+
+/// Who hashes the message: which mechanism a signature uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Hashing {
+    /// The worker hashes, a raw mechanism (`CKM_RSA_PKCS`,
+    /// `CKM_RSA_PKCS_PSS`, `CKM_ECDSA`) signs the digest: what the agent
+    /// does with its token.
+    Worker,
+    /// The module gets the whole message with a hash-and-sign mechanism
+    /// (`CKM_SHA256_RSA_PKCS`, `CKM_SHA256_RSA_PKCS_PSS`,
+    /// `CKM_ECDSA_SHA256`, ...).
+    Module,
 }
 
 /// How a scheme is made from a digest.
@@ -197,24 +234,31 @@ fn form(scheme: Scheme) -> Option<(Form, Hash)> {
     })
 }
 
-/// Signs `message` with `key` under `scheme` and returns the signature as
-/// TLS sends it (DER for ECDSA).
+/// Signs `message` with `key` under `scheme`, hashed as `hashing` says,
+/// and returns the signature as TLS sends it (DER for ECDSA).
 pub(crate) fn sign(
     session: &Session,
     key: ObjectHandle,
     scheme: Scheme,
+    hashing: Hashing,
     message: &[u8],
 ) -> Result<Vec<u8>, String> {
     let (form, hash) = form(scheme).ok_or_else(|| format!("{scheme} is not benchmarked"))?;
-    let digest = hash.digest(message);
-    let signed = match form {
-        Form::Pkcs1 => {
+    let signed = match (hashing, form) {
+        (Hashing::Module, _) => session.sign(&hash.hash_and_sign(form), key, message),
+        (Hashing::Worker, Form::Pkcs1) => {
             let mut input = hash.digest_info_prefix().to_vec();
-            input.extend_from_slice(&digest);
+            input.extend_from_slice(&hash.digest(message));
             session.sign(&Mechanism::RsaPkcs, key, &input)
         }
-        Form::Pss => session.sign(&Mechanism::RsaPkcsPss(hash.pss_params()), key, &digest),
-        Form::Ecdsa => session.sign(&Mechanism::Ecdsa, key, &digest),
+        (Hashing::Worker, Form::Pss) => session.sign(
+            &Mechanism::RsaPkcsPss(hash.pss_params()),
+            key,
+            &hash.digest(message),
+        ),
+        (Hashing::Worker, Form::Ecdsa) => {
+            session.sign(&Mechanism::Ecdsa, key, &hash.digest(message))
+        }
     };
     let signature = signed.map_err(|e| format!("C_Sign: {e}"))?;
     match form {

@@ -20,7 +20,8 @@ pub(crate) struct Measurement {
     /// The key type (`rsa2048`, `p256`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<&'static str>,
-    /// Who did the work: `direct`, `agent`, `p11kit`, `software`.
+    /// Who did the work: `direct`, `agent`, `module`, `p11kit`,
+    /// `software`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backend: Option<&'static str>,
     /// Concurrent clients.
@@ -54,8 +55,12 @@ pub(crate) struct Measurement {
     /// scheme, key and clients. 1.0 is parity; above is better.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_vs_direct: Option<f64>,
-    /// On agent `sign` rows: agent ops/s divided by p11-kit remoting
-    /// ops/s. Above 1.0 means the agent is faster.
+    /// On module `sign` rows: the agent's PKCS#11 module's ops/s divided
+    /// by the agent's own client's. 1.0 would be no cost for the module.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_vs_agent: Option<f64>,
+    /// On agent and module `sign` rows: their ops/s divided by p11-kit
+    /// remoting ops/s. Above 1.0 means faster than p11-kit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_vs_p11kit: Option<f64>,
     /// On agent `tls` rows: agent handshakes/s divided by those with a
@@ -99,6 +104,18 @@ impl Measurement {
             value: Some(round(value, 3)),
             unit: Some(unit),
             ..Measurement::default()
+        }
+    }
+
+    /// Where this row keeps its ratio to `backend`'s row, when it has a
+    /// field for it (in the JSON, `ratio_vs_<backend>`).
+    fn ratio_vs_mut(&mut self, backend: &str) -> Option<&mut Option<f64>> {
+        match backend {
+            "direct" => Some(&mut self.ratio_vs_direct),
+            "agent" => Some(&mut self.ratio_vs_agent),
+            "p11kit" => Some(&mut self.ratio_vs_p11kit),
+            "software" => Some(&mut self.ratio_vs_software),
+            _ => None,
         }
     }
 
@@ -154,19 +171,19 @@ impl Report {
     }
 
     /// Adds the rows of one comparison (same group, name, key and
-    /// clients; backends `direct`, `agent` and `other`), the agent's row
-    /// with its ratios to the others.
-    pub(crate) fn push_compared(&mut self, mut rows: Vec<Measurement>, other: &str) {
-        let find = |rows: &[Measurement], backend: &str| {
-            rows.iter().find(|r| r.backend == Some(backend)).cloned()
-        };
-        let (direct, third) = (find(&rows, "direct"), find(&rows, other));
-        if let Some(agent) = rows.iter_mut().find(|r| r.backend == Some("agent")) {
-            agent.ratio_vs_direct = ratio(agent, direct.as_ref());
-            let vs_other = ratio(agent, third.as_ref());
-            match other {
-                "p11kit" => agent.ratio_vs_p11kit = vs_other,
-                _ => agent.ratio_vs_software = vs_other,
+    /// clients, one row per backend), each numerator of `comparison`'s
+    /// ratios with its ratio to the denominator.
+    pub(crate) fn push_compared(&mut self, mut rows: Vec<Measurement>, comparison: &Comparison) {
+        for (_, numerator, denominator) in comparison.ratios {
+            let bottom = rows
+                .iter()
+                .find(|r| r.backend == Some(denominator))
+                .cloned();
+            if let Some(top) = rows.iter_mut().find(|r| r.backend == Some(numerator)) {
+                let value = ratio(top, bottom.as_ref());
+                if let Some(field) = top.ratio_vs_mut(denominator) {
+                    *field = value;
+                }
             }
         }
         for row in rows {
@@ -216,34 +233,9 @@ impl Report {
     /// Markdown tables: signing, handshakes, store.
     pub(crate) fn tables(&self) -> String {
         let mut out = String::new();
-        self.load_table(
-            &mut out,
-            "sign",
-            "Signing: ops/s, p50 / p99 latency in µs",
-            &[
-                ("direct", "direct"),
-                ("agent", "agent"),
-                ("p11kit", "p11-kit"),
-            ],
-            &[
-                ("agent/direct", Ratio::Direct),
-                ("agent/p11-kit", Ratio::P11Kit),
-            ],
-        );
-        self.load_table(
-            &mut out,
-            "tls",
-            "Mutual-TLS 1.3 handshakes: handshakes/s, p50 / p99 latency in µs",
-            &[
-                ("direct", "in-process cryptoki"),
-                ("agent", "agent"),
-                ("software", "software key"),
-            ],
-            &[
-                ("agent/direct", Ratio::Direct),
-                ("agent/software", Ratio::Software),
-            ],
-        );
+        for comparison in [&SIGN, &TLS] {
+            self.load_table(&mut out, comparison);
+        }
         let store: Vec<&Measurement> = self.rows.iter().filter(|r| r.group == "store").collect();
         if !store.is_empty() {
             out.push_str("Store scale\n\n| measurement | identities | value | p50 µs | p99 µs |\n|---|---:|---:|---:|---:|\n");
@@ -267,14 +259,13 @@ impl Report {
         out
     }
 
-    fn load_table(
-        &self,
-        out: &mut String,
-        group: &str,
-        title: &str,
-        backends: &[(&str, &str)],
-        ratios: &[(&str, Ratio)],
-    ) {
+    fn load_table(&self, out: &mut String, comparison: &Comparison) {
+        let Comparison {
+            group,
+            title,
+            backends,
+            ratios,
+        } = *comparison;
         let cases = self.cases(group);
         if cases.is_empty() {
             return;
@@ -286,7 +277,7 @@ impl Report {
             let _ = write!(header, " {label} ops/s | {label} p50 / p99 |");
             rule.push_str("---:|---:|");
         }
-        for (label, _) in ratios {
+        for (label, _, _) in ratios {
             let _ = write!(header, " {label} |");
             rule.push_str("---:|");
         }
@@ -313,13 +304,10 @@ impl Report {
                     None => out.push_str(" - | - |"),
                 }
             }
-            let agent = self.find(group, &name, key, clients, "agent");
-            for (_, which) in ratios {
-                let value = agent.and_then(|a| match which {
-                    Ratio::Direct => a.ratio_vs_direct,
-                    Ratio::P11Kit => a.ratio_vs_p11kit,
-                    Ratio::Software => a.ratio_vs_software,
-                });
+            for (_, numerator, denominator) in ratios {
+                let value = self
+                    .find(group, &name, key, clients, numerator)
+                    .and_then(|top| ratio(top, self.find(group, &name, key, clients, denominator)));
                 let _ = write!(out, " {} |", opt(value, 3));
             }
             out.push('\n');
@@ -335,13 +323,55 @@ impl Report {
     }
 }
 
-/// Which ratio a table column shows.
+/// One comparison: the backends measured side by side in a group, and
+/// the ratios between them, for the JSON and the table.
 #[derive(Debug, Clone, Copy)]
-enum Ratio {
-    Direct,
-    P11Kit,
-    Software,
+pub(crate) struct Comparison {
+    /// The group of its rows.
+    group: &'static str,
+    /// The table's title.
+    title: &'static str,
+    /// Backends, as rows name them, and their columns' labels.
+    backends: &'static [(&'static str, &'static str)],
+    /// Ratios of throughput: column label, numerator backend, denominator
+    /// backend. The numerator's row carries it as `ratio_vs_<denominator>`.
+    ratios: &'static [(&'static str, &'static str, &'static str)],
 }
+
+/// Signing: the token in the worker, the agent's client, the agent's
+/// PKCS#11 module, p11-kit remoting.
+pub(crate) const SIGN: Comparison = Comparison {
+    group: "sign",
+    title: "Signing: ops/s, p50 / p99 latency in µs",
+    backends: &[
+        ("direct", "direct"),
+        ("agent", "agent"),
+        ("module", "module"),
+        ("p11kit", "p11-kit"),
+    ],
+    ratios: &[
+        ("agent/direct", "agent", "direct"),
+        ("agent/p11-kit", "agent", "p11kit"),
+        ("module/agent", "module", "agent"),
+        ("module/p11-kit", "module", "p11kit"),
+    ],
+};
+
+/// Handshakes: the key through cryptoki in the client, through the
+/// agent, in software.
+pub(crate) const TLS: Comparison = Comparison {
+    group: "tls",
+    title: "Mutual-TLS 1.3 handshakes: handshakes/s, p50 / p99 latency in µs",
+    backends: &[
+        ("direct", "in-process cryptoki"),
+        ("agent", "agent"),
+        ("software", "software key"),
+    ],
+    ratios: &[
+        ("agent/direct", "agent", "direct"),
+        ("agent/software", "agent", "software"),
+    ],
+};
 
 /// A number with `digits` decimals, or `-`.
 fn opt(value: Option<f64>, digits: usize) -> String {
@@ -371,25 +401,62 @@ mod tests {
 
     #[test]
     fn ratios_and_tables() {
-        let mut agent = row("agent", 950.0);
-        agent.ratio_vs_direct = ratio(&agent, Some(&row("direct", 1000.0)));
-        agent.ratio_vs_p11kit = ratio(&agent, Some(&row("p11kit", 500.0)));
+        let mut report = Report::default();
+        report.push_compared(
+            vec![
+                row("direct", 1000.0),
+                row("agent", 950.0),
+                row("module", 912.0),
+                row("p11kit", 500.0),
+            ],
+            &SIGN,
+        );
+        let find = |backend| {
+            report.find(
+                "sign",
+                "rsa_pss_rsae_sha256",
+                Some("rsa2048"),
+                Some(1),
+                backend,
+            )
+        };
+        let agent = find("agent").expect("agent row");
         assert_eq!(agent.ratio_vs_direct, Some(0.95));
         assert_eq!(agent.ratio_vs_p11kit, Some(1.9));
-        assert_eq!(ratio(&agent, None), None);
-        let report = Report {
-            rows: vec![row("direct", 1000.0), agent, row("p11kit", 500.0)],
-        };
+        assert_eq!(agent.ratio_vs_agent, None);
+        let module = find("module").expect("module row");
+        assert_eq!(module.ratio_vs_agent, Some(0.96));
+        assert_eq!(module.ratio_vs_p11kit, Some(1.824));
+        assert_eq!(module.ratio_vs_direct, None);
+        assert_eq!(find("direct").expect("direct row").ratio_vs_agent, None);
+        assert_eq!(ratio(agent, None), None);
         let tables = report.tables();
         assert!(
-            tables.contains("| rsa2048 | rsa_pss_rsae_sha256 | 1 | 1000 | 1000 / 1500 | 950 | 1000 / 1500 | 500 | 1000 / 1500 | 0.950 | 1.900 |"),
+            tables.contains("| rsa2048 | rsa_pss_rsae_sha256 | 1 | 1000 | 1000 / 1500 | 950 | 1000 / 1500 | 912 | 1000 / 1500 | 500 | 1000 / 1500 | 0.950 | 1.900 | 0.960 | 1.824 |"),
             "{tables}"
         );
         let json = report.json_lines().expect("json");
-        assert_eq!(json.lines().count(), 3);
-        let first: serde_json::Value =
-            serde_json::from_str(json.lines().next().expect("a line")).expect("parses");
-        assert_eq!(first["group"], "sign");
-        assert!(first.get("value").is_none());
+        assert_eq!(json.lines().count(), 4);
+        let rows: Vec<serde_json::Value> = json
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("parses"))
+            .collect();
+        assert_eq!(rows[0]["group"], "sign");
+        assert!(rows[0].get("value").is_none());
+        assert_eq!(rows[2]["backend"], "module");
+        assert_eq!(rows[2]["ratio_vs_agent"], 0.96);
+    }
+
+    #[test]
+    fn a_backend_left_out_leaves_its_columns_empty() {
+        let mut report = Report::default();
+        report.push_compared(vec![row("direct", 1000.0), row("agent", 500.0)], &SIGN);
+        let tables = report.tables();
+        assert!(
+            tables.contains(
+                "| 1000 | 1000 / 1500 | 500 | 1000 / 1500 | - | - | - | - | 0.500 | - | - | - |"
+            ),
+            "{tables}"
+        );
     }
 }

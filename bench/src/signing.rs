@@ -1,6 +1,7 @@
 //! Group `sign`: signatures per second and their latency, direct
-//! (cryptoki on SoftHSM in the worker: the floor), through the agent, and
-//! through p11-kit remoting, on the same token and keys.
+//! (cryptoki on SoftHSM in the worker: the floor), through the agent,
+//! through the agent's PKCS#11 module, and through p11-kit remoting, on
+//! the same token and keys.
 
 use p11agent_client::proto::{Request, Response, Scheme, PROTOCOL_VERSION};
 use p11agent_client::Client;
@@ -10,8 +11,8 @@ use crate::bed::Bed;
 use crate::error::BenchError;
 use crate::harness::{self, RunStats, Timing};
 use crate::job::{self, Job, KeyKind, Signer};
-use crate::p11::{self, LoggedIn};
-use crate::report::{Measurement, Report};
+use crate::p11::{self, Hashing, LoggedIn};
+use crate::report::{self, Measurement, Report};
 use crate::Plan;
 
 /// What every signature is over: a TLS 1.3 client CertificateVerify
@@ -34,7 +35,7 @@ pub(crate) fn run(
 ) -> Result<RunStats, BenchError> {
     let message = certificate_verify_message();
     match signer {
-        Signer::Cryptoki(key) => {
+        Signer::Cryptoki { key, hashing } => {
             if !p11::supported(scheme) {
                 return Err(BenchError::Setup(format!("{scheme} is not benchmarked")));
             }
@@ -42,7 +43,7 @@ pub(crate) fn run(
             harness::run(timing, |_| {
                 let (session, handle) = token.session_with_key(&key.key_id)?;
                 let message = &message;
-                Ok(move || p11::sign(&session, handle, scheme, message).map(drop))
+                Ok(move || p11::sign(&session, handle, scheme, *hashing, message).map(drop))
             })
         }
         Signer::Agent { socket, id } => harness::run(timing, |_| {
@@ -84,11 +85,20 @@ fn cases(plan: &Plan) -> Vec<(KeyKind, Scheme)> {
 }
 
 /// Measures every case, with every client count, on every backend
-/// (interleaved: see [`job::interleave`]), and adds the rows (agent rows
-/// with their ratios) to `report`.
+/// (interleaved: see [`job::interleave`]), and adds the rows (agent and
+/// module rows with their ratios) to `report`.
 pub(crate) fn measure(bed: &Bed, plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
     let (softhsm, softhsm_env) = bed.softhsm();
-    let p11kit = bed.p11kit_client();
+    // cryptoki in the worker on modules in front of the agent or the
+    // token: the agent's own (with hash-and-sign mechanisms, see
+    // `Hashing`) and p11-kit-client.so, when they are there.
+    let modules: Vec<_> = [
+        ("module", bed.agent_module(), Hashing::Module),
+        ("p11kit", bed.p11kit_client(), Hashing::Worker),
+    ]
+    .into_iter()
+    .filter_map(|(backend, module, hashing)| Some((backend, module?, hashing)))
+    .collect();
     for &clients in &plan.sign_clients {
         let timing = plan.timing(clients);
         let round_trip = Job::Sign {
@@ -121,7 +131,10 @@ pub(crate) fn measure(bed: &Bed, plan: &Plan, report: &mut Report) -> Result<(),
                 (
                     "direct",
                     (
-                        sign(Signer::Cryptoki(key.token_key(&softhsm)?)),
+                        sign(Signer::Cryptoki {
+                            key: key.token_key(&softhsm)?,
+                            hashing: Hashing::Worker,
+                        }),
                         softhsm_env.clone(),
                     ),
                 ),
@@ -136,11 +149,12 @@ pub(crate) fn measure(bed: &Bed, plan: &Plan, report: &mut Report) -> Result<(),
                     ),
                 ),
             ];
-            if let Some((module, env)) = &p11kit {
-                contenders.push((
-                    "p11kit",
-                    (sign(Signer::Cryptoki(key.token_key(module)?)), env.clone()),
-                ));
+            for (backend, (module, env), hashing) in &modules {
+                let signer = Signer::Cryptoki {
+                    key: key.token_key(module)?,
+                    hashing: *hashing,
+                };
+                contenders.push((backend, (sign(signer), env.clone())));
             }
             let jobs: Vec<job::Contender> = contenders.iter().map(|(_, c)| c.clone()).collect();
             let stats = job::interleave(&jobs, timing, plan.rounds)?;
@@ -154,7 +168,7 @@ pub(crate) fn measure(bed: &Bed, plan: &Plan, report: &mut Report) -> Result<(),
                     ..Measurement::load("sign", scheme.as_str(), stats)
                 })
                 .collect();
-            report.push_compared(rows, "p11kit");
+            report.push_compared(rows, &report::SIGN);
         }
     }
     Ok(())

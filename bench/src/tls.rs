@@ -37,8 +37,8 @@ use crate::bed::Bed;
 use crate::error::BenchError;
 use crate::harness::{self, RunStats, Timing};
 use crate::job::{self, Job, KeyKind, TokenKey};
-use crate::p11::{self, LoggedIn};
-use crate::report::{Measurement, Report};
+use crate::p11::{self, Hashing, LoggedIn};
+use crate::report::{self, Measurement, Report};
 use crate::Plan;
 
 /// One handshake row.
@@ -166,7 +166,8 @@ struct TokenSigner {
 impl Signer for TokenSigner {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
         let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
-        p11::sign(&session, self.key, self.scheme, message).map_err(rustls::Error::General)
+        p11::sign(&session, self.key, self.scheme, Hashing::Worker, message)
+            .map_err(rustls::Error::General)
     }
 
     fn scheme(&self) -> SignatureScheme {
@@ -460,7 +461,7 @@ pub(crate) fn measure(bed: &Bed, plan: &Plan, report: &mut Report) -> Result<(),
                     ..Measurement::load("tls", "mtls_handshake", stats)
                 })
                 .collect();
-            report.push_compared(rows, "software");
+            report.push_compared(rows, &report::TLS);
         }
     }
     Ok(())

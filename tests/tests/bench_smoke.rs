@@ -93,6 +93,30 @@ fn a_smoke_run_measures_every_group() {
             "{row}"
         );
     }
+    // The agent's PKCS#11 module signs every case the agent does (its
+    // hash-and-sign mechanisms reach the agent's `sign`, which the
+    // purpose binding allows), and its rows carry their ratio to the
+    // agent's own client.
+    let module_rows: Vec<&serde_json::Value> = rows
+        .iter()
+        .filter(|r| r["group"] == "sign" && r["backend"] == "module")
+        .collect();
+    for agent in rows.iter().filter(|r| {
+        r["group"] == "sign" && r["backend"] == "agent" && r["name"] != "hello_round_trip"
+    }) {
+        assert!(
+            module_rows
+                .iter()
+                .any(|m| m["name"] == agent["name"] && m["clients"] == agent["clients"]),
+            "no module row for {agent}:\n{stderr}"
+        );
+    }
+    for row in &module_rows {
+        assert!(
+            row["ratio_vs_agent"].as_f64().is_some_and(|v| v > 0.0),
+            "{row}"
+        );
+    }
     // The store group's single values: start-up times and memory.
     for name in ["all_identities_listed_after_start", "daemon_rss"] {
         assert!(
@@ -103,7 +127,7 @@ fn a_smoke_run_measures_every_group() {
     }
     // The tables went to stderr, since the JSON had stdout.
     assert!(
-        stderr.contains("agent/direct"),
+        stderr.contains("agent/direct") && stderr.contains("module/agent"),
         "no tables on stderr:\n{stderr}"
     );
 }
