@@ -254,7 +254,7 @@ struct DigestDropIn {
 }
 
 /// The folder of digest policy files, beside the configuration file.
-const DIGEST_DROP_IN_DIR: &str = "digest.d";
+pub(crate) const DIGEST_DROP_IN_DIR: &str = "digest.d";
 
 /// Settings for one identity.
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -194,7 +194,7 @@ impl Places {
 
     fn digest_policy(&self, target: Target) -> PathBuf {
         self.p11agent_dir
-            .join("digest.d")
+            .join(crate::config::DIGEST_DROP_IN_DIR)
             .join(format!("{}.toml", target.name()))
     }
 
