@@ -41,6 +41,8 @@ const CORPUS: &[&str] = &[
     r#"{"op":"show","id":"3f2a9c1b7d0e4a55"}"#,
     r#"{"op":"sign","id":"3f2a9c1b","scheme":"ecdsa_secp256r1_sha256","message":"AAECAwQFBgc="}"#,
     r#"{"op":"sign","id":"3f2a9c1b","scheme":"rsa_pss_rsae_sha256","message":"ICAgICAgICAgICAgICAgIA=="}"#,
+    r#"{"op":"sign_digest","id":"3f2a9c1b","mechanism":"ecdsa","hash":"sha256","digest":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}"#,
+    r#"{"op":"sign_digest","id":"3f2a9c1b","mechanism":"rsa_pss","hash":"sha512","digest":"AAE="}"#,
     r#"{"op":"login","token":"card","pin":"123456"}"#,
     r#"{"op":"login"}"#,
     r#"{"op":"logout","token":"9980f9c5a1b2c3d4"}"#,
