@@ -1,10 +1,11 @@
 //! Command-line programs authenticate with a key on the token through the
 //! agent's PKCS#11 module, as a user sets them up: gnutls-cli with the
 //! module as its provider, `openssl s_client` through OpenSSL's
-//! pkcs11-provider, and curl through libp11's OpenSSL engine. Each talks
-//! to `openssl s_server -Verify 1 -verify_return_error -www`, whose page
-//! only a verified client gets, and the agent's audit log shows that the
-//! agent made the signature for that program.
+//! pkcs11-provider, and curl through libp11's OpenSSL engine, each against
+//! `openssl s_server -Verify 1 -verify_return_error -www`, whose page only
+//! a verified client gets; and `ssh -I` against a private sshd. The
+//! agent's audit log shows that the agent made each signature for that
+//! program.
 //!
 //! Every test has its own SoftHSM token, daemon, configuration files and
 //! port; nothing of the system's is read or written.
@@ -369,4 +370,139 @@ fn real_path(program: &str) -> String {
         .unwrap_or_else(|e| panic!("{program} ({path}): {e}"))
         .display()
         .to_string()
+}
+
+/// `ssh -I MODULE` logs in to a private sshd on 127.0.0.1 whose
+/// authorized keys are the token's (as `ssh-keygen -D` prints them): ssh
+/// signs the session hash with `CKM_ECDSA` or `CKM_RSA_PKCS` over a
+/// SHA-512 DigestInfo, digests the policy lets ssh have.
+#[test]
+fn ssh_logs_in_with_a_key_on_the_token() {
+    let setup = Setup::new(&[SSH]);
+    assert!(
+        Path::new(SSHD).exists(),
+        "openssh-server missing: run scripts/install-deps"
+    );
+    let sshd = Sshd::start(&setup);
+    for (user, key_type) in [(EC_USER, "ecdsa-sha2-nistp256"), (RSA_USER, "ssh-rsa")] {
+        sshd.authorize(&setup, key_type, user);
+        let since = setup.audit_records().len();
+        let out = setup.run(
+            Command::new(SSH)
+                .args(["-F", "/dev/null", "-o", "BatchMode=yes"])
+                .args(["-o", "IdentityAgent=none", "-o", "StrictHostKeyChecking=no"])
+                .arg("-o")
+                .arg(format!(
+                    "UserKnownHostsFile={}",
+                    setup.dir.path().join("known_hosts").display()
+                ))
+                .arg("-I")
+                .arg(pkcs11_module())
+                .arg("-p")
+                .arg(sshd.port.to_string())
+                .arg(format!("{}@127.0.0.1", whoami()))
+                .arg("echo authenticated-through-the-agent"),
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("authenticated-through-the-agent"),
+            "ssh with {user}'s key: {}\n--- sshd\n{}",
+            describe(&out),
+            sshd.log()
+        );
+        setup.assert_audited(since, SSH, setup.identity(user), "sign_digest", "ok");
+    }
+}
+
+const SSH: &str = "/usr/bin/ssh";
+const SSHD: &str = "/usr/sbin/sshd";
+
+/// A private sshd on 127.0.0.1: its host key, configuration, authorized
+/// keys and log in the test's folder; killed on drop.
+struct Sshd {
+    child: std::process::Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Sshd {
+    fn start(setup: &Setup) -> Sshd {
+        let dir = setup.dir.path().join("sshd");
+        std::fs::create_dir_all(&dir).expect("sshd folder");
+        let host_key = dir.join("host_key");
+        let keygen = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&host_key)
+            .output()
+            .expect("ssh-keygen");
+        assert!(keygen.status.success(), "{}", describe(&keygen));
+        if nix::unistd::Uid::effective().is_root() {
+            // sshd run as root wants its privilege separation folder,
+            // which only a booted system's tmpfiles create.
+            std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
+        }
+        let port = p11agent_tests::free_port();
+        let config = dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\n\
+                 AuthorizedKeysFile {}\nPidFile {}\nStrictModes no\nUsePAM no\n\
+                 PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n",
+                host_key.display(),
+                dir.join("authorized_keys").display(),
+                dir.join("sshd.pid").display(),
+            ),
+        )
+        .expect("sshd_config");
+        let log = std::fs::File::create(dir.join("sshd.log")).expect("sshd log");
+        let child = Command::new(SSHD)
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("run sshd");
+        let sshd = Sshd { child, port, dir };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sshd never listened:\n{}",
+                sshd.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        sshd
+    }
+
+    /// Makes `user`'s key of `key_type` (as `ssh-keygen -D` lists it
+    /// through the module, labelled) the only authorized key.
+    fn authorize(&self, setup: &Setup, key_type: &str, user: &str) {
+        let out = setup.run(Command::new("ssh-keygen").arg("-D").arg(pkcs11_module()));
+        let listed = String::from_utf8_lossy(&out.stdout);
+        let key = listed
+            .lines()
+            .find(|line| line.starts_with(key_type) && line.ends_with(user))
+            .unwrap_or_else(|| panic!("no {key_type} key listed: {}", describe(&out)));
+        std::fs::write(self.dir.join("authorized_keys"), format!("{key}\n"))
+            .expect("authorized_keys");
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn whoami() -> String {
+    let out = Command::new("id").arg("-un").output().expect("id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
