@@ -506,3 +506,52 @@ fn whoami() -> String {
     let out = Command::new("id").arg("-un").output().expect("id -un");
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
+
+/// A Java 17 TLS client with SunPKCS11 over the module as its key store
+/// (`tests/java/SunPkcs11Client.java`, run from source): the key manager
+/// picks the token's key for the server's CA, and the agent signs it,
+/// TLS 1.3 and 1.2.
+#[test]
+fn java_sunpkcs11_authenticates_through_the_module() {
+    let java = real_path("java");
+    let setup = Setup::new(&[&java]);
+    let config = setup.file(
+        "sunpkcs11.cfg",
+        &format!("name = p11agent\nlibrary = {}\n", pkcs11_module().display()),
+    );
+    let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("java/SunPkcs11Client.java");
+    for protocol in ["TLSv1.3", "TLSv1.2"] {
+        let server = setup.s_server(&[]);
+        let since = setup.audit_records().len();
+        let out = setup.run(
+            Command::new(&java)
+                .arg(&client)
+                .arg(&config)
+                .arg("server-ca.pem")
+                .arg(server.port().to_string())
+                .arg(protocol),
+        );
+        let page = String::from_utf8_lossy(&out.stdout);
+        let user = [EC_USER, RSA_USER]
+            .into_iter()
+            .find(|user| page.contains(&format!("Subject: CN={user}")))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {protocol} page for a verified client: {}\n--- s_server\n{}",
+                    describe(&out),
+                    server.log()
+                )
+            });
+        assert_verified(&out, protocol, user, &server);
+        let records = setup.audit_records();
+        let id = setup.identity(user).fingerprint_hex();
+        assert!(
+            records[since..]
+                .iter()
+                .any(|r| r["peer"]["exe"] == java.as_str()
+                    && r["identity"] == id.as_str()
+                    && r["result"] == "ok"),
+            "no signature by {user} for java in the audit log:\n{records:#?}"
+        );
+    }
+}
