@@ -3,7 +3,8 @@
 //! module as its provider, `openssl s_client` through OpenSSL's
 //! pkcs11-provider, and curl through libp11's OpenSSL engine, each against
 //! `openssl s_server -Verify 1 -verify_return_error -www`, whose page only
-//! a verified client gets; and `ssh -I` against a private sshd. The
+//! a verified client gets, as does a Java SunPKCS11 client; and `ssh -I`
+//! against a private sshd. The
 //! agent's audit log shows that the agent made each signature for that
 //! program.
 //!
