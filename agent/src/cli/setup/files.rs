@@ -1,15 +1,17 @@
-//! The files setup writes: each starts with its marker line, and only
-//! such files are rewritten or removed.
+//! Setup's own files: each starts with a marker line, which is how setup
+//! knows that it may rewrite or delete the file; a file at setup's path
+//! without it is left alone, with a warning.
 
-use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use super::programs::Places;
-use super::report::display_command;
-use super::{Target, MARKER};
+use super::report::{Change, Setup, Status};
+use super::target::Target;
 use crate::cli::error::SetupError;
+
+/// The first line of every file setup writes: how it knows a file is its
+/// own to rewrite or delete.
+const MARKER: &str = "# Written by `p11agent setup";
 
 /// The first lines of every file setup writes.
 pub(super) fn header(target: Target) -> String {
@@ -21,19 +23,68 @@ pub(super) fn header(target: Target) -> String {
     )
 }
 
-pub(super) fn digest_policy(target: Target, programs: &[&str]) -> String {
-    let mut text = header(target);
-    text.push_str(
-        "# The agent signs digests (sign_digest, PKCS#11's raw mechanisms) for these\n\
-         # executables, with every identity; `identities = [\"ID PREFIX\"]` narrows a\n\
-         # table to some.\n",
-    );
-    for program in programs {
-        text.push_str("\n[[allow_digest]]\nprogram = ");
-        text.push_str(&toml::Value::String((*program).to_owned()).to_string());
-        text.push('\n');
+/// Text files name paths as UTF-8.
+pub(super) fn utf8(path: &Path) -> Result<&str, SetupError> {
+    path.to_str()
+        .ok_or_else(|| SetupError::NotUtf8(path.to_path_buf()))
+}
+
+impl Setup<'_> {
+    /// Writes one of setup's files, unless it already says `content` or
+    /// is not setup's own.
+    pub(super) fn write(&mut self, path: &Path, content: String) -> Result<(), SetupError> {
+        let status = match read_existing(path)? {
+            None => Status::Created,
+            Some(existing) if existing == content => Status::Unchanged,
+            Some(existing) if existing.starts_with(MARKER) => Status::Updated,
+            Some(_) => {
+                self.warn(format!(
+                    "{} was not written by p11agent setup (its first line says so), so it is \
+                     left as it is; move it away and run setup again to have setup's version, \
+                     which --print shows",
+                    path.display()
+                ));
+                Status::Kept
+            }
+        };
+        if status.changes() && !self.print {
+            write_file(path, &content)?;
+        }
+        self.report.changes.push(Change::File {
+            path: path.to_path_buf(),
+            status,
+            content: Some(content),
+        });
+        Ok(())
     }
-    text
+
+    /// Deletes one of setup's files.
+    pub(super) fn remove(&mut self, path: &Path) -> Result<(), SetupError> {
+        let status = match read_existing(path)? {
+            None => Status::Absent,
+            Some(existing) if existing.starts_with(MARKER) => Status::Removed,
+            Some(_) => {
+                self.warn(format!(
+                    "{} was not written by p11agent setup, so it is left as it is",
+                    path.display()
+                ));
+                Status::Kept
+            }
+        };
+        if status == Status::Removed && !self.print {
+            std::fs::remove_file(path).map_err(|source| SetupError::File {
+                action: "remove",
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+        self.report.changes.push(Change::File {
+            path: path.to_path_buf(),
+            status,
+            content: None,
+        });
+        Ok(())
+    }
 }
 
 /// A file's content, or None when there is no file.
@@ -51,7 +102,7 @@ pub(super) fn read_existing(path: &Path) -> Result<Option<String>, SetupError> {
 
 /// Writes through a temporary file and a rename, so that a program
 /// reading the file never sees half of it.
-pub(super) fn write_file(path: &Path, content: &str) -> Result<(), SetupError> {
+fn write_file(path: &Path, content: &str) -> Result<(), SetupError> {
     let error = |action, source| SetupError::File {
         action,
         path: path.to_path_buf(),
@@ -67,43 +118,4 @@ pub(super) fn write_file(path: &Path, content: &str) -> Result<(), SetupError> {
         let _ = std::fs::remove_file(&temp);
         error("write", e)
     })
-}
-
-/// NSS databases hold keys: owner only, as Chromium makes them.
-pub(super) fn restrict_to_owner(dir: &Path) -> Result<(), SetupError> {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|source| {
-        SetupError::File {
-            action: "set the permissions of",
-            path: dir.to_path_buf(),
-            source,
-        }
-    })
-}
-
-/// Runs an NSS tool, returning its standard output.
-pub(super) fn run_tool(places: &Places, command: &[OsString]) -> Result<String, SetupError> {
-    let Some((tool, args)) = command.split_first() else {
-        return Ok(String::new());
-    };
-    let tool = tool.to_string_lossy().into_owned();
-    let missing = || SetupError::ToolMissing { tool: tool.clone() };
-    let path = places.which(&tool).ok_or_else(missing)?;
-    let output = Command::new(path)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|_| missing())?;
-    if !output.status.success() {
-        let mut detail = String::from_utf8_lossy(&output.stderr).trim().to_owned();
-        if detail.is_empty() {
-            detail = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        }
-        return Err(SetupError::ToolFailed {
-            command: display_command(command),
-            status: output.status.to_string(),
-            detail,
-        });
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }

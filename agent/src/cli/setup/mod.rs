@@ -7,35 +7,38 @@
 //! its paths without that line is left alone, with a warning. NSS
 //! databases are changed only through `modutil`, and only for the module
 //! named `p11agent`. Running setup twice changes nothing the second time.
-
-use std::path::{Path, PathBuf};
+//!
+//! This file only reads the arguments and picks the target's steps. Each
+//! family of targets has its file (`nss`, `firefox`, `p11kit`, `openssl`,
+//! `java`, `ssh`), which adds its steps to [`Setup`]; `report` records and
+//! prints what they did, `files` writes and removes setup's own files,
+//! `policy` the digest policy, `programs` finds the executables a policy
+//! names, and `target` lists the targets. The files import one another
+//! and never this one, so that no two of them depend on each other.
 
 mod files;
+mod firefox;
 mod java;
 mod nss;
 mod openssl;
 mod p11kit;
+mod policy;
 mod programs;
 mod report;
-mod session;
 mod ssh;
+mod target;
 
-use programs::{
-    Places, Program, CHROMIUM, CURL, FIREFOX, GNUTLS_CLI, JAVA, OPENSSL, SSH, SSH_PKCS11_HELPER,
-};
-use report::{print_text, Report};
-use session::Setup;
+use std::path::{Path, PathBuf};
+
+use files::utf8;
+use programs::Places;
+use report::Setup;
+use target::Target;
 
 use super::error::{CliError, SetupError};
-use super::format::print_json;
 
 /// The module's file name, as cargo builds the `p11agent-pkcs11` crate.
 const MODULE_FILE: &str = "libp11agent_pkcs11.so";
-/// The name the module is registered under in NSS databases.
-const NSS_NAME: &str = "p11agent";
-/// The first line of every file setup writes: how it knows a file is its
-/// own to rewrite or delete.
-const MARKER: &str = "# Written by `p11agent setup";
 
 /// Arguments of `p11agent setup`.
 #[derive(Debug, clap::Args)]
@@ -59,54 +62,6 @@ pub(crate) struct SetupArgs {
     json: bool,
 }
 
-/// The programs setup knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum Target {
-    /// The shared NSS database ~/.pki/nssdb (Chromium and other NSS programs).
-    Nss,
-    /// Chromium: the shared NSS database, and Chromium's digest policy.
-    Chromium,
-    /// Firefox: every profile's NSS database, and Firefox's digest policy.
-    Firefox,
-    /// p11-kit's per-user module list (gnutls, p11-kit-proxy.so).
-    #[value(name = "p11-kit")]
-    P11Kit,
-    /// OpenSSL 3 with pkcs11-provider (openssl, curl).
-    Openssl,
-    /// Java's SunPKCS11 provider (java, keytool).
-    Java,
-    /// OpenSSH's PKCS11Provider (ssh, ssh-agent).
-    Ssh,
-}
-
-impl Target {
-    fn name(self) -> &'static str {
-        match self {
-            Target::Nss => "nss",
-            Target::Chromium => "chromium",
-            Target::Firefox => "firefox",
-            Target::P11Kit => "p11-kit",
-            Target::Openssl => "openssl",
-            Target::Java => "java",
-            Target::Ssh => "ssh",
-        }
-    }
-
-    /// The programs whose signatures over digests the target allows: the
-    /// processes that load the module and so connect to the agent.
-    fn programs(self) -> &'static [Program] {
-        match self {
-            Target::Nss => &[],
-            Target::Chromium => &[CHROMIUM],
-            Target::Firefox => &[FIREFOX],
-            Target::P11Kit => &[GNUTLS_CLI],
-            Target::Openssl => &[OPENSSL, CURL],
-            Target::Java => &[JAVA],
-            Target::Ssh => &[SSH, SSH_PKCS11_HELPER],
-        }
-    }
-}
-
 /// `p11agent setup`.
 pub(super) fn run(args: SetupArgs) -> Result<(), CliError> {
     let places = Places::from_env()?;
@@ -115,32 +70,18 @@ pub(super) fn run(args: SetupArgs) -> Result<(), CliError> {
     } else {
         Some(module_path(args.module)?)
     };
-    let mut setup = Setup {
-        places: &places,
-        target: args.target,
-        print: args.print,
-        report: Report {
-            target: args.target.name(),
-            remove: args.remove,
-            print: args.print,
-            module: module.clone(),
-            changes: Vec::new(),
-            programs: Vec::new(),
-            not_installed: Vec::new(),
-            notes: Vec::new(),
-            warnings: Vec::new(),
-        },
-    };
+    let mut setup = Setup::new(
+        &places,
+        args.target,
+        args.print,
+        args.remove,
+        module.clone(),
+    );
     match module {
         Some(module) => setup.install(&module)?,
         None => setup.uninstall()?,
     }
-    let report = setup.report;
-    if args.json {
-        print_json(&report)
-    } else {
-        print_text(&report)
-    }
+    setup.report.print(args.json)
 }
 
 /// The module to configure: as given, or beside the running binary, where
@@ -164,178 +105,33 @@ fn module_path(given: Option<PathBuf>) -> Result<PathBuf, SetupError> {
     }
 }
 
-/// Text files name paths as UTF-8.
-fn utf8(path: &Path) -> Result<&str, SetupError> {
-    path.to_str()
-        .ok_or_else(|| SetupError::NotUtf8(path.to_path_buf()))
-}
-
-#[cfg(test)]
-mod tests {
-    use std::ffi::OsString;
-
-    use super::files::*;
-    use super::java::*;
-    use super::nss::*;
-    use super::programs::*;
-    use super::report::*;
-    use super::*;
-
-    #[test]
-    fn finds_the_library_of_the_named_module_in_a_listing() {
-        let listing = "\nListing of PKCS #11 Modules\n\
-            -----------------------------------------------------------\n  \
-            1. NSS Internal PKCS #11 Module\n\t   uri: pkcs11:library-manufacturer=Mozilla\n\t \
-            slots: 2 slots attached\n\n  \
-            2. p11agent-old\n\tlibrary name: /old.so\n\n  \
-            3. p11agent\n\tlibrary name: /opt/p 11/libp11agent_pkcs11.so\n\t \
-            slots: There are no slots attached to this module\n\tstatus: Not loaded\n";
-        assert_eq!(
-            registered_library(listing, "p11agent").as_deref(),
-            Some("/opt/p 11/libp11agent_pkcs11.so")
-        );
-        assert_eq!(
-            registered_library(listing, "p11agent-old").as_deref(),
-            Some("/old.so")
-        );
-        assert_eq!(registered_library(listing, "other"), None);
-        // The internal module has no library line: nothing leaks to the next.
-        assert_eq!(
-            registered_library(listing, "NSS Internal PKCS #11 Module"),
-            None
-        );
+impl Setup<'_> {
+    /// Makes the target load `module`, then writes its digest policy.
+    fn install(&mut self, module: &Path) -> Result<(), SetupError> {
+        let module_text = utf8(module)?;
+        match self.target {
+            Target::Nss => self.install_nss(module)?,
+            Target::Chromium => self.install_chromium(module)?,
+            Target::Firefox => self.install_firefox(module)?,
+            Target::P11Kit => self.install_p11kit(module_text)?,
+            Target::Openssl => self.install_openssl(module_text)?,
+            Target::Java => self.install_java(module_text)?,
+            Target::Ssh => self.install_ssh(module_text),
+        }
+        self.write_digest_policy()
     }
 
-    #[test]
-    fn reads_profile_paths_from_profiles_ini() {
-        let ini = "[Install4F96D1932A9F858E]\nDefault=abc.default-esr\nLocked=1\n\n\
-            [Profile1]\nName=default\nIsRelative=1\nPath=abc.default\n\n\
-            [Profile0]\nName=work\nIsRelative=0\nPath=/data/work-profile\n\n\
-            [Profile2]\nName=odd\nIsRelative=0\nPath=not-absolute\n\n\
-            [General]\nStartWithLastProfile=1\nVersion=2\n";
-        assert_eq!(
-            profile_paths(ini),
-            vec![
-                PathBuf::from("abc.default"),
-                PathBuf::from("/data/work-profile")
-            ]
-        );
-    }
-
-    #[test]
-    fn quotes_words_for_the_shell_only_when_needed() {
-        assert_eq!(shell_quote("/usr/lib/x.so"), "/usr/lib/x.so");
-        assert_eq!(shell_quote("sql:/home/a b"), "'sql:/home/a b'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
-        assert_eq!(shell_quote(""), "''");
-    }
-
-    #[test]
-    fn a_digest_policy_names_each_program_in_a_table() {
-        let text = digest_policy(
-            Target::Ssh,
-            &["/usr/bin/ssh", "/usr/lib/openssh/ssh-pkcs11-helper"],
-        );
-        assert!(text.starts_with(MARKER));
-        let parsed: toml::Table = toml::from_str(&text).expect("TOML");
-        let tables = parsed["allow_digest"].as_array().expect("array of tables");
-        let programs: Vec<&str> = tables
-            .iter()
-            .map(|t| t["program"].as_str().expect("program"))
-            .collect();
-        assert_eq!(
-            programs,
-            ["/usr/bin/ssh", "/usr/lib/openssh/ssh-pkcs11-helper"]
-        );
-        assert!(tables
-            .iter()
-            .all(|t| t.as_table().is_some_and(|t| t.len() == 1)));
-        // A path TOML must escape stays the same path.
-        let odd = digest_policy(Target::Java, &[r#"/opt/"j"\bin/java"#]);
-        let parsed: toml::Table = toml::from_str(&odd).expect("TOML");
-        assert_eq!(
-            parsed["allow_digest"][0]["program"].as_str(),
-            Some(r#"/opt/"j"\bin/java"#)
-        );
-    }
-
-    /// Writes an executable file starting with `head`.
-    fn executable(path: &Path, head: &[u8]) {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, head).expect("write");
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    }
-
-    #[test]
-    fn names_the_executable_a_launcher_script_starts_and_follows_symlinks() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let root = dir.path().canonicalize().expect("canonical");
-        let (bin, lib) = (root.join("bin"), root.join("lib"));
-        let real: &'static str = Box::leak(
-            lib.join("prog")
-                .to_str()
-                .expect("utf-8")
-                .to_owned()
-                .into_boxed_str(),
-        );
-        let program = Program {
-            name: "prog",
-            commands: &["prog", "prog-alias"],
-            elsewhere: Box::leak(vec![real].into_boxed_slice()),
-        };
-        let places = Places {
-            home: root.join("home"),
-            config_home: root.join("home/.config"),
-            p11agent_dir: root.join("home/.config/p11agent"),
-            path: Some(OsString::from(format!("{}:relative/dir", bin.display()))),
-            root: false,
-        };
-        // Not installed at all.
-        assert!(places.find(&program).is_empty());
-
-        // Only a launcher script on PATH: the executable it starts.
-        executable(
-            &bin.join("prog"),
-            b"#!/bin/sh\nexec /elsewhere/prog \"$@\"\n",
-        );
-        assert!(places.find(&program).is_empty());
-        executable(&lib.join("prog"), b"\x7fELF rest of the file");
-        assert_eq!(places.find(&program), [lib.join("prog")]);
-
-        // An executable on PATH, through a symlink, and once for two names.
-        std::fs::remove_file(bin.join("prog")).expect("rm");
-        executable(&lib.join("other"), b"\x7fELF another");
-        std::os::unix::fs::symlink(lib.join("other"), bin.join("prog")).expect("symlink");
-        std::os::unix::fs::symlink(lib.join("other"), bin.join("prog-alias")).expect("symlink");
-        assert_eq!(places.find(&program), [lib.join("other")]);
-
-        // A file that is not executable is not a program.
-        let plain = root.join("plain");
-        std::fs::write(&plain, b"\x7fELF").expect("write");
-        assert!(!is_executable(&plain));
-    }
-
-    #[test]
-    fn finds_sunpkcs11_in_the_jdks_provider_list() {
-        let jdk = tempfile::tempdir().expect("tempdir");
-        let security = jdk.path().join("conf/security");
-        std::fs::create_dir_all(&security).expect("mkdir");
-        let java = jdk.path().join("bin/java");
-        std::fs::write(
-            security.join("java.security"),
-            "security.provider.1=SUN\n#security.provider.13=SunPKCS11\n\
-             security.provider.11=JdkSASL\nsecurity.provider.12=SunPKCS11\n",
-        )
-        .expect("write");
-        assert_eq!(sunpkcs11_slot(&java), Some(12));
-        std::fs::write(
-            security.join("java.security"),
-            "security.provider.1=SUN\nsecurity.provider.2=SunRsaSign\n",
-        )
-        .expect("write");
-        assert_eq!(sunpkcs11_slot(&java), Some(3));
-        std::fs::remove_file(security.join("java.security")).expect("rm");
-        assert_eq!(sunpkcs11_slot(&java), None);
+    /// Undoes what `install` did: nothing for ssh, whose configuration
+    /// setup only prints.
+    fn uninstall(&mut self) -> Result<(), SetupError> {
+        match self.target {
+            Target::Nss | Target::Chromium => self.uninstall_nss()?,
+            Target::Firefox => self.uninstall_firefox()?,
+            Target::P11Kit => self.uninstall_p11kit()?,
+            Target::Openssl => self.uninstall_openssl()?,
+            Target::Java => self.uninstall_java()?,
+            Target::Ssh => {}
+        }
+        self.remove_digest_policy()
     }
 }

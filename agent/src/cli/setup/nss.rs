@@ -1,61 +1,50 @@
-//! NSS databases: the shared one (`~/.pki/nssdb`, Chromium's) and
-//! Firefox's per profile, changed only through `modutil`.
+//! NSS databases, changed only through NSS's own tools: `modutil`
+//! registers the module, `certutil` creates a database where there is
+//! none. The targets nss and chromium use the shared database
+//! `~/.pki/nssdb`; firefox registers in each profile's database.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
-use super::files::*;
-use super::report::{display_commands, Change, Status};
-use super::session::Setup;
-use super::NSS_NAME;
+use super::programs::Places;
+use super::report::{shell_quote, Change, Setup, Status};
 use crate::cli::error::SetupError;
 
+/// The name the module is registered under in NSS databases.
+const NSS_NAME: &str = "p11agent";
+
+/// One command as its arguments, the tool first.
+type Argv = Vec<OsString>;
+
+/// The NSS database shared by Chromium and other NSS programs.
+fn shared_db(places: &Places) -> PathBuf {
+    places.home.join(".pki").join("nssdb")
+}
+
 impl Setup<'_> {
-    /// Registers the module in the shared NSS database.
     pub(super) fn install_nss(&mut self, module: &Path) -> Result<(), SetupError> {
-        let places = self.places;
-        self.nss_register(&places.nss_db(), module)?;
+        let db = shared_db(self.places);
+        self.nss_register(&db, module)?;
         self.note(format!(
             "programs using the NSS database in {} (Chromium, Google Chrome) load the \
-                 module when they start: restart them; `p11agent setup chromium` also \
-                 writes Chromium's digest policy",
-            places.nss_db().display()
+             module when they start: restart them; `p11agent setup chromium` also \
+             writes Chromium's digest policy",
+            db.display()
         ));
         Ok(())
     }
 
-    /// Registers the module in the NSS database Chromium reads.
     pub(super) fn install_chromium(&mut self, module: &Path) -> Result<(), SetupError> {
-        let places = self.places;
-        self.nss_register(&places.nss_db(), module)?;
+        self.nss_register(&shared_db(self.places), module)?;
         self.note("restart Chromium: it reads the NSS database when it starts".into());
         Ok(())
     }
 
-    /// Registers the module in every Firefox profile's NSS database.
-    pub(super) fn install_firefox(&mut self, module: &Path) -> Result<(), SetupError> {
-        let places = self.places;
-        let profiles = self.firefox_profiles()?;
-        if profiles.is_empty() {
-            return Err(SetupError::NoFirefoxProfile {
-                searched: places.firefox_roots().to_vec(),
-            });
-        }
-        for profile in profiles {
-            self.nss_register(&profile, module)?;
-            if firefox_running(&profile) {
-                self.warn(format!(
-                    "Firefox is running with the profile {}: restart it to load the module",
-                    profile.display()
-                ));
-            }
-        }
-        self.note(
-            "Firefox loads the module when it starts; it is listed as p11agent under \
-                 Settings > Privacy & Security > Security Devices"
-                .into(),
-        );
-        Ok(())
+    /// Unregisters the module from the shared database: the undoing of
+    /// both nss and chromium.
+    pub(super) fn uninstall_nss(&mut self) -> Result<(), SetupError> {
+        self.nss_unregister(&shared_db(self.places))
     }
 
     /// Registers `module` in the NSS database in `dir` under
@@ -63,31 +52,7 @@ impl Setup<'_> {
     /// registration with another library is replaced.
     pub(super) fn nss_register(&mut self, dir: &Path, module: &Path) -> Result<(), SetupError> {
         let db = nss_db_arg(dir);
-        let add: Vec<OsString> = vec![
-            "modutil".into(),
-            "-dbdir".into(),
-            db.clone(),
-            "-add".into(),
-            NSS_NAME.into(),
-            "-libfile".into(),
-            module.into(),
-            "-force".into(),
-        ];
-        let (status, commands) = if nss_db_exists(dir) {
-            match self.nss_registered(dir)? {
-                Some(library) if same_file(&library, module) => (Status::Unchanged, vec![]),
-                Some(_) => (Status::Replaced, vec![nss_delete(&db), add]),
-                None => (Status::Registered, vec![add]),
-            }
-        } else {
-            // certutil makes the database Chromium would make: no password.
-            let create = ["certutil", "-N", "--empty-password", "-d"]
-                .into_iter()
-                .map(OsString::from)
-                .chain([db.clone()])
-                .collect();
-            (Status::Registered, vec![create, add])
-        };
+        let (status, commands) = self.registration(dir, &db, module)?;
         // With --print too: what would be run must be there to run.
         for command in &commands {
             let tool = command.first().map(|t| t.to_string_lossy().into_owned());
@@ -96,12 +61,7 @@ impl Setup<'_> {
             }
         }
         if !self.print && !commands.is_empty() {
-            std::fs::create_dir_all(dir).map_err(|source| SetupError::File {
-                action: "create",
-                path: dir.to_path_buf(),
-                source,
-            })?;
-            restrict_to_owner(dir)?;
+            create_private_dir(dir)?;
             for command in &commands {
                 run_tool(self.places, command)?;
             }
@@ -114,6 +74,40 @@ impl Setup<'_> {
             commands: display_commands(&commands),
         });
         Ok(())
+    }
+
+    /// What registering `module` in the database in `dir`, named `db`,
+    /// comes to, and the commands that do it: none when it is there.
+    fn registration(
+        &self,
+        dir: &Path,
+        db: &OsString,
+        module: &Path,
+    ) -> Result<(Status, Vec<Argv>), SetupError> {
+        let add: Argv = vec![
+            "modutil".into(),
+            "-dbdir".into(),
+            db.clone(),
+            "-add".into(),
+            NSS_NAME.into(),
+            "-libfile".into(),
+            module.into(),
+            "-force".into(),
+        ];
+        if !nss_db_exists(dir) {
+            // certutil makes the database Chromium would make: no password.
+            let create = ["certutil", "-N", "--empty-password", "-d"]
+                .into_iter()
+                .map(OsString::from)
+                .chain([db.clone()])
+                .collect();
+            return Ok((Status::Registered, vec![create, add]));
+        }
+        Ok(match self.nss_registered(dir)? {
+            Some(library) if same_file(&library, module) => (Status::Unchanged, vec![]),
+            Some(_) => (Status::Replaced, vec![nss_delete(db), add]),
+            None => (Status::Registered, vec![add]),
+        })
     }
 
     pub(super) fn nss_unregister(&mut self, dir: &Path) -> Result<(), SetupError> {
@@ -142,8 +136,8 @@ impl Setup<'_> {
     }
 
     /// The library registered as [`NSS_NAME`] in the database in `dir`.
-    pub(super) fn nss_registered(&self, dir: &Path) -> Result<Option<PathBuf>, SetupError> {
-        let list: Vec<OsString> = vec![
+    fn nss_registered(&self, dir: &Path) -> Result<Option<PathBuf>, SetupError> {
+        let list: Argv = vec![
             "modutil".into(),
             "-dbdir".into(),
             nss_db_arg(dir),
@@ -152,44 +146,20 @@ impl Setup<'_> {
         let listing = run_tool(self.places, &list)?;
         Ok(registered_library(&listing, NSS_NAME).map(PathBuf::from))
     }
-
-    /// Every Firefox profile directory listed in a profiles.ini: none
-    /// before Firefox first ran.
-    pub(super) fn firefox_profiles(&self) -> Result<Vec<PathBuf>, SetupError> {
-        let roots = self.places.firefox_roots();
-        let mut profiles = Vec::new();
-        for root in &roots {
-            let ini = root.join("profiles.ini");
-            let Some(text) = read_existing(&ini)? else {
-                continue;
-            };
-            for path in profile_paths(&text) {
-                let dir = if path.is_absolute() {
-                    path
-                } else {
-                    root.join(path)
-                };
-                if dir.is_dir() && !profiles.contains(&dir) {
-                    profiles.push(dir);
-                }
-            }
-        }
-        Ok(profiles)
-    }
 }
 
 /// NSS's name for the SQLite database in `dir`.
-pub(super) fn nss_db_arg(dir: &Path) -> OsString {
+fn nss_db_arg(dir: &Path) -> OsString {
     let mut arg = OsString::from("sql:");
     arg.push(dir);
     arg
 }
 
-pub(super) fn nss_db_exists(dir: &Path) -> bool {
+fn nss_db_exists(dir: &Path) -> bool {
     dir.join("cert9.db").is_file()
 }
 
-pub(super) fn nss_delete(db: &OsString) -> Vec<OsString> {
+fn nss_delete(db: &OsString) -> Argv {
     ["modutil", "-dbdir"]
         .into_iter()
         .map(OsString::from)
@@ -198,29 +168,34 @@ pub(super) fn nss_delete(db: &OsString) -> Vec<OsString> {
         .collect()
 }
 
-pub(super) fn same_file(a: &Path, b: &Path) -> bool {
+fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
     }
 }
 
-/// Whether Firefox holds `profile`: its lock is a symlink to
-/// `ADDRESS:+PID` while it runs.
-pub(super) fn firefox_running(profile: &Path) -> bool {
-    let Ok(target) = std::fs::read_link(profile.join("lock")) else {
-        return false;
-    };
-    target
-        .to_str()
-        .and_then(|t| t.rsplit_once('+'))
-        .and_then(|(_, pid)| pid.parse::<u32>().ok())
-        .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+/// Creates the database's directory: owner only, since NSS databases
+/// hold keys, as Chromium makes them.
+fn create_private_dir(dir: &Path) -> Result<(), SetupError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(dir).map_err(|source| SetupError::File {
+        action: "create",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|source| {
+        SetupError::File {
+            action: "set the permissions of",
+            path: dir.to_path_buf(),
+            source,
+        }
+    })
 }
 
 /// The library registered as `name` in a `modutil -list` listing, whose
 /// modules read `  N. NAME` followed by `\tlibrary name: PATH`.
-pub(super) fn registered_library(listing: &str, name: &str) -> Option<String> {
+fn registered_library(listing: &str, name: &str) -> Option<String> {
     let mut current: Option<&str> = None;
     for line in listing.lines() {
         let line = line.trim();
@@ -239,34 +214,74 @@ pub(super) fn registered_library(listing: &str, name: &str) -> Option<String> {
     None
 }
 
-/// The `Path=` of every `[ProfileN]` section of a profiles.ini, relative
-/// unless `IsRelative=0`.
-pub(super) fn profile_paths(ini: &str) -> Vec<PathBuf> {
-    let mut paths = Vec::new();
-    let mut in_profile = false;
-    let mut path: Option<&str> = None;
-    let mut relative = true;
-    let mut flush = |path: &mut Option<&str>, relative: &mut bool| {
-        if let Some(p) = path.take() {
-            let p = PathBuf::from(p);
-            if *relative || p.is_absolute() {
-                paths.push(p);
-            }
-        }
-        *relative = true;
+/// Runs an NSS tool, returning its standard output.
+fn run_tool(places: &Places, command: &[OsString]) -> Result<String, SetupError> {
+    let Some((tool, args)) = command.split_first() else {
+        return Ok(String::new());
     };
-    for line in ini.lines().map(str::trim) {
-        if line.starts_with('[') {
-            flush(&mut path, &mut relative);
-            in_profile = line.starts_with("[Profile");
-        } else if in_profile {
-            match line.split_once('=') {
-                Some(("Path", value)) => path = Some(value.trim()),
-                Some(("IsRelative", value)) => relative = value.trim() != "0",
-                _ => {}
-            }
+    let tool = tool.to_string_lossy().into_owned();
+    let missing = || SetupError::ToolMissing { tool: tool.clone() };
+    let path = places.which(&tool).ok_or_else(missing)?;
+    let output = Command::new(path)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|_| missing())?;
+    if !output.status.success() {
+        let mut detail = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        if detail.is_empty() {
+            detail = String::from_utf8_lossy(&output.stdout).trim().to_owned();
         }
+        return Err(SetupError::ToolFailed {
+            command: display_command(command),
+            status: output.status.to_string(),
+            detail,
+        });
     }
-    flush(&mut path, &mut relative);
-    paths
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn display_commands(commands: &[Argv]) -> Vec<Vec<String>> {
+    commands
+        .iter()
+        .map(|c| c.iter().map(|a| a.to_string_lossy().into_owned()).collect())
+        .collect()
+}
+
+fn display_command(command: &[OsString]) -> String {
+    let words: Vec<String> = command
+        .iter()
+        .map(|word| shell_quote(&word.to_string_lossy()))
+        .collect();
+    words.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_library_of_the_named_module_in_a_listing() {
+        let listing = "\nListing of PKCS #11 Modules\n\
+            -----------------------------------------------------------\n  \
+            1. NSS Internal PKCS #11 Module\n\t   uri: pkcs11:library-manufacturer=Mozilla\n\t \
+            slots: 2 slots attached\n\n  \
+            2. p11agent-old\n\tlibrary name: /old.so\n\n  \
+            3. p11agent\n\tlibrary name: /opt/p 11/libp11agent_pkcs11.so\n\t \
+            slots: There are no slots attached to this module\n\tstatus: Not loaded\n";
+        assert_eq!(
+            registered_library(listing, "p11agent").as_deref(),
+            Some("/opt/p 11/libp11agent_pkcs11.so")
+        );
+        assert_eq!(
+            registered_library(listing, "p11agent-old").as_deref(),
+            Some("/old.so")
+        );
+        assert_eq!(registered_library(listing, "other"), None);
+        // The internal module has no library line: nothing leaks to the next.
+        assert_eq!(
+            registered_library(listing, "NSS Internal PKCS #11 Module"),
+            None
+        );
+    }
 }

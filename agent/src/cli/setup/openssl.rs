@@ -1,37 +1,43 @@
-//! OpenSSL 3: an `openssl.cnf` loading pkcs11-provider over the module.
+//! OpenSSL 3: a configuration file that loads pkcs11-provider with the
+//! module, for OPENSSL_CONF.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::files::header;
-use super::report::shell_quote;
-use super::session::Setup;
-use super::{utf8, Target};
+use super::files::{header, utf8};
+use super::programs::Places;
+use super::report::{shell_quote, Setup};
+use super::target::Target;
 use crate::cli::error::SetupError;
 
+fn config_file(places: &Places) -> PathBuf {
+    places.p11agent_dir.join("openssl-pkcs11.cnf")
+}
+
 impl Setup<'_> {
-    /// Writes an openssl.cnf that loads pkcs11-provider over the module.
-    pub(super) fn install_openssl(&mut self, module: &Path) -> Result<(), SetupError> {
-        let places = self.places;
-        let module_text = utf8(module)?;
-        let file = places.p11agent_dir.join("openssl-pkcs11.cnf");
-        self.write(&file, openssl_cnf(self.target, module_text))?;
+    pub(super) fn install_openssl(&mut self, module: &str) -> Result<(), SetupError> {
+        let file = config_file(self.places);
+        self.write(&file, openssl_cnf(self.target, module))?;
         let file = utf8(&file)?;
         if let Some(warning) = self.missing_pkcs11_provider() {
             self.warn(warning);
         }
         self.note(format!(
             "to use it: export OPENSSL_CONF={}; then `openssl storeutl -certs pkcs11:` \
-                 lists the agent's certificates, and openssl and curl take pkcs11: URIs \
-                 (`p11agent show ID` prints them) as keys",
+             lists the agent's certificates, and openssl and curl take pkcs11: URIs \
+             (`p11agent show ID` prints them) as keys",
             shell_quote(file)
         ));
         Ok(())
     }
 
+    pub(super) fn uninstall_openssl(&mut self) -> Result<(), SetupError> {
+        self.remove(&config_file(self.places))
+    }
+
     /// A warning when OpenSSL's pkcs11-provider is not where OpenSSL
     /// looks for it.
-    pub(super) fn missing_pkcs11_provider(&self) -> Option<String> {
+    fn missing_pkcs11_provider(&self) -> Option<String> {
         let openssl = self.places.which("openssl")?;
         let output = Command::new(openssl)
             .args(["version", "-m"])
@@ -51,7 +57,7 @@ impl Setup<'_> {
     }
 }
 
-pub(super) fn openssl_cnf(target: Target, module: &str) -> String {
+fn openssl_cnf(target: Target, module: &str) -> String {
     format!(
         "{}# OpenSSL 3 with pkcs11-provider over p11agent's PKCS#11 module:\n\
          # OPENSSL_CONF=<this file> openssl ... (the system's openssl.cnf is not read then).\n\

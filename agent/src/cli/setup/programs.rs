@@ -1,11 +1,10 @@
-//! The programs each target configures, and where things are: HOME,
-//! the configuration folders, the programs on PATH.
+//! The programs setup names in digest policies, found as the executables
+//! the agent sees, and the places setup reads and writes.
 
 use std::ffi::OsString;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use super::Target;
 use crate::cli::error::SetupError;
 
 /// A program as the agent's digest policy names it: the executable that
@@ -13,11 +12,11 @@ use crate::cli::error::SetupError;
 pub(super) struct Program {
     pub(super) name: &'static str,
     /// Names looked up on PATH.
-    pub(super) commands: &'static [&'static str],
+    commands: &'static [&'static str],
     /// Where distributions install the executable itself, for when PATH
     /// has only a launcher script (Debian's /usr/bin/chromium) or nothing
     /// (ssh-pkcs11-helper).
-    pub(super) elsewhere: &'static [&'static str],
+    elsewhere: &'static [&'static str],
 }
 
 pub(super) const CHROMIUM: Program = Program {
@@ -76,14 +75,15 @@ pub(super) const SSH_PKCS11_HELPER: Program = Program {
     ],
 };
 
-/// Where setup reads and writes, from the environment, read once.
+/// Where setup reads and writes, from the environment, read once. Each
+/// target's file derives its own paths from these.
 pub(super) struct Places {
     pub(super) home: PathBuf,
     /// `$XDG_CONFIG_HOME`, or `~/.config`.
     pub(super) config_home: PathBuf,
     /// `p11agent/` in `config_home`, beside the default config file.
     pub(super) p11agent_dir: PathBuf,
-    pub(super) path: Option<OsString>,
+    path: Option<OsString>,
     pub(super) root: bool,
 }
 
@@ -102,35 +102,6 @@ impl Places {
             path: std::env::var_os("PATH"),
             root: nix::unistd::geteuid().is_root(),
         })
-    }
-
-    pub(super) fn digest_policy(&self, target: Target) -> PathBuf {
-        self.p11agent_dir
-            .join(crate::config::DIGEST_DROP_IN_DIR)
-            .join(format!("{}.toml", target.name()))
-    }
-
-    pub(super) fn nss_db(&self) -> PathBuf {
-        self.home.join(".pki").join("nssdb")
-    }
-
-    /// p11-kit reads `~/.config/pkcs11/modules` whatever
-    /// `$XDG_CONFIG_HOME` says (p11-kit 0.24 and 0.25).
-    pub(super) fn p11kit_module(&self) -> PathBuf {
-        self.home
-            .join(".config")
-            .join("pkcs11")
-            .join("modules")
-            .join("p11agent.module")
-    }
-
-    /// Where Firefox keeps its profiles: `~/.mozilla/firefox`, and, for
-    /// installs that began with Firefox 147 or later, the XDG directory.
-    pub(super) fn firefox_roots(&self) -> [PathBuf; 2] {
-        [
-            self.home.join(".mozilla").join("firefox"),
-            self.config_home.join("mozilla").join("firefox"),
-        ]
     }
 
     /// The first executable named `name` on PATH.
@@ -171,7 +142,7 @@ impl Places {
     }
 }
 
-pub(super) fn is_executable(path: &Path) -> bool {
+fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
     path.metadata()
         .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
@@ -179,10 +150,72 @@ pub(super) fn is_executable(path: &Path) -> bool {
 
 /// Whether `path` is an ELF executable: a script's process shows its
 /// interpreter as /proc/PID/exe, so a script is never what a policy names.
-pub(super) fn is_elf(path: &Path) -> bool {
+fn is_elf(path: &Path) -> bool {
     let mut magic = [0u8; 4];
     std::fs::File::open(path)
         .and_then(|mut file| file.read_exact(&mut magic))
         .is_ok()
         && magic == *b"\x7fELF"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes an executable file starting with `head`.
+    fn executable(path: &Path, head: &[u8]) {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, head).expect("write");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+
+    #[test]
+    fn names_the_executable_a_launcher_script_starts_and_follows_symlinks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().canonicalize().expect("canonical");
+        let (bin, lib) = (root.join("bin"), root.join("lib"));
+        let real: &'static str = Box::leak(
+            lib.join("prog")
+                .to_str()
+                .expect("utf-8")
+                .to_owned()
+                .into_boxed_str(),
+        );
+        let program = Program {
+            name: "prog",
+            commands: &["prog", "prog-alias"],
+            elsewhere: Box::leak(vec![real].into_boxed_slice()),
+        };
+        let places = Places {
+            home: root.join("home"),
+            config_home: root.join("home/.config"),
+            p11agent_dir: root.join("home/.config/p11agent"),
+            path: Some(OsString::from(format!("{}:relative/dir", bin.display()))),
+            root: false,
+        };
+        // Not installed at all.
+        assert!(places.find(&program).is_empty());
+
+        // Only a launcher script on PATH: the executable it starts.
+        executable(
+            &bin.join("prog"),
+            b"#!/bin/sh\nexec /elsewhere/prog \"$@\"\n",
+        );
+        assert!(places.find(&program).is_empty());
+        executable(&lib.join("prog"), b"\x7fELF rest of the file");
+        assert_eq!(places.find(&program), [lib.join("prog")]);
+
+        // An executable on PATH, through a symlink, and once for two names.
+        std::fs::remove_file(bin.join("prog")).expect("rm");
+        executable(&lib.join("other"), b"\x7fELF another");
+        std::os::unix::fs::symlink(lib.join("other"), bin.join("prog")).expect("symlink");
+        std::os::unix::fs::symlink(lib.join("other"), bin.join("prog-alias")).expect("symlink");
+        assert_eq!(places.find(&program), [lib.join("other")]);
+
+        // A file that is not executable is not a program.
+        let plain = root.join("plain");
+        std::fs::write(&plain, b"\x7fELF").expect("write");
+        assert!(!is_executable(&plain));
+    }
 }

@@ -1,27 +1,20 @@
-//! ssh: nothing of ssh's is changed; setup prints the lines to use.
+//! OpenSSH takes the module on its command line or in ~/.ssh/config,
+//! which setup does not edit: it only says how.
 
-use std::path::Path;
-
-use super::report::shell_quote;
-use super::session::Setup;
-use super::utf8;
-use crate::cli::error::SetupError;
+use super::report::{shell_quote, Setup};
 
 impl Setup<'_> {
-    /// Prints how ssh and ssh-agent take the module; no file of ssh's changes.
-    pub(super) fn install_ssh(&mut self, module: &Path) -> Result<(), SetupError> {
-        let module_text = utf8(module)?;
-        let quoted = shell_quote(module_text);
+    pub(super) fn install_ssh(&mut self, module: &str) {
+        let quoted = shell_quote(module);
         self.note(format!("ssh -I {quoted} user@host"));
         self.note(format!(
             "or, in ~/.ssh/config (setup does not edit it):\n    Host host.example\n        \
-                 PKCS11Provider {quoted}"
+             PKCS11Provider {quoted}"
         ));
         self.note(format!(
             "for ssh-agent: `ssh-add -s {quoted}`; ssh-agent accepts providers only \
-                 under /usr/lib*/ and /usr/local/lib*/ unless started with `ssh-agent -P \
-                 {quoted}`"
+             under /usr/lib*/ and /usr/local/lib*/ unless started with `ssh-agent -P \
+             {quoted}`"
         ));
-        Ok(())
     }
 }
