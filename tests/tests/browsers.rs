@@ -362,6 +362,54 @@ fn firefox_authenticates_with_ec_and_rsa_keys_over_tls13_and_tls12() {
     }
 }
 
+/// Firefox against nginx with `ssl_verify_client on`: one nginx per
+/// client CA, so that "Select Automatically" has one certificate to send.
+#[test]
+fn firefox_gets_nginx_page_for_verified_clients() {
+    require(&[("firefox-esr", have_firefox()), ("nginx", have_nginx())]);
+    let firefox_exe = real_executable(FIREFOX);
+    let setup = Setup::new(&[&firefox_exe]);
+    let read = |name: &str| std::fs::read_to_string(setup.dir.path().join(name)).expect(name);
+    let mut firefox = Firefox::start(pkcs11_module(), setup.daemon.socket(), &setup.server_ca_pem);
+    for (ca_file, user, how) in [
+        (
+            "ec-ca.pem",
+            EC_USER,
+            Signed::Message("ecdsa_secp256r1_sha256"),
+        ),
+        (
+            "rsa-ca.pem",
+            RSA_USER,
+            Signed::Message("rsa_pss_rsae_sha256"),
+        ),
+    ] {
+        // The folder's name goes into nginx's command line: no spaces.
+        let nginx_dir = setup.dir.path().join(ca_file.replace(".pem", "-nginx"));
+        std::fs::create_dir(&nginx_dir).expect("nginx dir");
+        let nginx = Nginx::start(
+            &nginx_dir,
+            &read("srv.pem"),
+            &read("srv.key"),
+            &read(ca_file),
+        );
+        let since = setup.audit_records().len();
+        let page = firefox.load(&url(nginx.port())).unwrap_or_else(|e| {
+            panic!(
+                "{user}: {e}\n--- nginx\n{}\n--- audit\n{}\n--- firefox\n{}",
+                nginx.log(),
+                setup.audit_log(),
+                tail(&firefox.log(), 40)
+            )
+        });
+        assert!(
+            page.contains(&format!("verified client: CN={user}")),
+            "nginx did not answer a verified {user}:\n{page}\n--- nginx\n{}",
+            nginx.log()
+        );
+        setup.assert_signed_since(since, &firefox_exe, setup.identity(user), how);
+    }
+}
+
 #[test]
 fn chromium_gets_no_page_when_the_digest_policy_does_not_list_it() {
     require(&[("chromium", have_chromium()), ("openssl", have_openssl())]);
