@@ -12,6 +12,7 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -218,7 +219,9 @@ impl Setup {
     /// so a program that writes much while nobody reads never blocks.
     pub fn run_with_input(&self, command: &mut Command, stdin: &[u8]) -> Output {
         self.isolate(command);
-        let name = format!("run-{}", free_port());
+        // Each run's files keep their own name, for a look after a failure.
+        static RUNS: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("run-{}", RUNS.fetch_add(1, Ordering::Relaxed));
         let out_path = self.dir().join(format!("{name}.out"));
         let err_path = self.dir().join(format!("{name}.err"));
         let in_path = self.dir().join(format!("{name}.in"));
