@@ -3,6 +3,7 @@
 //! running the command line against it.
 
 pub mod browser;
+pub mod programs;
 
 use std::ffi::OsString;
 use std::fs::File;
