@@ -284,6 +284,25 @@ fn xdg_config_home(dir: &Path) -> PathBuf {
     dir.join("config")
 }
 
+/// Writes `pin` to the file `pin` in `dir`, readable by its owner only
+/// (the agent refuses a PIN file others can read), and returns its path.
+pub fn pin_file(dir: &Path, pin: &str) -> PathBuf {
+    let path = dir.join("pin");
+    std::fs::write(&path, format!("{pin}\n")).expect("pin file");
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    path
+}
+
+/// A digest policy drop-in allowing each of `programs` (real executable
+/// paths) every identity.
+pub fn digest_policy(programs: &[&str]) -> String {
+    programs
+        .iter()
+        .map(|program| format!("[[allow_digest]]\nprogram = {program:?}\n\n"))
+        .collect()
+}
+
 /// Runs `p11agent ARGS --socket SOCKET` with `env`.
 pub fn run_cli(args: &[&str], socket: &Path, env: &[(String, OsString)]) -> Output {
     Command::new(p11agent_bin())

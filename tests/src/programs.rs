@@ -19,7 +19,10 @@ use base64::Engine as _;
 use p11agent_softhsm::{KeyAlg, LeafSpec, Pki, Provisioned, SoftHsm};
 use tempfile::TempDir;
 
-use crate::{describe, free_port, have_openssl, pkcs11_module, Daemon, OpensslServer};
+use crate::{
+    describe, digest_policy, free_port, have_openssl, pin_file, pkcs11_module, Daemon,
+    OpensslServer,
+};
 
 /// The token's user PIN; the daemon reads it from a file.
 const PIN: &str = "864202";
@@ -114,15 +117,9 @@ impl Setup {
         }
         write("openssl-empty.cnf", "# nothing: no system configuration\n");
 
-        let pin = dir.path().join("pin");
-        std::fs::write(&pin, format!("{PIN}\n")).expect("pin file");
-        std::fs::set_permissions(&pin, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .expect("chmod");
+        let pin = pin_file(dir.path(), PIN);
         let audit = dir.path().join("audit.log");
-        let policy: String = programs
-            .iter()
-            .map(|program| format!("[[allow_digest]]\nprogram = {program:?}\n\n"))
-            .collect();
+        let policy = digest_policy(programs);
         let daemon = Daemon::start_configured(
             None,
             &[("digest.d/programs.toml", &policy)],

@@ -22,7 +22,10 @@ use p11agent_tests::browser::{
     have_chromium, have_firefox, have_nginx, real_executable, AutoSelect, Chromium, Firefox, Nginx,
     PageLoad, CHROMIUM, FIREFOX,
 };
-use p11agent_tests::{describe, have_openssl, p11agent_bin, pkcs11_module, Daemon, OpensslServer};
+use p11agent_tests::{
+    describe, digest_policy, have_openssl, p11agent_bin, pin_file, pkcs11_module, Daemon,
+    OpensslServer,
+};
 use tempfile::TempDir;
 
 const PIN: &str = "135246";
@@ -74,15 +77,9 @@ impl Setup {
         std::fs::write(dir.path().join("ec-ca.pem"), ec_pki.root_pem()).expect("ca");
         std::fs::write(dir.path().join("rsa-ca.pem"), rsa_pki.root_pem()).expect("ca");
 
-        let pin = dir.path().join("pin");
-        std::fs::write(&pin, format!("{PIN}\n")).expect("pin file");
-        std::fs::set_permissions(&pin, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .expect("chmod");
+        let pin = pin_file(dir.path(), PIN);
         let audit = dir.path().join("audit.log");
-        let policy: String = programs
-            .iter()
-            .map(|program| format!("[[allow_digest]]\nprogram = {program:?}\n\n"))
-            .collect();
+        let policy = digest_policy(programs);
         let daemon = Daemon::start_configured(
             None,
             &[("digest.d/browsers.toml", &policy)],

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use p11agent_client::{Client, ClientError};
 use p11agent_proto::{DigestMechanism, ErrorCode, HashAlgorithm, Request, Response};
 use p11agent_softhsm::{KeyAlg, LeafSpec, Pki, Provisioned, PublicKey, SoftHsm};
-use p11agent_tests::Daemon;
+use p11agent_tests::{pin_file, Daemon};
 use ring::digest::{digest, SHA256, SHA384};
 use ring::signature::{self as ring_sig, UnparsedPublicKey};
 
@@ -60,10 +60,7 @@ impl Fixture {
             )
             .expect("rsa");
         let dir = tempfile::tempdir().expect("tempdir");
-        let pin = dir.path().join("pin");
-        std::fs::write(&pin, format!("{PIN}\n")).expect("pin file");
-        std::fs::set_permissions(&pin, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .expect("chmod");
+        pin_file(dir.path(), PIN);
         Fixture { hsm, ec, rsa, dir }
     }
 

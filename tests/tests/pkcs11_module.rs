@@ -20,7 +20,7 @@ use cryptoki::object::{Attribute, AttributeType, CertificateType, KeyType, Objec
 use cryptoki::session::Session;
 use cryptoki::slot::Slot;
 use p11agent_softhsm::{KeyAlg, LeafSpec, Pki, Provisioned, SoftHsm, Token};
-use p11agent_tests::{describe, have_openssl, pkcs11_module, Daemon};
+use p11agent_tests::{describe, have_openssl, pin_file, pkcs11_module, Daemon};
 use ring::signature::{self as ring_sig, UnparsedPublicKey};
 
 const PIN: &str = "246810";
@@ -51,10 +51,7 @@ fn setup() -> Setup {
     let rsa = token
         .add_identity(&pki, &LeafSpec::new("module rsa").key(KeyAlg::Rsa2048))
         .expect("rsa identity");
-    let pin = hsm.dir().join("pin");
-    std::fs::write(&pin, format!("{PIN}\n")).expect("pin file");
-    std::fs::set_permissions(&pin, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .expect("chmod");
+    let pin = pin_file(hsm.dir(), PIN);
     let me = std::env::current_exe().expect("test executable");
     let digest_policy = format!(
         "[[allow_digest]]\nprogram = {:?}\n\n[[allow_digest]]\nprogram = {PKCS11_TOOL:?}\n",
@@ -833,10 +830,7 @@ fn ed25519_identities_appear_only_when_asked_for_and_sign() {
     token
         .add_identity(&pki, &LeafSpec::new("module ec").key(KeyAlg::EcP256))
         .expect("ec identity");
-    let pin = hsm.dir().join("pin");
-    std::fs::write(&pin, format!("{PIN}\n")).expect("pin file");
-    std::fs::set_permissions(&pin, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .expect("chmod");
+    let pin = pin_file(hsm.dir(), PIN);
     let daemon = Daemon::start_configured(
         None,
         &[("config.toml", "purpose = \"any\"\n")],

@@ -19,7 +19,7 @@ use p11agent_client::tls::rustls::{self, RootCertStore, ServerConfig, SignatureS
 use p11agent_client::tls::{self, tokio_rustls, AgentResolver, AgentSigningKey, Resolution};
 use p11agent_client::{AsyncClient, Client, ClientError};
 use p11agent_softhsm::{KeyAlg, LeafSpec, Pki, Provisioned, SoftHsm};
-use p11agent_tests::Daemon;
+use p11agent_tests::{pin_file, Daemon};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const PIN: &str = "135790";
@@ -57,10 +57,7 @@ impl Setup {
         // each daemon's own directory goes when it stops.
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("run").join("agent.sock");
-        let pin = dir.path().join("pin");
-        std::fs::write(&pin, format!("{PIN}\n")).expect("pin file");
-        std::fs::set_permissions(&pin, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .expect("chmod");
+        let pin = pin_file(dir.path(), PIN);
         Setup {
             hsm,
             pki,

@@ -3,14 +3,14 @@
 //! type, refusals, PIN handling, and concurrent clients on two tokens.
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use p11agent_client::{Client, ClientError};
 use p11agent_proto::{ErrorCode, Request, Response, Scheme};
 use p11agent_softhsm::{KeyAlg, LeafSpec, Pki, Provisioned, SoftHsm};
-use p11agent_tests::{describe, tls13_input, Daemon};
+use p11agent_tests::{describe, pin_file, tls13_input, Daemon};
 
 const PIN: &str = "246810";
 const SPY: &str = "/usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so";
@@ -84,14 +84,6 @@ fn openssl_verifies(
         cmd.arg(&msg);
     }
     cmd.output().expect("openssl verify").status.success()
-}
-
-fn pin_file(dir: &Path, pin: &str) -> PathBuf {
-    let path = dir.join("pin");
-    std::fs::write(&path, format!("{pin}\n")).expect("pin file");
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .expect("chmod");
-    path
 }
 
 fn start(hsm: &SoftHsm, module: &Path, extra: &[&OsStr]) -> Daemon {
