@@ -1,6 +1,16 @@
 //! One client connection: framing, the handshake, and error replies.
 //! What each request does lives in `cmd/`.
 //!
+//! Each connection has a thread of its own, which reads a request with a
+//! blocking read, answers it on the spot (a signature is made right
+//! there) and writes the answer: one read and one write per request, and
+//! the client's write wakes the very thread that answers. Handing
+//! requests through the async runtime instead cost two to three thread
+//! wake-ups per request, which on the project's machine was more CPU
+//! than a P-256 signature on SoftHSM (docs/BENCHMARKS.md). The listener
+//! stays async, and a `watch` connection moves onto the runtime, which
+//! streams events to it.
+//!
 //! A connection handles one request at a time: it reads the next frame
 //! only once the answer to the last has been written. A client that
 //! sends requests without reading the answers therefore fills the
@@ -8,34 +18,53 @@
 //! request body and one answer for it, and drops it when an answer is
 //! not taken within the frame timeout.
 
+use std::io::{ErrorKind, Read as _, Write as _};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use p11agent_proto::frame::{tokio_io, FrameDecoder, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
+use p11agent_proto::frame::{encode, FrameDecoder, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
 use p11agent_proto::{
     decode_request, BadRequest, ErrorCode, FrameError, Request, Response, PROTOCOL_VERSION,
 };
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite};
-use tokio::net::UnixStream;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, OwnedSemaphorePermit};
 
 use super::cmd::{self, Context};
-use super::limits::{IdleConnections, Timeouts};
+use super::limits::{IdleConnections, LiveConnections, Timeouts};
 use super::reply::Reply;
 use crate::service::{Agent, Peer, Subscription};
 
+/// What a connection shares with the listener and the other connections.
+#[derive(Clone)]
+pub(super) struct Shared {
+    pub(super) agent: Agent,
+    /// The listening socket's path, for `status`.
+    pub(super) socket: Arc<Path>,
+    pub(super) timeouts: Timeouts,
+    /// Connections waiting for a request, which the listener may close.
+    pub(super) idle: Arc<IdleConnections>,
+    /// Every connection, for shutdown.
+    pub(super) live: Arc<LiveConnections>,
+    /// Stops event streams, which run on the runtime.
+    pub(super) stop: broadcast::Sender<()>,
+    /// The runtime: event streams, and what the service spawns.
+    pub(super) runtime: tokio::runtime::Handle,
+}
+
 pub(super) struct Connection {
-    stream: UnixStream,
+    stream: Arc<UnixStream>,
     /// Reads the client's frames; holds what arrived of the next one.
     decoder: FrameDecoder,
-    agent: Agent,
     /// Who connected, for the audit trail.
     peer: Peer,
-    /// The listening socket's path, for `status`.
-    socket: Arc<std::path::Path>,
     /// Answers this client when a token call it waits for hangs.
     reply: Arc<Reply>,
     greeted: bool,
+    /// Whether the socket's read timeout is the idle timeout (else the
+    /// frame's remaining time): changed only when a frame comes in parts.
+    idle_timeout_set: bool,
 }
 
 /// Why no request frame came.
@@ -63,41 +92,60 @@ enum Next {
     Watch(Subscription),
 }
 
-impl Connection {
-    pub(super) fn new(
-        stream: UnixStream,
-        agent: Agent,
-        peer: Peer,
-        socket: Arc<std::path::Path>,
-    ) -> Self {
-        Connection {
-            reply: Arc::default(),
-            stream,
-            decoder: FrameDecoder::new(MAX_REQUEST_FRAME),
-            agent,
-            peer,
-            socket,
-            greeted: false,
-        }
-    }
-
-    /// Answers frames until the client leaves, breaks the framing, is
-    /// too slow (`timeouts`), or has its idle connection reclaimed from
-    /// `idle` by the listener, or the agent shuts down.
-    pub(super) async fn run(
-        mut self,
-        mut stop: broadcast::Receiver<()>,
-        timeouts: Timeouts,
-        idle: Arc<IdleConnections>,
-    ) {
-        loop {
-            let request = tokio::select! {
-                _ = stop.recv() => return,
-                request = self.next_request(timeouts, &idle) => request,
+/// Serves `stream` from `peer` on a thread of its own, holding `permit`
+/// (its connection slot) until it closes. A connection without a thread
+/// is closed.
+pub(super) fn spawn(stream: UnixStream, peer: Peer, shared: Shared, permit: OwnedSemaphorePermit) {
+    let spawned = std::thread::Builder::new()
+        .name("p11agent-conn".to_owned())
+        .spawn(move || {
+            let _runtime = shared.runtime.enter();
+            let stream = Arc::new(stream);
+            let Some(_live) = shared.live.register(&stream) else {
+                return;
             };
+            if let Err(e) = prepare(&stream, shared.timeouts) {
+                tracing::debug!(error = %e, "cannot set up a connection");
+                return;
+            }
+            let connection = Connection {
+                reply: Arc::new(Reply::new(Arc::clone(&stream))),
+                stream,
+                decoder: FrameDecoder::new(MAX_REQUEST_FRAME),
+                peer,
+                greeted: false,
+                idle_timeout_set: true,
+            };
+            connection.run(&shared, permit);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start a thread for a connection; closing it");
+    }
+}
+
+/// Makes the socket blocking, with the idle timeout on reads and the
+/// frame timeout on writes.
+fn prepare(stream: &UnixStream, timeouts: Timeouts) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(nonzero(timeouts.idle)))?;
+    stream.set_write_timeout(Some(nonzero(timeouts.frame)))
+}
+
+/// A socket timeout cannot be zero (that means none).
+fn nonzero(timeout: Duration) -> Duration {
+    timeout.max(Duration::from_millis(1))
+}
+
+impl Connection {
+    /// Answers frames until the client leaves, breaks the framing, is
+    /// too slow, has its idle connection reclaimed by the listener, or
+    /// the agent shuts down.
+    fn run(mut self, shared: &Shared, permit: OwnedSemaphorePermit) {
+        loop {
+            let request = self.next_request(shared.timeouts, &shared.idle);
             let (response, next) = match request {
                 Ok(request) => {
-                    let answer = self.answer(request);
+                    let answer = self.answer(shared, request);
                     if self.reply.answered() {
                         // The client was told its module hung; this late
                         // answer would be a second one.
@@ -126,20 +174,11 @@ impl Connection {
             };
             // A client that does not take its answer (it stopped reading,
             // or sends requests without reading) would otherwise hold this
-            // task, its slot and the answer for ever, and hold up shutdown.
-            match tokio::time::timeout(timeouts.frame, send(&mut self.stream, &response)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "cannot answer client");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(
-                        timeout = ?timeouts.frame,
-                        "client did not take its answer in time; closing"
-                    );
-                    return;
-                }
+            // thread, its slot and the answer for ever, and hold up
+            // shutdown.
+            if let Err(e) = self.send(&response, shared.timeouts.frame) {
+                tracing::debug!(error = %e, "cannot answer client; closing");
+                return;
             }
             match next {
                 Next::Continue => {}
@@ -147,81 +186,103 @@ impl Connection {
                 // A frame sent behind `watch` ends the stream before it
                 // starts, as one sent later does.
                 Next::Watch(_) if self.decoder.in_frame() => return,
-                Next::Watch(events) => return self.stream_events(events, &mut stop).await,
+                Next::Watch(events) => return self.hand_over(shared, events, permit),
             }
         }
     }
 
     /// Waits for the next request and parses it: up to `timeouts.idle`
-    /// for its first byte, while the listener may reclaim the connection,
-    /// then up to `timeouts.frame` for the rest of its frame. A request
-    /// that arrived with the previous one is taken at once.
+    /// for its first bytes, while the listener may reclaim the
+    /// connection, then up to `timeouts.frame` for the rest of its frame.
+    /// A request that arrived with the previous one is taken at once.
     ///
-    /// Cancel-safe: what arrived of a frame stays in the decoder (only
-    /// shutdown cancels it). The frame's bytes, which may hold a PIN, are
-    /// wiped as soon as it is parsed.
-    async fn next_request(
+    /// The frame's bytes, which may hold a PIN, are wiped as soon as it
+    /// is parsed.
+    fn next_request(
         &mut self,
         timeouts: Timeouts,
         idle: &Arc<IdleConnections>,
     ) -> Result<Result<Request, BadRequest>, ReadError> {
         if !self.decoder.in_frame() {
-            // A real read, not a wait for readiness: readiness may be
-            // reported before any byte is there, which would take the
-            // connection out of the idle set for nothing.
-            let mut ticket = idle.enter();
-            let read = tokio::select! {
-                () = ticket.reclaimed() => return Err(ReadError::Reclaimed),
-                () = tokio::time::sleep(timeouts.idle) => return Err(ReadError::Idle(timeouts.idle)),
-                read = self.stream.read(self.decoder.read_space(false)) => read,
-            };
+            if !self.idle_timeout_set {
+                self.set_read_timeout(timeouts.idle)?;
+                self.idle_timeout_set = true;
+            }
+            let ticket = idle.enter(&self.stream);
+            let read = (&*self.stream).read(self.decoder.read_space(false));
             if !ticket.leave() {
                 return Err(ReadError::Reclaimed);
             }
-            self.decoder.received(read)?;
+            match read {
+                Err(e) if timed_out(&e) => return Err(ReadError::Idle(timeouts.idle)),
+                read => self.decoder.received(read)?,
+            }
         }
-        let read = self.decoder.read_frame_async(&mut self.stream, false);
-        match tokio::time::timeout(timeouts.frame, read).await {
-            Ok(frame) => Ok(decode_request(&frame?)),
-            Err(_) => Err(ReadError::TooSlow(timeouts.frame)),
-        }
-    }
-
-    /// Sends events until the client sends anything or leaves, or the
-    /// agent shuts down.
-    ///
-    /// A client that does not read stalls only this task: its writes
-    /// wait, while the hub moves on and later reports what this client
-    /// missed as a `lagged` event. Shutdown and the client's leaving are
-    /// watched during those writes too, so a stalled client never holds
-    /// up the agent's exit.
-    async fn stream_events(
-        &mut self,
-        mut events: Subscription,
-        stop: &mut broadcast::Receiver<()>,
-    ) {
-        let (mut reader, mut writer) = self.stream.split();
+        let deadline = Instant::now() + timeouts.frame;
         loop {
-            let response = tokio::select! {
-                _ = stop.recv() => return,
-                _ = client_spoke(&mut reader) => return,
-                next = cmd::watch::next(&mut events) => match next {
-                    Some(response) => response,
-                    None => return,
-                },
-            };
-            tokio::select! {
-                _ = stop.recv() => return,
-                _ = client_spoke(&mut reader) => return,
-                sent = send(&mut writer, &response) => if let Err(e) = sent {
-                    tracing::debug!(error = %e, "cannot send event");
-                    return;
-                },
+            if let Some(frame) = self.decoder.next_frame()? {
+                return Ok(decode_request(&frame));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ReadError::TooSlow(timeouts.frame));
+            }
+            self.set_read_timeout(left)?;
+            self.idle_timeout_set = false;
+            match (&*self.stream).read(self.decoder.read_space(false)) {
+                Err(e) if timed_out(&e) => return Err(ReadError::TooSlow(timeouts.frame)),
+                read => self.decoder.received(read)?,
             }
         }
     }
 
-    fn answer(&mut self, request: Result<Request, BadRequest>) -> (Response, Next) {
+    fn set_read_timeout(&self, timeout: Duration) -> Result<(), FrameError> {
+        Ok(self.stream.set_read_timeout(Some(nonzero(timeout)))?)
+    }
+
+    /// Writes one response within `timeout`; one too large to send
+    /// becomes an `internal` error, so the client still gets an answer.
+    fn send(&self, response: &Response, timeout: Duration) -> Result<(), FrameError> {
+        let frame = match encode(response, MAX_RESPONSE_FRAME) {
+            Err(e @ FrameError::TooLarge { .. }) => encode(
+                &Response::error(ErrorCode::Internal, e.to_string()),
+                MAX_RESPONSE_FRAME,
+            )?,
+            other => other?,
+        };
+        write_within(&self.stream, &frame, timeout)
+    }
+
+    /// Moves the connection onto the runtime, which streams `events` to
+    /// it until the client sends anything or leaves, or the agent shuts
+    /// down; the thread ends.
+    fn hand_over(self, shared: &Shared, events: Subscription, permit: OwnedSemaphorePermit) {
+        let stream = match self
+            .stream
+            .try_clone()
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+        {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot start an event stream");
+                return;
+            }
+        };
+        let stop = shared.stop.subscribe();
+        shared.runtime.spawn(async move {
+            match tokio::net::UnixStream::from_std(stream) {
+                Ok(stream) => stream_events(stream, events, stop).await,
+                Err(e) => tracing::debug!(error = %e, "cannot start an event stream"),
+            }
+            drop(permit);
+        });
+    }
+
+    fn answer(
+        &mut self,
+        shared: &Shared,
+        request: Result<Request, BadRequest>,
+    ) -> (Response, Next) {
         let request = match request {
             Ok(request) => request,
             Err(BadRequest { code, message }) => {
@@ -252,44 +313,99 @@ impl Connection {
                 Next::Continue,
             ),
             Request::Watch => {
-                let (response, events) = cmd::watch::start(&self.agent);
+                let (response, events) = cmd::watch::start(&shared.agent);
                 (response, Next::Watch(events))
             }
             request => {
-                let blocks = cmd::blocks(&request);
-                if blocks == cmd::Blocks::OnToken {
-                    self.reply.arm(&self.stream);
-                }
                 let context = Context {
-                    agent: &self.agent,
+                    agent: &shared.agent,
                     peer: &self.peer,
                     reply: &self.reply,
-                    socket: &self.socket,
+                    socket: &shared.socket,
                 };
-                // What may wait for a token, a person or a file runs on
-                // this connection's thread, which the runtime stops
-                // using for other tasks meanwhile: no hand-off to another
-                // thread and back (see reply.rs for what that costs).
-                let response = match blocks {
-                    cmd::Blocks::No => cmd::dispatch(&context, request),
-                    _ => tokio::task::block_in_place(|| cmd::dispatch(&context, request)),
-                };
-                (response, Next::Continue)
+                (cmd::dispatch(&context, request), Next::Continue)
             }
         }
     }
 }
 
-/// Writes one response; one too large to send becomes an `internal`
-/// error, so the client still gets an answer.
-async fn send<W: AsyncWrite + Unpin>(w: &mut W, response: &Response) -> Result<(), FrameError> {
-    match tokio_io::write(w, response, MAX_RESPONSE_FRAME).await {
-        Err(e @ FrameError::TooLarge { .. }) => {
-            let err = Response::error(ErrorCode::Internal, e.to_string());
-            tokio_io::write(w, &err, MAX_RESPONSE_FRAME).await
+/// Whether a read or write failed for its socket timeout.
+fn timed_out(e: &std::io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+}
+
+/// Writes all of `bytes` within `timeout` in all (the socket's write
+/// timeout bounds each wait for room; this bounds their sum).
+fn write_within(
+    mut stream: &UnixStream,
+    mut bytes: &[u8],
+    timeout: Duration,
+) -> Result<(), FrameError> {
+    let deadline = Instant::now() + timeout;
+    while !bytes.is_empty() {
+        match stream.write(bytes) {
+            Ok(0) => return Err(FrameError::Io(ErrorKind::WriteZero.into())),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if timed_out(&e) => {
+                return Err(FrameError::Io(std::io::Error::new(
+                    ErrorKind::TimedOut,
+                    format!("client did not take its answer within {timeout:?}"),
+                )))
+            }
+            Err(e) => return Err(FrameError::Io(e)),
         }
-        other => other,
+        if !bytes.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(FrameError::Io(ErrorKind::TimedOut.into()));
+            }
+            stream.set_write_timeout(Some(nonzero(left)))?;
+        }
     }
+    Ok(())
+}
+
+/// Sends events until the client sends anything or leaves, or the agent
+/// shuts down.
+///
+/// A client that does not read stalls only this task: its writes wait,
+/// while the hub moves on and later reports what this client missed as
+/// a `lagged` event. Shutdown and the client's leaving are watched
+/// during those writes too, so a stalled client never holds up the
+/// agent's exit.
+async fn stream_events(
+    mut stream: tokio::net::UnixStream,
+    mut events: Subscription,
+    mut stop: broadcast::Receiver<()>,
+) {
+    let (mut reader, mut writer) = stream.split();
+    loop {
+        let response = tokio::select! {
+            _ = stop.recv() => return,
+            _ = client_spoke(&mut reader) => return,
+            next = cmd::watch::next(&mut events) => match next {
+                Some(response) => response,
+                None => return,
+            },
+        };
+        tokio::select! {
+            _ = stop.recv() => return,
+            _ = client_spoke(&mut reader) => return,
+            sent = send_async(&mut writer, &response) => if let Err(e) = sent {
+                tracing::debug!(error = %e, "cannot send event");
+                return;
+            },
+        }
+    }
+}
+
+/// Writes one event frame.
+async fn send_async<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    response: &Response,
+) -> Result<(), FrameError> {
+    p11agent_proto::frame::tokio_io::write(w, response, MAX_RESPONSE_FRAME).await
 }
 
 /// Completes when the client sends anything or closes its end: on an

@@ -9,12 +9,14 @@
 //! them all under "Limits".
 
 use std::collections::BTreeMap;
+use std::net::Shutdown;
+use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
 
 use p11agent_proto::frame::{FRAME_TIMEOUT, IDLE_TIMEOUT};
 use parking_lot::{Mutex, MutexGuard};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::Notify;
 
 /// How long a connection may take over a frame, and wait between frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +46,9 @@ impl Default for Timeouts {
 /// nothing, then locks nobody out. A connection in the middle of a frame
 /// or of a request, or streaming events, is never taken; those end by
 /// themselves (the frame timeout) or are doing what they were asked.
+///
+/// A connection waits in a blocking read on its own thread; reclaiming it
+/// shuts its socket down, which ends that read.
 #[derive(Debug, Default)]
 pub(super) struct IdleConnections {
     waiting: Mutex<Waiting>,
@@ -57,39 +62,37 @@ struct Waiting {
     next: u64,
     /// By the order in which connections started to wait: the first is
     /// the one that has waited longest.
-    by_age: BTreeMap<u64, oneshot::Sender<()>>,
+    by_age: BTreeMap<u64, Arc<UnixStream>>,
 }
 
 impl IdleConnections {
-    /// Registers a connection as waiting for its next request, until
-    /// [`IdleTicket::leave`] or the ticket's drop.
-    pub(super) fn enter(self: &Arc<Self>) -> IdleTicket {
-        let (tell, reclaimed) = oneshot::channel();
+    /// Registers `stream`'s connection as waiting for its next request,
+    /// until [`IdleTicket::leave`] or the ticket's drop.
+    pub(super) fn enter(self: &Arc<Self>, stream: &Arc<UnixStream>) -> IdleTicket {
         let place = {
             let mut waiting = self.lock();
             let place = waiting.next;
             waiting.next += 1;
-            waiting.by_age.insert(place, tell);
+            waiting.by_age.insert(place, Arc::clone(stream));
             place
         };
         self.entered.notify_one();
         IdleTicket {
             set: self.clone(),
             place,
-            reclaimed,
         }
     }
 
-    /// Tells the connection that has waited longest to close; false when
-    /// no connection waits.
+    /// Closes the connection that has waited longest (its read ends, and
+    /// its thread sees the ticket gone); false when no connection waits.
     pub(super) fn reclaim_longest(&self) -> bool {
-        let mut waiting = self.lock();
-        while let Some((_, tell)) = waiting.by_age.pop_first() {
-            if tell.send(()).is_ok() {
-                return true;
-            }
-        }
-        false
+        let Some((_, stream)) = self.lock().by_age.pop_first() else {
+            return false;
+        };
+        // Fails only when the client already left, which frees the slot
+        // just as well.
+        let _ = stream.shutdown(Shutdown::Both);
+        true
     }
 
     /// Completes when a connection has started to wait since the last
@@ -109,22 +112,13 @@ impl IdleConnections {
 pub(super) struct IdleTicket {
     set: Arc<IdleConnections>,
     place: u64,
-    reclaimed: oneshot::Receiver<()>,
 }
 
 impl IdleTicket {
-    /// Completes when the listener reclaims the connection.
-    pub(super) async fn reclaimed(&mut self) {
-        // An error would mean the sender went without a word, which only
-        // `reclaim_longest` does (it sends) or this ticket's own removal;
-        // either way the place is gone, so the answer is the same.
-        let _ = (&mut self.reclaimed).await;
-    }
-
-    /// Stops waiting, because a request has begun to arrive. False when
-    /// the listener reclaimed the connection in the meantime: it then
-    /// counts on the connection's slot, so the connection must close all
-    /// the same.
+    /// Stops waiting, because a request has begun to arrive (or the read
+    /// ended). False when the listener reclaimed the connection in the
+    /// meantime: it then counts on the connection's slot, so the
+    /// connection must close all the same.
     pub(super) fn leave(self) -> bool {
         self.set.lock().by_age.remove(&self.place).is_some()
     }
@@ -136,44 +130,157 @@ impl Drop for IdleTicket {
     }
 }
 
+/// Every connection served by a thread, so that shutdown can end their
+/// reads: a thread blocked in `read` hears of nothing else.
+#[derive(Debug, Default)]
+pub(super) struct LiveConnections {
+    live: Mutex<Live>,
+}
+
+#[derive(Debug, Default)]
+struct Live {
+    stopping: bool,
+    next: u64,
+    streams: BTreeMap<u64, Arc<UnixStream>>,
+}
+
+impl LiveConnections {
+    /// Registers `stream` until the returned guard is dropped; `None` once
+    /// shutdown has begun (the connection should close at once).
+    pub(super) fn register(self: &Arc<Self>, stream: &Arc<UnixStream>) -> Option<LiveGuard> {
+        let mut live = self.live.lock();
+        if live.stopping {
+            return None;
+        }
+        let place = live.next;
+        live.next += 1;
+        live.streams.insert(place, Arc::clone(stream));
+        Some(LiveGuard {
+            set: self.clone(),
+            place,
+        })
+    }
+
+    /// Ends the reading side of every connection: each finishes the
+    /// request it is answering, if any, then reads the end of its stream
+    /// and closes. Connections registered later are refused.
+    pub(super) fn stop(&self) {
+        let mut live = self.live.lock();
+        live.stopping = true;
+        for stream in live.streams.values() {
+            let _ = stream.shutdown(Shutdown::Read);
+        }
+    }
+}
+
+/// A registered connection; unregisters when dropped.
+#[derive(Debug)]
+pub(super) struct LiveGuard {
+    set: Arc<LiveConnections>,
+    place: u64,
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.set.live.lock().streams.remove(&self.place);
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::io::Read as _;
+
     use super::*;
 
-    #[tokio::test]
-    async fn the_longest_waiting_is_reclaimed_first() {
+    fn connection() -> (Arc<UnixStream>, UnixStream) {
+        let (ours, theirs) = UnixStream::pair().expect("pair");
+        (Arc::new(ours), theirs)
+    }
+
+    /// Whether the client sees its connection closed.
+    fn closed(mut theirs: &UnixStream) -> bool {
+        theirs
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
+        matches!(theirs.read(&mut [0u8; 1]), Ok(0))
+    }
+
+    #[test]
+    fn the_longest_waiting_is_reclaimed_first() {
         let set = Arc::new(IdleConnections::default());
         assert!(!set.reclaim_longest(), "nobody waits");
 
-        let mut first = set.enter();
-        let second = set.enter();
-        let mut third = set.enter();
+        let (a, a_client) = connection();
+        let (b, b_client) = connection();
+        let (c, c_client) = connection();
+        let first = set.enter(&a);
+        let second = set.enter(&b);
+        let third = set.enter(&c);
         assert!(second.leave(), "a request arrived: no longer reclaimable");
 
         assert!(set.reclaim_longest());
-        first.reclaimed().await;
+        assert!(closed(&a_client));
+        assert!(!closed(&c_client));
         assert!(!first.leave(), "reclaimed before it could leave");
 
         assert!(set.reclaim_longest());
-        third.reclaimed().await;
+        assert!(closed(&c_client));
         drop(third);
         assert!(!set.reclaim_longest(), "nobody waits any more");
+        assert!(!closed(&b_client));
     }
 
-    #[tokio::test]
-    async fn a_dropped_ticket_is_not_reclaimed() {
+    #[test]
+    fn a_dropped_ticket_is_not_reclaimed() {
         let set = Arc::new(IdleConnections::default());
-        drop(set.enter());
+        let (a, a_client) = connection();
+        drop(set.enter(&a));
         assert!(!set.reclaim_longest());
-        let mut later = set.enter();
+        assert!(!closed(&a_client));
+    }
+
+    #[test]
+    fn a_blocked_read_ends_when_reclaimed() {
+        let set = Arc::new(IdleConnections::default());
+        let (a, _client) = connection();
+        let ticket = set.enter(&a);
+        let reader = std::thread::spawn({
+            let a = Arc::clone(&a);
+            move || (&*a).read(&mut [0u8; 1]).expect("read")
+        });
+        std::thread::sleep(Duration::from_millis(20));
         assert!(set.reclaim_longest());
-        later.reclaimed().await;
+        assert_eq!(reader.join().expect("join"), 0);
+        assert!(!ticket.leave());
+    }
+
+    #[test]
+    fn stopping_ends_blocked_reads_and_refuses_newcomers() {
+        let live = Arc::new(LiveConnections::default());
+        let (a, mut client) = connection();
+        let guard = live.register(&a).expect("registered");
+        let reader = std::thread::spawn({
+            let a = Arc::clone(&a);
+            move || (&*a).read(&mut [0u8; 1]).expect("read")
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        live.stop();
+        assert_eq!(reader.join().expect("join"), 0);
+        // The answer to a request in progress still goes out.
+        use std::io::Write as _;
+        (&*a).write_all(b"x").expect("write after stop");
+        let mut byte = [0u8; 1];
+        client.read_exact(&mut byte).expect("answer");
+        drop(guard);
+        let (b, _b_client) = connection();
+        assert!(live.register(&b).is_none());
     }
 
     #[tokio::test]
     async fn an_entry_wakes_a_waiting_listener_even_when_it_came_first() {
         let set = Arc::new(IdleConnections::default());
-        let _ticket = set.enter();
+        let (a, _client) = connection();
+        let _ticket = set.enter(&a);
         // Remembered: completes at once although nobody waited yet.
         tokio::time::timeout(Duration::from_secs(5), set.entered())
             .await

@@ -5,18 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
-use tokio::task::JoinSet;
 
-use super::connection::Connection;
-use super::limits::IdleConnections;
-use super::limits::Timeouts;
+use super::connection::{self, Shared};
+use super::limits::{IdleConnections, LiveConnections, Timeouts};
 use super::peer;
 use super::socket::BoundSocket;
 use crate::service::Agent;
 
 /// Most connections open at once: 256.
 ///
-/// Each costs a file descriptor, a task and at most one request buffer
+/// Each costs a file descriptor, a thread and at most one request buffer
 /// ([`MAX_REQUEST_FRAME`](p11agent_proto::MAX_REQUEST_FRAME)), so the
 /// cap bounds what clients can make the agent hold (256 × 64 KiB of
 /// request buffers at most) and keeps it well inside the usual limit of
@@ -53,11 +51,17 @@ pub(crate) async fn serve(
         timeouts,
         allowed_uids,
     } = options;
-    let socket_path: Arc<std::path::Path> = Arc::from(socket.path());
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let idle = Arc::new(IdleConnections::default());
-    let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
-    let mut tasks = JoinSet::new();
+    let shared = Shared {
+        agent: agent.clone(),
+        socket: Arc::from(socket.path()),
+        timeouts,
+        idle: idle.clone(),
+        live: Arc::new(LiveConnections::default()),
+        stop: tokio::sync::broadcast::channel::<()>(1).0,
+        runtime: tokio::runtime::Handle::current(),
+    };
     tokio::pin!(shutdown);
 
     loop {
@@ -96,18 +100,18 @@ pub(crate) async fn serve(
                 None => break,
             },
         };
-        while tasks.try_join_next().is_some() {}
-        let connection = Connection::new(stream, agent.clone(), peer, socket_path.clone());
-        let stop = stop_tx.subscribe();
-        let idle = idle.clone();
-        tasks.spawn(async move {
-            connection.run(stop, timeouts, idle).await;
-            drop(permit);
-        });
+        match stream.into_std() {
+            Ok(stream) => connection::spawn(stream, peer, shared.clone(), permit),
+            Err(e) => tracing::warn!(error = %e, "cannot take over a connection; closing it"),
+        }
     }
 
-    let _ = stop_tx.send(());
-    while tasks.join_next().await.is_some() {}
+    // Every connection finishes the request it is answering, then closes;
+    // each holds its slot until then.
+    shared.live.stop();
+    let _ = shared.stop.send(());
+    let all = u32::try_from(MAX_CONNECTIONS).unwrap_or(u32::MAX);
+    let _ = permits.acquire_many(all).await;
 }
 
 /// A connection slot: a free one, else the slot of the connection that

@@ -10,8 +10,11 @@
 //! as it is, being a hash already: it is what ties a signature to the
 //! document the program signed.
 //!
-//! Records go to the configured file (appended, created 0600), and always
-//! to the daemon's log under the `audit` target.
+//! Records go to the configured file (appended, created 0600), and to
+//! the daemon's log under the `audit` target: logins, logouts and refused
+//! connections at INFO, signatures and selections, which come by the
+//! thousand on a busy host, at DEBUG only. A record nobody will read is
+//! not even built: see [`Audit::wants`].
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -65,6 +68,14 @@ pub(crate) enum Action {
     Logout,
     /// A connection refused before any request (another user).
     Connect,
+}
+
+impl Action {
+    /// Whether the daemon's log shows records of this action by default
+    /// (INFO), or only when asked for (DEBUG).
+    fn logged_by_default(self) -> bool {
+        !matches!(self, Action::Sign | Action::SignDigest | Action::Select)
+    }
 }
 
 /// One audit record.
@@ -206,10 +217,26 @@ impl Audit {
         })
     }
 
+    /// Whether a record of `action` would go anywhere: to the audit log,
+    /// or to the daemon's log at its level. Callers on a request's path
+    /// ask before building one (the time, a message's SHA-256, the
+    /// strings: microseconds per signature).
+    pub(crate) fn wants(&self, action: Action) -> bool {
+        self.file.is_some()
+            || if action.logged_by_default() {
+                tracing::enabled!(target: "audit", tracing::Level::INFO)
+            } else {
+                tracing::enabled!(target: "audit", tracing::Level::DEBUG)
+            }
+    }
+
     /// Writes `record` as one line. A record that cannot be written is
     /// reported in the daemon's log; the request it describes is not
     /// failed for it.
     pub(crate) fn record(&self, record: Record) {
+        if !self.wants(record.action) {
+            return;
+        }
         let line = match serde_json::to_string(&record) {
             Ok(line) => line,
             Err(e) => {
@@ -217,7 +244,11 @@ impl Audit {
                 return;
             }
         };
-        tracing::info!(target: "audit", "{line}");
+        if record.action.logged_by_default() {
+            tracing::info!(target: "audit", "{line}");
+        } else {
+            tracing::debug!(target: "audit", "{line}");
+        }
         if let Some(file) = &self.file {
             let mut file = file.lock();
             if let Err(e) = writeln!(file, "{line}") {

@@ -53,13 +53,15 @@ impl Agent {
             explain: request.explain,
         };
         let selection = self.inner.selector.select(&self.inner.store, query);
-        let mut record = Record::new(Action::Select, peer, selection.decision.as_str())
-            .origin(&selection.origin)
-            .detail(selection.basis.as_str());
-        if let Some(identity) = &selection.identity {
-            record = record.identity(&identity.id, Some(&identity.subject));
+        if self.inner.audit.wants(Action::Select) {
+            let mut record = Record::new(Action::Select, peer, selection.decision.as_str())
+                .origin(&selection.origin)
+                .detail(selection.basis.as_str());
+            if let Some(identity) = &selection.identity {
+                record = record.identity(&identity.id, Some(&identity.subject));
+            }
+            self.inner.audit.record(record);
         }
-        self.inner.audit.record(record);
         tracing::info!(
             origin = %selection.origin,
             decision = selection.decision.as_str(),

@@ -93,11 +93,41 @@ impl Agent {
     ) -> Result<Vec<u8>, ServiceError> {
         let mut found = None;
         let result = self.signature_inner(caller, id, input, &mut found);
-        let outcome = match &result {
+        if let Err(e) = &result {
+            // A program refused by the digest policy may be one the user
+            // wants to allow, and the line says how: it must stand out.
+            if matches!(e, ServiceError::DigestNotAllowed(_)) {
+                tracing::warn!(identity = id, signing = %input, "{e}");
+            } else {
+                tracing::info!(identity = id, signing = %input, result = (self.inner.error_code)(e).as_str(), message = %e, "signature refused");
+            }
+        }
+        let action = match input {
+            Input::Message { .. } => Action::Sign,
+            Input::Digest { .. } => Action::SignDigest,
+        };
+        if self.inner.audit.wants(action) {
+            self.inner
+                .audit
+                .record(self.audit_record(caller, id, input, &result, found.as_ref()));
+        }
+        result
+    }
+
+    /// The audit record of a signature's `result`.
+    fn audit_record(
+        &self,
+        caller: &Caller<'_>,
+        id: &str,
+        input: Input<'_>,
+        result: &Result<Vec<u8>, ServiceError>,
+        found: Option<&(String, String)>,
+    ) -> Record {
+        let outcome = match result {
             Ok(_) => "ok",
             Err(e) => (self.inner.error_code)(e).as_str(),
         };
-        let mut record = match input {
+        let record = match input {
             Input::Message { scheme, message } => Record::new(Action::Sign, caller.peer, outcome)
                 .scheme(scheme.as_str())
                 .message(message),
@@ -111,22 +141,14 @@ impl Agent {
                 digest,
             ),
         };
-        record = match &found {
+        let record = match found {
             Some((full_id, subject)) => record.identity(full_id, Some(subject)),
             None => record.identity(id, None),
         };
-        if let Err(e) = &result {
-            // A program refused by the digest policy may be one the user
-            // wants to allow, and the line says how: it must stand out.
-            if matches!(e, ServiceError::DigestNotAllowed(_)) {
-                tracing::warn!(identity = id, signing = %input, "{e}");
-            } else {
-                tracing::info!(identity = id, signing = %input, result = outcome, message = %e, "signature refused");
-            }
-            record = record.detail(e.to_string());
+        match result {
+            Err(e) => record.detail(e.to_string()),
+            Ok(_) => record,
         }
-        self.inner.audit.record(record);
-        result
     }
 
     /// The signature, or why not; sets `found` to the identity's full id

@@ -16,7 +16,7 @@
 //!   agent do.
 //!
 //! Everything here blocks; the layers above choose the thread (a watcher's
-//! `spawn_blocking`, a connection's `block_in_place`).
+//! `spawn_blocking`, a connection's own thread).
 
 mod error;
 pub(crate) mod found;

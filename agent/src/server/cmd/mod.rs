@@ -23,31 +23,6 @@ use p11agent_proto::{ErrorCode, Request, Response};
 
 pub(crate) use shared::Context;
 
-/// Whether a request may block, and on what.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Blocks {
-    /// Answered from memory.
-    No,
-    /// May wait for a person (chooser) or a file (remembered choices).
-    Elsewhere,
-    /// Calls into a token: the client may need answering while it hangs.
-    OnToken,
-}
-
-/// How `request` may block.
-pub(crate) fn blocks(request: &Request) -> Blocks {
-    match request {
-        Request::Sign { .. }
-        | Request::SignDigest { .. }
-        | Request::Login { .. }
-        | Request::Logout { .. } => Blocks::OnToken,
-        Request::Select { .. } | Request::Choose { .. } | Request::Forget { .. } => {
-            Blocks::Elsewhere
-        }
-        _ => Blocks::No,
-    }
-}
-
 /// Runs a request that follows the handshake. `watch` is served by the
 /// connection itself, which it turns into an event stream.
 pub(crate) fn dispatch(context: &Context<'_>, request: Request) -> Response {
