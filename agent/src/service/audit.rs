@@ -262,6 +262,30 @@ impl Audit {
 mod tests {
     use super::*;
 
+    /// Without an audit log, a signature's record is built only when the
+    /// daemon's log shows DEBUG; a login's at INFO already.
+    #[test]
+    fn records_are_wanted_only_by_a_sink_that_shows_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = Audit::to_file(&dir.path().join("audit.log")).expect("open");
+        let log_only = Audit::log_only();
+        let at = |level| {
+            tracing_subscriber::fmt()
+                .with_max_level(level)
+                .with_writer(std::io::sink)
+                .finish()
+        };
+        tracing::subscriber::with_default(at(tracing::Level::INFO), || {
+            assert!(file.wants(Action::Sign), "the audit log keeps every line");
+            assert!(!log_only.wants(Action::Sign));
+            assert!(!log_only.wants(Action::Select));
+            assert!(log_only.wants(Action::Login));
+        });
+        tracing::subscriber::with_default(at(tracing::Level::DEBUG), || {
+            assert!(log_only.wants(Action::Sign));
+        });
+    }
+
     #[test]
     fn records_are_json_lines_without_the_message() {
         let dir = tempfile::tempdir().expect("tempdir");
