@@ -33,6 +33,17 @@ pub(crate) fn agent_module() -> Result<PathBuf, BenchError> {
     build("p11agent-pkcs11", &["--lib"], "p11agent_pkcs11")
 }
 
+/// Builds the slow card module, `libp11agent_bench_slowcard.so` (see
+/// `bench/slowcard`), as [`agent_module`] builds the agent's, and returns
+/// its path.
+pub(crate) fn slowcard_module() -> Result<PathBuf, BenchError> {
+    build(
+        "p11agent-bench-slowcard",
+        &["--lib"],
+        "p11agent_bench_slowcard",
+    )
+}
+
 /// `cargo build -p package targets` in this benchmark's profile; the
 /// file cargo reports for the target `name`: the executable, or the
 /// shared library of a cdylib.

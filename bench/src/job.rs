@@ -40,6 +40,8 @@ pub(crate) enum Job {
     },
     /// Mutual-TLS handshakes over loopback.
     Tls(crate::tls::TlsJob),
+    /// Signatures on the slow card as a program pays for them.
+    Card(crate::card::CardJob),
 }
 
 impl Job {
@@ -49,6 +51,7 @@ impl Job {
         match &mut job {
             Job::Sign { timing: t, .. } => *t = timing,
             Job::Tls(tls) => tls.timing = timing,
+            Job::Card(card) => card.timing = timing,
         }
         job
     }
@@ -66,6 +69,7 @@ impl Job {
                 timing.clients
             ),
             Job::Tls(job) => job.describe(),
+            Job::Card(job) => job.describe(),
         }
     }
 }
@@ -249,6 +253,7 @@ pub(crate) fn work() -> Result<(), BenchError> {
             timing,
         } => crate::signing::run(&signer, scheme, &timing)?,
         Job::Tls(job) => crate::tls::run(&job)?,
+        Job::Card(job) => crate::card::run(&job)?,
     };
     let out = serde_json::to_string(&stats)?;
     println!("{out}");

@@ -5,7 +5,7 @@
 //! cargo run --release -p p11agent-bench -- [--duration SECS] [--warmup SECS] [--json FILE] [--smoke]
 //! ```
 //!
-//! Three groups of measurements (docs/BENCHMARKS.md explains each):
+//! Four groups of measurements (docs/BENCHMARKS.md explains each):
 //!
 //! - `sign`: signatures per second and their latency for RSA-2048 (PSS
 //!   and PKCS#1 v1.5, SHA-256) and ECDSA P-256 with 1, 2 and 8 clients:
@@ -19,12 +19,18 @@
 //!   client key behind the agent, on the token through cryptoki
 //!   in-process, or in software;
 //! - `store`: a token with 1,000 certificates: time until the daemon
-//!   lists them all, `list` and `select` latency, the daemon's memory.
+//!   lists them all, `list` and `select` latency, the daemon's memory;
+//! - `card`: the same token behind a module with a smartcard's latencies
+//!   (`bench/slowcard`): time from the card's insertion, or a program's
+//!   start, to the first signature, and signatures per second through
+//!   the agent, directly (logged in once, and as each program pays) and
+//!   through p11-kit.
 //!
 //! Absolute numbers depend on the machine and its load; the ratios,
 //! taken minutes apart in one run, are what to compare across commits.
 
 mod bed;
+mod card;
 mod error;
 mod fixture;
 mod harness;
@@ -49,7 +55,7 @@ use crate::report::Report;
 /// Provisions SoftHSM tokens in a temporary directory, builds and starts
 /// the p11agent daemon and builds its PKCS#11 module (in this program's
 /// build profile: use `cargo run --release`), and prints Markdown tables;
-/// progress goes to stderr. A full run takes about 7 minutes with the defaults.
+/// progress goes to stderr. A full run takes about 10 minutes with the defaults.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
@@ -71,15 +77,16 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
     /// A quick run that only shows everything works: short rows, fewer
-    /// of them, 100 identities instead of 1,000
+    /// of them, 100 identities instead of 1,000, the card's latencies
+    /// scaled by 0.05
     #[arg(long)]
     smoke: bool,
     /// Measure only these groups (repeat or separate with commas)
     /// [default: all]
     #[arg(long, value_enum, value_delimiter = ',', value_name = "GROUP")]
     only: Vec<Group>,
-    /// Client counts of the signing and handshake rows [default: 1,2,8
-    /// for signing, 1,2 for handshakes; 1 with --smoke]
+    /// Client counts of the signing, handshake and card rows [default:
+    /// 1,2,8 for signing, 1,2 for handshakes and the card; 1 with --smoke]
     #[arg(long, value_delimiter = ',', value_name = "N")]
     clients: Vec<usize>,
     #[command(subcommand)]
@@ -105,6 +112,8 @@ pub enum Group {
     Tls,
     /// 1,000 identities: start-up, `list`, `select`, memory.
     Store,
+    /// A smartcard's latencies: first signature, signatures per second.
+    Card,
 }
 
 /// What one run measures, and for how long.
@@ -124,6 +133,8 @@ pub struct Plan {
     pub sign_clients: Vec<usize>,
     /// Client counts of the handshake rows.
     pub tls_clients: Vec<usize>,
+    /// Client counts of the card rows.
+    pub card_clients: Vec<usize>,
     /// Identities on the store group's token.
     pub identities: usize,
 }
@@ -138,7 +149,7 @@ impl Plan {
         let plan = Plan {
             smoke: cli.smoke,
             groups: if cli.only.is_empty() {
-                vec![Group::Store, Group::Sign, Group::Tls]
+                vec![Group::Store, Group::Sign, Group::Tls, Group::Card]
             } else {
                 cli.only.clone()
             },
@@ -151,6 +162,12 @@ impl Plan {
                 (given, _) => given.to_vec(),
             },
             tls_clients: match (&cli.clients[..], cli.smoke) {
+                ([], true) => vec![1],
+                ([], false) => vec![1, 2],
+                (given, _) => given.to_vec(),
+            },
+            // A card signs one at a time: more clients only queue.
+            card_clients: match (&cli.clients[..], cli.smoke) {
                 ([], true) => vec![1],
                 ([], false) => vec![1, 2],
                 (given, _) => given.to_vec(),
@@ -196,7 +213,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(result?)
 }
 
-/// Runs the three groups.
+/// Runs the groups.
 fn run(plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
     eprintln!("building the p11agent daemon");
     let agent = fixture::agent_binary()?;
@@ -234,6 +251,10 @@ fn run(plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
         if plan.groups.contains(&Group::Tls) {
             tls::measure(&bed, plan, report)?;
         }
+    }
+    // Last: its own token and daemons, once the bed's are gone.
+    if plan.groups.contains(&Group::Card) {
+        card::measure(&agent, &subdir("card")?, plan, report)?;
     }
     Ok(())
 }

@@ -46,40 +46,14 @@ pub(crate) struct LoggedIn {
 }
 
 impl LoggedIn {
-    /// Loads `module`, initialises it (the environment it needs, such as
-    /// `SOFTHSM2_CONF`, was set by whoever started this process), finds
-    /// the token labelled `label` and logs in with `pin`.
+    /// Opens the token labelled `label` of `module` ([`open_token`]) and
+    /// logs in with `pin`.
     pub(crate) fn open(module: &Path, label: &str, pin: &str) -> Result<LoggedIn, BenchError> {
-        let pkcs11 = Pkcs11::new(module).map_err(BenchError::pkcs11("loading the module"))?;
-        pkcs11
-            .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-            .map_err(BenchError::pkcs11("C_Initialize"))?;
-        let mut found = None;
-        for slot in pkcs11
-            .get_slots_with_token()
-            .map_err(BenchError::pkcs11("C_GetSlotList"))?
-        {
-            let info = pkcs11
-                .get_token_info(slot)
-                .map_err(BenchError::pkcs11("C_GetTokenInfo"))?;
-            if info.label().trim_end() == label {
-                found = Some(slot);
-                break;
-            }
-        }
-        let slot = found.ok_or_else(|| {
-            BenchError::Setup(format!(
-                "no token labelled {label:?} in {}",
-                module.display()
-            ))
-        })?;
+        let (pkcs11, slot) = open_token(module, label)?;
         let anchor = pkcs11
             .open_ro_session(slot)
             .map_err(BenchError::pkcs11("C_OpenSession"))?;
-        match anchor.login(UserType::User, Some(&AuthPin::from(pin))) {
-            Ok(()) | Err(cryptoki::error::Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-            Err(e) => return Err(BenchError::pkcs11("C_Login")(e)),
-        }
+        log_in(&anchor, pin)?;
         Ok(LoggedIn {
             pkcs11,
             slot,
@@ -97,20 +71,57 @@ impl LoggedIn {
             .pkcs11
             .open_ro_session(self.slot)
             .map_err(BenchError::pkcs11("C_OpenSession"))?;
-        let template = [
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
-            Attribute::Id(key_id.to_vec()),
-        ];
-        let key = session
-            .find_objects(&template)
-            .map_err(BenchError::pkcs11("C_FindObjects"))?
-            .into_iter()
-            .next()
-            .ok_or_else(|| {
-                BenchError::Setup(format!("no private key with CKA_ID {}", hex(key_id)))
-            })?;
+        let key = private_key(&session, key_id)?;
         Ok((session, key))
     }
+}
+
+/// Loads `module`, initialises it (the environment it needs, such as
+/// `SOFTHSM2_CONF`, was set by whoever started this process) and finds
+/// the slot of the token labelled `label`.
+pub(crate) fn open_token(module: &Path, label: &str) -> Result<(Pkcs11, Slot), BenchError> {
+    let pkcs11 = Pkcs11::new(module).map_err(BenchError::pkcs11("loading the module"))?;
+    pkcs11
+        .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .map_err(BenchError::pkcs11("C_Initialize"))?;
+    for slot in pkcs11
+        .get_slots_with_token()
+        .map_err(BenchError::pkcs11("C_GetSlotList"))?
+    {
+        let info = pkcs11
+            .get_token_info(slot)
+            .map_err(BenchError::pkcs11("C_GetTokenInfo"))?;
+        if info.label().trim_end() == label {
+            return Ok((pkcs11, slot));
+        }
+    }
+    Err(BenchError::Setup(format!(
+        "no token labelled {label:?} in {}",
+        module.display()
+    )))
+}
+
+/// Logs the user in with `pin`; a login another session of this process
+/// made will do (PKCS#11 logs in per application).
+pub(crate) fn log_in(session: &Session, pin: &str) -> Result<(), BenchError> {
+    match session.login(UserType::User, Some(&AuthPin::from(pin))) {
+        Ok(()) | Err(cryptoki::error::Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
+        Err(e) => Err(BenchError::pkcs11("C_Login")(e)),
+    }
+}
+
+/// The handle of the private key whose `CKA_ID` is `key_id`, in `session`.
+pub(crate) fn private_key(session: &Session, key_id: &[u8]) -> Result<ObjectHandle, BenchError> {
+    let template = [
+        Attribute::Class(ObjectClass::PRIVATE_KEY),
+        Attribute::Id(key_id.to_vec()),
+    ];
+    session
+        .find_objects(&template)
+        .map_err(BenchError::pkcs11("C_FindObjects"))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| BenchError::Setup(format!("no private key with CKA_ID {}", hex(key_id))))
 }
 
 impl Drop for LoggedIn {

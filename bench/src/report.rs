@@ -12,16 +12,17 @@ use crate::harness::RunStats;
 /// JSON.
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct Measurement {
-    /// `sign`, `tls` or `store`.
+    /// `sign`, `tls`, `store` or `card`.
     pub group: &'static str,
-    /// What was measured: the signature scheme for `sign`,
-    /// `mtls_handshake` for `tls`, the quantity for `store`.
+    /// What was measured: the signature scheme for `sign` and `card`
+    /// load rows, `mtls_handshake` for `tls`, the quantity for `store`
+    /// and the other `card` rows.
     pub name: String,
     /// The key type (`rsa2048`, `p256`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<&'static str>,
     /// Who did the work: `direct`, `agent`, `module`, `p11kit`,
-    /// `software`.
+    /// `software`, `per_program` (`card` rows).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backend: Option<&'static str>,
     /// Concurrent clients.
@@ -67,7 +68,7 @@ pub(crate) struct Measurement {
     /// software key. Above 1.0 means the agent is faster.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_vs_software: Option<f64>,
-    /// A single value (`store` rows).
+    /// A single value (`store` rows, `card` first signatures).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
     /// Its unit.
@@ -76,6 +77,10 @@ pub(crate) struct Measurement {
     /// How many identities the agent held (`store` rows).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identities: Option<usize>,
+    /// The slow card's latency profile and scale (`card` rows), e.g.
+    /// `piv x1`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card_profile: Option<String>,
 }
 
 impl Measurement {
@@ -218,10 +223,15 @@ impl Report {
         })
     }
 
-    /// The (name, key, clients) combinations of `group`, in order.
+    /// The (name, key, clients) combinations of `group`'s load rows, in
+    /// order.
     fn cases(&self, group: &str) -> Vec<(String, Option<&'static str>, Option<usize>)> {
         let mut cases = Vec::new();
-        for r in self.rows.iter().filter(|r| r.group == group) {
+        for r in self
+            .rows
+            .iter()
+            .filter(|r| r.group == group && r.ops_per_sec.is_some())
+        {
             let case = (r.name.clone(), r.key, r.clients);
             if !cases.contains(&case) {
                 cases.push(case);
@@ -230,12 +240,13 @@ impl Report {
         cases
     }
 
-    /// Markdown tables: signing, handshakes, store.
+    /// Markdown tables: signing, handshakes, the slow card, store.
     pub(crate) fn tables(&self) -> String {
         let mut out = String::new();
-        for comparison in [&SIGN, &TLS] {
+        for comparison in [&SIGN, &TLS, &CARD] {
             self.load_table(&mut out, comparison);
         }
+        out.push_str(&crate::card::first_signature_table(&self.rows));
         let store: Vec<&Measurement> = self.rows.iter().filter(|r| r.group == "store").collect();
         if !store.is_empty() {
             out.push_str("Store scale\n\n| measurement | identities | value | p50 µs | p99 µs |\n|---|---:|---:|---:|---:|\n");
@@ -370,6 +381,24 @@ pub(crate) const TLS: Comparison = Comparison {
     ratios: &[
         ("agent/direct", "agent", "direct"),
         ("agent/software", "agent", "software"),
+    ],
+};
+
+/// Signing on the slow card: the agent, cryptoki in the worker (logged
+/// in once, and as each new program pays), p11-kit remoting.
+pub(crate) const CARD: Comparison = Comparison {
+    group: "card",
+    title: "Signing on the slow card (its profile: next table): ops/s, p50 / p99 latency in µs",
+    backends: &[
+        ("direct", "direct"),
+        ("per_program", "direct, per program"),
+        ("agent", "agent"),
+        ("p11kit", "p11-kit"),
+    ],
+    ratios: &[
+        ("agent/direct", "agent", "direct"),
+        ("agent/per-program", "agent", "per_program"),
+        ("agent/p11-kit", "agent", "p11kit"),
     ],
 };
 

@@ -104,6 +104,18 @@ impl P11KitServer {
     /// `p11-kit-modules` packages), and with [`Error::P11KitServer`] when
     /// the server exits or does not listen within 10 s.
     pub fn start(hsm: &SoftHsm) -> Result<P11KitServer> {
+        P11KitServer::start_with(hsm, hsm.module_path(), &[])
+    }
+
+    /// As [`start`](P11KitServer::start), with `provider` as the module
+    /// the server loads in place of SoftHSM (a module in front of it,
+    /// such as the benchmark's slow card) and `env` added to the
+    /// environment's.
+    pub fn start_with(
+        hsm: &SoftHsm,
+        provider: &Path,
+        env: &[(String, OsString)],
+    ) -> Result<P11KitServer> {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let program = p11kit_program()?;
         let client_module = p11kit_client_module()?;
@@ -125,11 +137,12 @@ impl P11KitServer {
             .arg("server")
             .arg("--foreground")
             .arg("--provider")
-            .arg(hsm.module_path())
+            .arg(provider)
             .arg("--name")
             .arg(&socket)
             .arg("pkcs11:")
             .envs(hsm.env())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

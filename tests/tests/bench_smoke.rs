@@ -63,7 +63,7 @@ fn a_smoke_run_measures_every_group() {
         .lines()
         .map(|line| serde_json::from_str(line).expect("every stdout line is a JSON object"))
         .collect();
-    for group in ["sign", "tls", "store"] {
+    for group in ["sign", "tls", "store", "card"] {
         let loads: Vec<&serde_json::Value> = rows
             .iter()
             .filter(|r| r["group"] == group && r.get("ops_per_sec").is_some())
@@ -78,15 +78,18 @@ fn a_smoke_run_measures_every_group() {
             assert!(row["p99_us"].as_f64() >= row["p50_us"].as_f64(), "{row}");
         }
     }
-    // Every agent row of a load group carries its ratio to the direct
-    // path, the point of the exercise; the agent's bare round trip, which
-    // has no direct counterpart, is measured too.
+    // Every agent load row carries its ratio to the direct path, the
+    // point of the exercise; the agent's bare round trip, which has no
+    // direct counterpart, is measured too.
     assert!(
         rows.iter().any(|r| r["name"] == "hello_round_trip"),
         "no round trip row:\n{stderr}"
     );
     for row in rows.iter().filter(|r| {
-        r["backend"] == "agent" && r["group"] != "store" && r["name"] != "hello_round_trip"
+        r["backend"] == "agent"
+            && r["group"] != "store"
+            && r["name"] != "hello_round_trip"
+            && r.get("ops_per_sec").is_some()
     }) {
         assert!(
             row["ratio_vs_direct"].as_f64().is_some_and(|v| v > 0.0),
@@ -125,9 +128,38 @@ fn a_smoke_run_measures_every_group() {
             "no {name}:\n{stderr}"
         );
     }
+    // The slow card: the time to the first signature from the card's
+    // insertion (agent) and from a program's start (direct), and
+    // signatures made as each new program makes them, for both keys.
+    for (name, backend) in [
+        ("insertion_to_first_signature", "agent"),
+        ("program_start_to_first_signature", "direct"),
+    ] {
+        for key in ["p256", "rsa2048"] {
+            assert!(
+                rows.iter().any(|r| r["group"] == "card"
+                    && r["name"] == name
+                    && r["backend"] == backend
+                    && r["key"] == key
+                    && r["value"].as_f64().is_some_and(|v| v > 0.0)),
+                "no card {name} row for {backend} with {key}:\n{stderr}"
+            );
+        }
+    }
+    for key in ["p256", "rsa2048"] {
+        assert!(
+            rows.iter().any(|r| r["group"] == "card"
+                && r["backend"] == "per_program"
+                && r["key"] == key
+                && r["ops"].as_u64().is_some_and(|n| n > 0)),
+            "no card per_program row with {key}:\n{stderr}"
+        );
+    }
     // The tables went to stderr, since the JSON had stdout.
     assert!(
-        stderr.contains("agent/direct") && stderr.contains("module/agent"),
+        stderr.contains("agent/direct")
+            && stderr.contains("module/agent")
+            && stderr.contains("agent/per-program"),
         "no tables on stderr:\n{stderr}"
     );
 }
