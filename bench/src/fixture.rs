@@ -141,6 +141,11 @@ impl Daemon {
         })
     }
 
+    /// Its process id, whose CPU time the signing rows report.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// When the process was started.
     pub(crate) fn started(&self) -> Instant {
         self.started

@@ -37,6 +37,10 @@ pub(crate) enum Job {
         scheme: Scheme,
         /// Clients, warm-up and window.
         timing: Timing,
+        /// The process that serves the signer (the daemon, `p11-kit
+        /// server`), whose CPU time the worker reads
+        /// over the window; none for cryptoki on SoftHSM in the worker.
+        server_pid: Option<u32>,
     },
     /// Mutual-TLS handshakes over loopback.
     Tls(crate::tls::TlsJob),
@@ -60,6 +64,7 @@ impl Job {
                 signer,
                 scheme,
                 timing,
+                ..
             } => format!(
                 "sign {scheme} via {} with {} clients",
                 signer.describe(),
@@ -224,15 +229,21 @@ pub(crate) fn interleave(
         duration_secs: timing.duration_secs / rounds as f64,
         ..timing
     };
-    let mut totals = vec![RunStats::default(); contenders.len()];
+    // The first round's stats rather than empty ones to merge into: an
+    // empty one has no CPU time, which would void every other round's.
+    let mut totals: Vec<Option<RunStats>> = vec![None; contenders.len()];
     for round in 0..rounds {
         for k in 0..contenders.len() {
             let i = (k + round) % contenders.len();
             let (job, env) = &contenders[i];
-            totals[i].merge(run_in_child(&job.with_timing(slice), env)?);
+            let stats = run_in_child(&job.with_timing(slice), env)?;
+            match &mut totals[i] {
+                Some(total) => total.merge(stats),
+                empty => *empty = Some(stats),
+            }
         }
     }
-    Ok(totals)
+    Ok(totals.into_iter().map(Option::unwrap_or_default).collect())
 }
 
 /// The worker's side: reads the job, measures, prints the result.
@@ -247,7 +258,8 @@ pub(crate) fn work() -> Result<(), BenchError> {
             signer,
             scheme,
             timing,
-        } => crate::signing::run(&signer, scheme, &timing)?,
+            server_pid,
+        } => crate::signing::run(&signer, scheme, &timing, server_pid)?,
         Job::Tls(job) => crate::tls::run(&job)?,
     };
     let out = serde_json::to_string(&stats)?;

@@ -25,6 +25,7 @@
 //! taken minutes apart in one run, are what to compare across commits.
 
 mod bed;
+mod cpu;
 mod error;
 mod fixture;
 mod harness;

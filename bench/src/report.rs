@@ -42,6 +42,15 @@ pub(crate) struct Measurement {
     /// 99th-percentile latency, µs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub p99_us: Option<f64>,
+    /// CPU time of the process serving the clients (the daemon,
+    /// `p11-kit server` and its per-connection children) over the window, per operation, µs; on metered rows that
+    /// have one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_us_per_op: Option<f64>,
+    /// CPU time of the clients' process (the worker) over the window,
+    /// per operation, µs; on metered rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_cpu_us_per_op: Option<f64>,
     /// Failed operations (warm-up included).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<u64>,
@@ -89,6 +98,8 @@ impl Measurement {
             ops_per_sec: Some(round(stats.ops_per_sec(), 1)),
             p50_us: Some(round(stats.p50_us(), 1)),
             p99_us: Some(round(stats.p99_us(), 1)),
+            server_cpu_us_per_op: stats.server_cpu_us_per_op().map(|v| round(v, 2)),
+            client_cpu_us_per_op: stats.client_cpu_us_per_op().map(|v| round(v, 2)),
             errors: Some(stats.errors),
             first_error: stats.first_error.clone(),
             scheme: stats.scheme.clone(),
@@ -132,6 +143,13 @@ impl Measurement {
         }
         if let (Some(ops), Some(p50), Some(p99)) = (self.ops_per_sec, self.p50_us, self.p99_us) {
             let _ = write!(line, ": {ops:.1} ops/s, p50 {p50:.0} µs, p99 {p99:.0} µs");
+        }
+        if let Some(cpu) = self.client_cpu_us_per_op {
+            let _ = write!(
+                line,
+                ", CPU/op {} µs",
+                cpu_cell(self.server_cpu_us_per_op, cpu)
+            );
         }
         if let (Some(value), Some(unit)) = (self.value, self.unit) {
             let _ = write!(line, ": {value} {unit}");
@@ -264,6 +282,7 @@ impl Report {
             group,
             title,
             backends,
+            cpu,
             ratios,
         } = *comparison;
         let cases = self.cases(group);
@@ -273,6 +292,12 @@ impl Report {
         let _ = writeln!(out, "{title}\n");
         let mut header = "| key | what | clients |".to_owned();
         let mut rule = "|---|---|---:|".to_owned();
+        if cpu {
+            for (_, label) in backends {
+                let _ = write!(header, " {label} CPU µs/op |");
+                rule.push_str("---:|");
+            }
+        }
         for (_, label) in backends {
             let _ = write!(header, " {label} ops/s | {label} p50 / p99 |");
             rule.push_str("---:|---:|");
@@ -289,6 +314,17 @@ impl Report {
                 key.unwrap_or("-"),
                 clients.map(|c| c.to_string()).unwrap_or_default()
             );
+            let find = |backend| self.find(group, &name, key, clients, backend);
+            if cpu {
+                for (backend, _) in backends {
+                    let cell = find(backend)
+                        .and_then(|r| {
+                            Some(cpu_cell(r.server_cpu_us_per_op, r.client_cpu_us_per_op?))
+                        })
+                        .unwrap_or_else(|| "-".to_owned());
+                    let _ = write!(out, " {cell} |");
+                }
+            }
             for (backend, _) in backends {
                 match self.find(group, &name, key, clients, backend) {
                     Some(r) => {
@@ -305,9 +341,7 @@ impl Report {
                 }
             }
             for (_, numerator, denominator) in ratios {
-                let value = self
-                    .find(group, &name, key, clients, numerator)
-                    .and_then(|top| ratio(top, self.find(group, &name, key, clients, denominator)));
+                let value = find(numerator).and_then(|top| ratio(top, find(denominator)));
                 let _ = write!(out, " {} |", opt(value, 3));
             }
             out.push('\n');
@@ -333,22 +367,29 @@ pub(crate) struct Comparison {
     title: &'static str,
     /// Backends, as rows name them, and their columns' labels.
     backends: &'static [(&'static str, &'static str)],
+    /// Whether the table leads with each backend's CPU time per
+    /// operation.
+    cpu: bool,
     /// Ratios of throughput: column label, numerator backend, denominator
     /// backend. The numerator's row carries it as `ratio_vs_<denominator>`.
     ratios: &'static [(&'static str, &'static str, &'static str)],
 }
 
 /// Signing: the token in the worker, the agent's client, the agent's
-/// PKCS#11 module, p11-kit remoting.
+/// PKCS#11 module, p11-kit remoting. CPU per operation
+/// first: on a machine whose cores are shared, what a signature costs
+/// in CPU moves less than how long it takes.
 pub(crate) const SIGN: Comparison = Comparison {
     group: "sign",
-    title: "Signing: ops/s, p50 / p99 latency in µs",
+    title: "Signing: CPU µs per operation (serving process + client), ops/s, \
+            p50 / p99 latency in µs",
     backends: &[
         ("direct", "direct"),
         ("agent", "agent"),
         ("module", "module"),
         ("p11kit", "p11-kit"),
     ],
+    cpu: true,
     ratios: &[
         ("agent/direct", "agent", "direct"),
         ("agent/p11-kit", "agent", "p11kit"),
@@ -367,11 +408,18 @@ pub(crate) const TLS: Comparison = Comparison {
         ("agent", "agent"),
         ("software", "software key"),
     ],
+    cpu: false,
     ratios: &[
         ("agent/direct", "agent", "direct"),
         ("agent/software", "agent", "software"),
     ],
 };
+
+/// CPU µs per operation as `server + client`; `-` for the server when
+/// none serves (the direct rows).
+fn cpu_cell(server: Option<f64>, client: f64) -> String {
+    format!("{} + {client:.1}", opt(server, 1))
+}
 
 /// A number with `digits` decimals, or `-`.
 fn opt(value: Option<f64>, digits: usize) -> String {
@@ -397,6 +445,54 @@ mod tests {
             errors: Some(0),
             ..Measurement::default()
         }
+    }
+
+    /// `row` with CPU per operation, as a metered run gives it.
+    fn metered(backend: &'static str, ops: f64, server: Option<f64>, client: f64) -> Measurement {
+        Measurement {
+            server_cpu_us_per_op: server,
+            client_cpu_us_per_op: Some(client),
+            ..row(backend, ops)
+        }
+    }
+
+    #[test]
+    fn cpu_per_operation_leads_the_signing_table() {
+        let mut report = Report::default();
+        report.push_compared(
+            vec![
+                metered("direct", 1000.0, None, 900.0),
+                metered("agent", 950.0, Some(120.0), 31.25),
+                metered("p11kit", 500.0, Some(6.04), 9.96),
+            ],
+            &SIGN,
+        );
+        let tables = report.tables();
+        assert!(
+            tables.contains("| clients | direct CPU µs/op | agent CPU µs/op | module CPU µs/op | p11-kit CPU µs/op | direct ops/s |"),
+            "{tables}"
+        );
+        assert!(
+            tables.contains("| rsa2048 | rsa_pss_rsae_sha256 | 1 | - + 900.0 | 120.0 + 31.2 | - | 6.0 + 10.0 | 1000 |"),
+            "{tables}"
+        );
+        let json = report.json_lines().expect("json");
+        let agent: serde_json::Value =
+            serde_json::from_str(json.lines().nth(1).expect("agent line")).expect("parses");
+        assert_eq!(agent["server_cpu_us_per_op"], 120.0);
+        assert_eq!(agent["client_cpu_us_per_op"], 31.25);
+        let direct: serde_json::Value =
+            serde_json::from_str(json.lines().next().expect("direct line")).expect("parses");
+        assert!(direct.get("server_cpu_us_per_op").is_none());
+        // The handshake table has no CPU columns (its rows' CPU is in the
+        // JSON).
+        let mut tls = Report::default();
+        tls.push(Measurement {
+            group: "tls",
+            name: "mtls_handshake".into(),
+            ..metered("agent", 500.0, Some(300.0), 900.0)
+        });
+        assert!(!tls.tables().contains("CPU"), "{}", tls.tables());
     }
 
     #[test]
@@ -432,7 +528,7 @@ mod tests {
         assert_eq!(ratio(agent, None), None);
         let tables = report.tables();
         assert!(
-            tables.contains("| rsa2048 | rsa_pss_rsae_sha256 | 1 | 1000 | 1000 / 1500 | 950 | 1000 / 1500 | 912 | 1000 / 1500 | 500 | 1000 / 1500 | 0.950 | 1.900 | 0.960 | 1.824 |"),
+            tables.contains("| rsa2048 | rsa_pss_rsae_sha256 | 1 | - | - | - | - | 1000 | 1000 / 1500 | 950 | 1000 / 1500 | 912 | 1000 / 1500 | 500 | 1000 / 1500 | 0.950 | 1.900 | 0.960 | 1.824 |"),
             "{tables}"
         );
         let json = report.json_lines().expect("json");

@@ -1,10 +1,11 @@
 //! Group `sign`: signatures per second and their latency, direct
 //! (cryptoki on SoftHSM in the worker: the floor), through the agent,
 //! through the agent's PKCS#11 module, and through p11-kit remoting, on
-//! the same token and keys.
+//! the same token and keys; with the CPU time each costs.
 
 use p11agent_client::proto::{Request, Response, Scheme, PROTOCOL_VERSION};
 use p11agent_client::Client;
+use p11agent_softhsm::P11KitServer;
 use sha2::Digest as _;
 
 use crate::bed::Bed;
@@ -27,11 +28,13 @@ pub(crate) fn certificate_verify_message() -> Vec<u8> {
     message
 }
 
-/// The worker's side: `timing.clients` threads signing with `signer`.
+/// The worker's side: `timing.clients` threads signing with `signer`,
+/// and the CPU time of this process and of `server_pid`'s.
 pub(crate) fn run(
     signer: &Signer,
     scheme: Scheme,
     timing: &Timing,
+    server_pid: Option<u32>,
 ) -> Result<RunStats, BenchError> {
     let message = certificate_verify_message();
     match signer {
@@ -40,13 +43,13 @@ pub(crate) fn run(
                 return Err(BenchError::Setup(format!("{scheme} is not benchmarked")));
             }
             let token = LoggedIn::open(&key.module, &key.token, &key.pin)?;
-            harness::run(timing, |_| {
+            harness::run_metered(timing, server_pid, |_| {
                 let (session, handle) = token.session_with_key(&key.key_id)?;
                 let message = &message;
                 Ok(move || p11::sign(&session, handle, scheme, *hashing, message).map(drop))
             })
         }
-        Signer::Agent { socket, id } => harness::run(timing, |_| {
+        Signer::Agent { socket, id } => harness::run_metered(timing, server_pid, |_| {
             let mut agent = Client::connect(socket)?;
             let message = &message;
             Ok(move || {
@@ -56,7 +59,7 @@ pub(crate) fn run(
                     .map_err(|e| e.to_string())
             })
         }),
-        Signer::RoundTrip { socket } => harness::run(timing, |_| {
+        Signer::RoundTrip { socket } => harness::run_metered(timing, server_pid, |_| {
             let mut agent = Client::connect(socket)?;
             let hello = Request::Hello {
                 version: PROTOCOL_VERSION,
@@ -89,15 +92,22 @@ fn cases(plan: &Plan) -> Vec<(KeyKind, Scheme)> {
 /// module rows with their ratios) to `report`.
 pub(crate) fn measure(bed: &Bed, plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
     let (softhsm, softhsm_env) = bed.softhsm();
+    let daemon = Some(bed.daemon.pid());
     // cryptoki in the worker on modules in front of the agent or the
     // token: the agent's own (with hash-and-sign mechanisms, see
-    // `Hashing`) and p11-kit-client.so, when they are there.
+    // `Hashing`) and p11-kit-client.so, when they are there; and who
+    // serves each.
     let modules: Vec<_> = [
-        ("module", bed.agent_module(), Hashing::Module),
-        ("p11kit", bed.p11kit_client(), Hashing::Worker),
+        ("module", bed.agent_module(), Hashing::Module, daemon),
+        (
+            "p11kit",
+            bed.p11kit_client(),
+            Hashing::Worker,
+            bed.p11kit.as_ref().map(P11KitServer::pid),
+        ),
     ]
     .into_iter()
-    .filter_map(|(backend, module, hashing)| Some((backend, module?, hashing)))
+    .filter_map(|(backend, module, hashing, pid)| Some((backend, module?, hashing, pid)))
     .collect();
     for &clients in &plan.sign_clients {
         let timing = plan.timing(clients);
@@ -108,6 +118,7 @@ pub(crate) fn measure(bed: &Bed, plan: &Plan, report: &mut Report) -> Result<(),
             // Not used: `hello` signs nothing.
             scheme: Scheme::EcdsaSecp256r1Sha256,
             timing,
+            server_pid: daemon,
         };
         let stats = job::interleave(&[(round_trip, Vec::new())], timing, plan.rounds)?;
         for stats in &stats {
@@ -122,39 +133,46 @@ pub(crate) fn measure(bed: &Bed, plan: &Plan, report: &mut Report) -> Result<(),
         let key = bed.key(kind);
         for &clients in &plan.sign_clients {
             let timing = plan.timing(clients);
-            let sign = |signer: Signer| Job::Sign {
+            let sign = |signer: Signer, server_pid: Option<u32>| Job::Sign {
                 signer,
                 scheme,
                 timing,
+                server_pid,
             };
             let mut contenders: Vec<(&'static str, job::Contender)> = vec![
                 (
                     "direct",
                     (
-                        sign(Signer::Cryptoki {
-                            key: key.token_key(&softhsm)?,
-                            hashing: Hashing::Worker,
-                        }),
+                        sign(
+                            Signer::Cryptoki {
+                                key: key.token_key(&softhsm)?,
+                                hashing: Hashing::Worker,
+                            },
+                            None,
+                        ),
                         softhsm_env.clone(),
                     ),
                 ),
                 (
                     "agent",
                     (
-                        sign(Signer::Agent {
-                            socket: bed.daemon.socket().to_path_buf(),
-                            id: key.agent_id(),
-                        }),
+                        sign(
+                            Signer::Agent {
+                                socket: bed.daemon.socket().to_path_buf(),
+                                id: key.agent_id(),
+                            },
+                            daemon,
+                        ),
                         Vec::new(),
                     ),
                 ),
             ];
-            for (backend, (module, env), hashing) in &modules {
+            for (backend, (module, env), hashing, pid) in &modules {
                 let signer = Signer::Cryptoki {
                     key: key.token_key(module)?,
                     hashing: *hashing,
                 };
-                contenders.push((backend, (sign(signer), env.clone())));
+                contenders.push((backend, (sign(signer, *pid), env.clone())));
             }
             let jobs: Vec<job::Contender> = contenders.iter().map(|(_, c)| c.clone()).collect();
             let stats = job::interleave(&jobs, timing, plan.rounds)?;

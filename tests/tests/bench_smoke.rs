@@ -117,6 +117,21 @@ fn a_smoke_run_measures_every_group() {
             "{row}"
         );
     }
+    // The signing group's CPU per operation, its headline: the worker's
+    // on every row, the serving process's (daemon, p11-kit server) on
+    // every row that has one. Present, not judged.
+    for row in rows
+        .iter()
+        .filter(|r| r["group"] == "sign" && r.get("ops_per_sec").is_some())
+    {
+        assert!(row["client_cpu_us_per_op"].is_f64(), "{row}");
+        let served = row["backend"] != "direct";
+        assert_eq!(
+            row["server_cpu_us_per_op"].is_f64(),
+            served,
+            "server CPU on a row with a server, and only there: {row}"
+        );
+    }
     // The store group's single values: start-up times and memory.
     for name in ["all_identities_listed_after_start", "daemon_rss"] {
         assert!(
@@ -129,5 +144,9 @@ fn a_smoke_run_measures_every_group() {
     assert!(
         stderr.contains("agent/direct") && stderr.contains("module/agent"),
         "no tables on stderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("| key | what | clients | direct CPU µs/op | agent CPU µs/op |"),
+        "no CPU columns leading the signing table:\n{stderr}"
     );
 }
