@@ -38,7 +38,7 @@ pub(crate) enum Job {
         /// Clients, warm-up and window.
         timing: Timing,
         /// The process that serves the signer (the daemon, `p11-kit
-        /// server`), whose CPU time the worker reads
+        /// server`, the echo server), whose CPU time the worker reads
         /// over the window; none for cryptoki on SoftHSM in the worker.
         server_pid: Option<u32>,
     },
@@ -102,6 +102,15 @@ pub(crate) enum Signer {
         /// The agent's socket.
         socket: PathBuf,
     },
+    /// Not a signature: a blocking round trip of a P-256 `sign`
+    /// request's and response's sizes to an echo server, the least any
+    /// process on the other side of a Unix socket can cost (floor.rs).
+    Floor {
+        /// The echo server's socket.
+        socket: PathBuf,
+        /// Bytes sent, and bytes answered, per round trip.
+        sizes: crate::floor::Sizes,
+    },
 }
 
 impl Signer {
@@ -110,6 +119,7 @@ impl Signer {
             Signer::Cryptoki { key, .. } => format!("cryptoki on {}", key.module.display()),
             Signer::Agent { .. } => "the agent".to_owned(),
             Signer::RoundTrip { .. } => "the agent's round trip".to_owned(),
+            Signer::Floor { .. } => "the echo server".to_owned(),
         }
     }
 }

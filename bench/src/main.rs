@@ -28,6 +28,7 @@ mod bed;
 mod cpu;
 mod error;
 mod fixture;
+mod floor;
 mod harness;
 mod job;
 mod p11;
@@ -94,6 +95,20 @@ enum Internal {
     /// process of the benchmark; see job.rs)
     #[command(hide = true)]
     Worker,
+    /// Answers round trips of fixed sizes on a Unix socket: the floor of
+    /// the signing rows (see floor.rs)
+    #[command(hide = true)]
+    Echo {
+        /// Where to listen
+        #[arg(long)]
+        socket: PathBuf,
+        /// Bytes of a request
+        #[arg(long)]
+        request_size: usize,
+        /// Bytes of a reply
+        #[arg(long)]
+        reply_size: usize,
+    },
 }
 
 /// A group of measurements.
@@ -185,8 +200,20 @@ impl Plan {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse();
-    if let Some(Internal::Worker) = cli.command {
-        return Ok(job::work()?);
+    match cli.command {
+        Some(Internal::Worker) => return Ok(job::work()?),
+        Some(Internal::Echo {
+            ref socket,
+            request_size,
+            reply_size,
+        }) => {
+            let sizes = floor::Sizes {
+                request: request_size,
+                reply: reply_size,
+            };
+            return Ok(floor::serve(socket, sizes)?);
+        }
+        None => {}
     }
     let plan = Plan::new(&cli)?;
     let load_before = load_average();

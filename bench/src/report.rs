@@ -21,7 +21,7 @@ pub(crate) struct Measurement {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<&'static str>,
     /// Who did the work: `direct`, `agent`, `module`, `p11kit`,
-    /// `software`.
+    /// `software`, or `floor` (the echo server of floor.rs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backend: Option<&'static str>,
     /// Concurrent clients.
@@ -43,7 +43,8 @@ pub(crate) struct Measurement {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub p99_us: Option<f64>,
     /// CPU time of the process serving the clients (the daemon,
-    /// `p11-kit server` and its per-connection children) over the window, per operation, µs; on metered rows that
+    /// `p11-kit server` and its per-connection children, the echo
+    /// server) over the window, per operation, µs; on metered rows that
     /// have one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_cpu_us_per_op: Option<f64>,
@@ -76,6 +77,13 @@ pub(crate) struct Measurement {
     /// software key. Above 1.0 means the agent is faster.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_vs_software: Option<f64>,
+    /// On agent and module `sign` rows: their p50 minus the direct
+    /// row's and the floor's (same clients), µs: the latency the agent
+    /// adds beyond the signature and the least a round trip between
+    /// processes costs. On `hello_round_trip` rows: p50 minus the
+    /// floor's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub own_us: Option<f64>,
     /// A single value (`store` rows).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
@@ -165,6 +173,20 @@ impl Measurement {
 fn round(x: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
     (x * scale).round() / scale
+}
+
+/// What a row's median latency leaves once the medians of the work it
+/// shares with cheaper rows (`beneath`: the signature, the floor) are
+/// taken out, µs; `None` when any is missing. Medians do not subtract
+/// exactly (the median of a sum is not the sum of medians), and the
+/// rows are measured in different slices of time: read it as an
+/// estimate, whose noise can make it negative.
+pub(crate) fn own_us(p50: Option<f64>, beneath: &[Option<f64>]) -> Option<f64> {
+    let mut own = p50?;
+    for p50 in beneath {
+        own -= (*p50)?;
+    }
+    Some(round(own, 1))
 }
 
 /// `numerator / denominator` of two rows' throughput, when both exist.
@@ -284,6 +306,7 @@ impl Report {
             backends,
             cpu,
             ratios,
+            own,
         } = *comparison;
         let cases = self.cases(group);
         if cases.is_empty() {
@@ -303,6 +326,10 @@ impl Report {
             rule.push_str("---:|---:|");
         }
         for (label, _, _) in ratios {
+            let _ = write!(header, " {label} |");
+            rule.push_str("---:|");
+        }
+        for (label, _) in own {
             let _ = write!(header, " {label} |");
             rule.push_str("---:|");
         }
@@ -344,6 +371,9 @@ impl Report {
                 let value = find(numerator).and_then(|top| ratio(top, find(denominator)));
                 let _ = write!(out, " {} |", opt(value, 3));
             }
+            for (_, backend) in own {
+                let _ = write!(out, " {} |", opt(find(backend).and_then(|r| r.own_us), 0));
+            }
             out.push('\n');
         }
         let errors = self
@@ -373,21 +403,24 @@ pub(crate) struct Comparison {
     /// Ratios of throughput: column label, numerator backend, denominator
     /// backend. The numerator's row carries it as `ratio_vs_<denominator>`.
     ratios: &'static [(&'static str, &'static str, &'static str)],
+    /// Columns of `own_us`: label, backend.
+    own: &'static [(&'static str, &'static str)],
 }
 
 /// Signing: the token in the worker, the agent's client, the agent's
-/// PKCS#11 module, p11-kit remoting. CPU per operation
+/// PKCS#11 module, p11-kit remoting, and the floor. CPU per operation
 /// first: on a machine whose cores are shared, what a signature costs
 /// in CPU moves less than how long it takes.
 pub(crate) const SIGN: Comparison = Comparison {
     group: "sign",
     title: "Signing: CPU µs per operation (serving process + client), ops/s, \
-            p50 / p99 latency in µs",
+            p50 / p99 latency in µs, the agent's own latency in µs",
     backends: &[
         ("direct", "direct"),
         ("agent", "agent"),
         ("module", "module"),
         ("p11kit", "p11-kit"),
+        ("floor", "floor"),
     ],
     cpu: true,
     ratios: &[
@@ -396,6 +429,7 @@ pub(crate) const SIGN: Comparison = Comparison {
         ("module/agent", "module", "agent"),
         ("module/p11-kit", "module", "p11kit"),
     ],
+    own: &[("agent own µs", "agent"), ("module own µs", "module")],
 };
 
 /// Handshakes: the key through cryptoki in the client, through the
@@ -413,6 +447,7 @@ pub(crate) const TLS: Comparison = Comparison {
         ("agent/direct", "agent", "direct"),
         ("agent/software", "agent", "software"),
     ],
+    own: &[],
 };
 
 /// CPU µs per operation as `server + client`; `-` for the server when
@@ -457,35 +492,53 @@ mod tests {
     }
 
     #[test]
+    fn own_latency_is_what_is_left_over_the_rows_beneath() {
+        assert_eq!(own_us(Some(269.0), &[Some(78.0), Some(85.0)]), Some(106.0));
+        assert_eq!(own_us(Some(33.3), &[Some(20.1)]), Some(13.2));
+        assert_eq!(own_us(Some(20.0), &[Some(30.0)]), Some(-10.0));
+        assert_eq!(own_us(Some(269.0), &[Some(78.0), None]), None);
+        assert_eq!(own_us(None, &[Some(1.0)]), None);
+    }
+
+    #[test]
     fn cpu_per_operation_leads_the_signing_table() {
         let mut report = Report::default();
-        report.push_compared(
-            vec![
-                metered("direct", 1000.0, None, 900.0),
-                metered("agent", 950.0, Some(120.0), 31.25),
-                metered("p11kit", 500.0, Some(6.04), 9.96),
-            ],
-            &SIGN,
-        );
+        report.push(Measurement {
+            name: "p256_size_echo".into(),
+            key: None,
+            ..metered("floor", 40000.0, Some(6.04), 9.96)
+        });
+        let mut agent = metered("agent", 950.0, Some(120.0), 31.25);
+        agent.own_us = Some(42.0);
+        report.push_compared(vec![metered("direct", 1000.0, None, 900.0), agent], &SIGN);
         let tables = report.tables();
         assert!(
-            tables.contains("| clients | direct CPU µs/op | agent CPU µs/op | module CPU µs/op | p11-kit CPU µs/op | direct ops/s |"),
+            tables.contains("| clients | direct CPU µs/op | agent CPU µs/op | module CPU µs/op | p11-kit CPU µs/op | floor CPU µs/op | direct ops/s |"),
             "{tables}"
         );
         assert!(
-            tables.contains("| rsa2048 | rsa_pss_rsae_sha256 | 1 | - + 900.0 | 120.0 + 31.2 | - | 6.0 + 10.0 | 1000 |"),
+            tables.contains("| - | p256_size_echo | 1 | - | - | - | - | 6.0 + 10.0 | - | - | - | - | - | - | - | - | 40000 | 1000 / 1500 | - | - | - | - | - | - |"),
+            "{tables}"
+        );
+        assert!(
+            tables.contains("| rsa2048 | rsa_pss_rsae_sha256 | 1 | - + 900.0 | 120.0 + 31.2 | - | - | - | 1000 |"),
+            "{tables}"
+        );
+        assert!(
+            tables.contains("| 0.950 | - | - | - | 42 | - |"),
             "{tables}"
         );
         let json = report.json_lines().expect("json");
         let agent: serde_json::Value =
-            serde_json::from_str(json.lines().nth(1).expect("agent line")).expect("parses");
+            serde_json::from_str(json.lines().nth(2).expect("agent line")).expect("parses");
         assert_eq!(agent["server_cpu_us_per_op"], 120.0);
         assert_eq!(agent["client_cpu_us_per_op"], 31.25);
+        assert_eq!(agent["own_us"], 42.0);
         let direct: serde_json::Value =
-            serde_json::from_str(json.lines().next().expect("direct line")).expect("parses");
+            serde_json::from_str(json.lines().nth(1).expect("direct line")).expect("parses");
         assert!(direct.get("server_cpu_us_per_op").is_none());
-        // The handshake table has no CPU columns (its rows' CPU is in the
-        // JSON).
+        // The handshake table has no CPU or own columns (its rows' CPU is
+        // in the JSON).
         let mut tls = Report::default();
         tls.push(Measurement {
             group: "tls",
@@ -493,6 +546,7 @@ mod tests {
             ..metered("agent", 500.0, Some(300.0), 900.0)
         });
         assert!(!tls.tables().contains("CPU"), "{}", tls.tables());
+        assert!(!tls.tables().contains("own"), "{}", tls.tables());
     }
 
     #[test]
@@ -528,7 +582,7 @@ mod tests {
         assert_eq!(ratio(agent, None), None);
         let tables = report.tables();
         assert!(
-            tables.contains("| rsa2048 | rsa_pss_rsae_sha256 | 1 | - | - | - | - | 1000 | 1000 / 1500 | 950 | 1000 / 1500 | 912 | 1000 / 1500 | 500 | 1000 / 1500 | 0.950 | 1.900 | 0.960 | 1.824 |"),
+            tables.contains("| rsa2048 | rsa_pss_rsae_sha256 | 1 | - | - | - | - | - | 1000 | 1000 / 1500 | 950 | 1000 / 1500 | 912 | 1000 / 1500 | 500 | 1000 / 1500 | - | - | 0.950 | 1.900 | 0.960 | 1.824 | - | - |"),
             "{tables}"
         );
         let json = report.json_lines().expect("json");
@@ -550,7 +604,7 @@ mod tests {
         let tables = report.tables();
         assert!(
             tables.contains(
-                "| 1000 | 1000 / 1500 | 500 | 1000 / 1500 | - | - | - | - | 0.500 | - | - | - |"
+                "| 1000 | 1000 / 1500 | 500 | 1000 / 1500 | - | - | - | - | - | - | 0.500 | - | - | - | - | - |"
             ),
             "{tables}"
         );

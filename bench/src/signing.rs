@@ -1,7 +1,11 @@
 //! Group `sign`: signatures per second and their latency, direct
-//! (cryptoki on SoftHSM in the worker: the floor), through the agent,
-//! through the agent's PKCS#11 module, and through p11-kit remoting, on
-//! the same token and keys; with the CPU time each costs.
+//! (cryptoki on SoftHSM in the worker: the signature alone), through the
+//! agent, through the agent's PKCS#11 module, and through p11-kit
+//! remoting, on the same token and keys; with the CPU time each costs,
+//! and the agent's own latency over a bare round trip between processes
+//! (floor.rs).
+
+use std::collections::BTreeMap;
 
 use p11agent_client::proto::{Request, Response, Scheme, PROTOCOL_VERSION};
 use p11agent_client::Client;
@@ -10,6 +14,7 @@ use sha2::Digest as _;
 
 use crate::bed::Bed;
 use crate::error::BenchError;
+use crate::floor::{self, EchoServer};
 use crate::harness::{self, RunStats, Timing};
 use crate::job::{self, Job, KeyKind, Signer};
 use crate::p11::{self, Hashing, LoggedIn};
@@ -71,6 +76,7 @@ pub(crate) fn run(
                 Err(e) => Err(e.to_string()),
             })
         }),
+        Signer::Floor { socket, sizes } => floor::run(socket, *sizes, timing, server_pid),
     }
 }
 
@@ -89,7 +95,7 @@ fn cases(plan: &Plan) -> Vec<(KeyKind, Scheme)> {
 
 /// Measures every case, with every client count, on every backend
 /// (interleaved: see [`job::interleave`]), and adds the rows (agent and
-/// module rows with their ratios) to `report`.
+/// module rows with their ratios and own latency) to `report`.
 pub(crate) fn measure(bed: &Bed, plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
     let (softhsm, softhsm_env) = bed.softhsm();
     let daemon = Some(bed.daemon.pid());
@@ -109,26 +115,7 @@ pub(crate) fn measure(bed: &Bed, plan: &Plan, report: &mut Report) -> Result<(),
     .into_iter()
     .filter_map(|(backend, module, hashing, pid)| Some((backend, module?, hashing, pid)))
     .collect();
-    for &clients in &plan.sign_clients {
-        let timing = plan.timing(clients);
-        let round_trip = Job::Sign {
-            signer: Signer::RoundTrip {
-                socket: bed.daemon.socket().to_path_buf(),
-            },
-            // Not used: `hello` signs nothing.
-            scheme: Scheme::EcdsaSecp256r1Sha256,
-            timing,
-            server_pid: daemon,
-        };
-        let stats = job::interleave(&[(round_trip, Vec::new())], timing, plan.rounds)?;
-        for stats in &stats {
-            report.push(Measurement {
-                backend: Some("agent"),
-                clients: Some(clients),
-                ..Measurement::load("sign", ROUND_TRIP, stats)
-            });
-        }
-    }
+    let floors = measure_round_trips(bed, plan, report)?;
     for (kind, scheme) in cases(plan) {
         let key = bed.key(kind);
         for &clients in &plan.sign_clients {
@@ -176,7 +163,7 @@ pub(crate) fn measure(bed: &Bed, plan: &Plan, report: &mut Report) -> Result<(),
             }
             let jobs: Vec<job::Contender> = contenders.iter().map(|(_, c)| c.clone()).collect();
             let stats = job::interleave(&jobs, timing, plan.rounds)?;
-            let rows: Vec<Measurement> = contenders
+            let mut rows: Vec<Measurement> = contenders
                 .iter()
                 .zip(&stats)
                 .map(|((backend, _), stats)| Measurement {
@@ -186,10 +173,81 @@ pub(crate) fn measure(bed: &Bed, plan: &Plan, report: &mut Report) -> Result<(),
                     ..Measurement::load("sign", scheme.as_str(), stats)
                 })
                 .collect();
+            let direct = rows
+                .iter()
+                .find(|r| r.backend == Some("direct"))
+                .and_then(|r| r.p50_us);
+            let floor = floors.get(&clients).copied().flatten();
+            for row in &mut rows {
+                if matches!(row.backend, Some("agent" | "module")) {
+                    row.own_us = report::own_us(row.p50_us, &[direct, floor]);
+                }
+            }
             report.push_compared(rows, &report::SIGN);
         }
     }
     Ok(())
+}
+
+/// Measures, at every client count, the agent's `hello` round trip and
+/// the floor (a bare round trip of a P-256 `sign`'s sizes to an echo
+/// server), interleaved; adds their rows to `report` and returns the
+/// floor's p50 by client count.
+fn measure_round_trips(
+    bed: &Bed,
+    plan: &Plan,
+    report: &mut Report,
+) -> Result<BTreeMap<usize, Option<f64>>, BenchError> {
+    let sizes = floor::p256_sign_sizes(&bed.p256.agent_id())?;
+    let socket = floor::socket_beside(bed.daemon.socket());
+    let echo = EchoServer::start(&socket, sizes)?;
+    let mut floors = BTreeMap::new();
+    for &clients in &plan.sign_clients {
+        let timing = plan.timing(clients);
+        let job = |signer, server_pid| Job::Sign {
+            signer,
+            // Not used: neither signs.
+            scheme: Scheme::EcdsaSecp256r1Sha256,
+            timing,
+            server_pid,
+        };
+        let round_trip = Signer::RoundTrip {
+            socket: bed.daemon.socket().to_path_buf(),
+        };
+        let bare = Signer::Floor {
+            socket: socket.clone(),
+            sizes,
+        };
+        let contenders = [
+            (job(round_trip, Some(bed.daemon.pid())), Vec::new()),
+            (job(bare, Some(echo.pid())), Vec::new()),
+        ];
+        let stats = job::interleave(&contenders, timing, plan.rounds)?;
+        let [hello, bare] = &stats[..] else {
+            return Err(BenchError::Setup(format!(
+                "{} results for 2 round-trip jobs",
+                stats.len()
+            )));
+        };
+        let floor = Measurement {
+            backend: Some("floor"),
+            clients: Some(clients),
+            ..Measurement::load("sign", floor::NAME, bare)
+        };
+        let hello = Measurement {
+            backend: Some("agent"),
+            clients: Some(clients),
+            ..Measurement::load("sign", ROUND_TRIP, hello)
+        };
+        let hello = Measurement {
+            own_us: report::own_us(hello.p50_us, &[floor.p50_us]),
+            ..hello
+        };
+        floors.insert(clients, floor.p50_us);
+        report.push(hello);
+        report.push(floor);
+    }
+    Ok(floors)
 }
 
 #[cfg(test)]
