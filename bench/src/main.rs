@@ -52,6 +52,11 @@ use crate::report::Report;
 /// the p11agent daemon and builds its PKCS#11 module (in this program's
 /// build profile: use `cargo run --release`), and prints Markdown tables;
 /// progress goes to stderr. A full run takes about 7 minutes with the defaults.
+///
+/// To measure another daemon or module (one built from an older commit,
+/// for a before/after comparison) instead of building them, name them in
+/// P11AGENT_BENCH_AGENT=/path/to/p11agent and
+/// P11AGENT_BENCH_MODULE=/path/to/libp11agent_pkcs11.so.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
@@ -226,7 +231,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// Runs the three groups.
 fn run(plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
-    eprintln!("building the p11agent daemon");
     let agent = fixture::agent_binary()?;
     // In /tmp rather than a long TMPDIR: socket paths must stay below
     // 108 bytes.
@@ -250,7 +254,6 @@ fn run(plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
         .any(|g| matches!(g, Group::Sign | Group::Tls))
     {
         let module = if plan.groups.contains(&Group::Sign) {
-            eprintln!("building the agent's PKCS#11 module");
             Some(fixture::agent_module()?)
         } else {
             None
