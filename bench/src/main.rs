@@ -9,12 +9,14 @@
 //!
 //! - `sign`: signatures per second and their latency for RSA-2048 (PSS
 //!   and PKCS#1 v1.5, SHA-256) and ECDSA P-256 with 1, 2 and 8 clients:
-//!   cryptoki on SoftHSM in-process (the floor), the agent through its
-//!   socket, cryptoki on the agent's PKCS#11 module
+//!   cryptoki on SoftHSM in-process (the signature alone), the agent
+//!   through its socket, cryptoki on the agent's PKCS#11 module
 //!   (`libp11agent_pkcs11.so`, what Chromium, curl and ssh load), and
 //!   p11-kit remoting (`p11-kit server` and `p11-kit-client.so`), with
+//!   the CPU time per signature of the serving process and the client,
 //!   the ratios agent/direct, agent/p11-kit, module/agent and
-//!   module/p11-kit;
+//!   module/p11-kit, and the agent's own latency over the floor (a bare
+//!   round trip of a signature's sizes between two processes);
 //! - `tls`: mutual-TLS 1.3 handshakes per second over loopback, the
 //!   client key behind the agent, on the token through cryptoki
 //!   in-process, or in software;
