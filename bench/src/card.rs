@@ -325,10 +325,12 @@ fn signatures(
     for ((kind, scheme), key) in CASES.into_iter().zip(keys) {
         for &clients in &plan.card_clients {
             let timing = plan.timing(clients);
+            // The card's rows are about its latency: no CPU metering.
             let sign = |signer: Signer| Job::Sign {
                 signer,
                 scheme,
                 timing,
+                server_pid: None,
             };
             let mut contenders: Vec<(&'static str, job::Contender)> = vec![
                 (

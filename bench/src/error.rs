@@ -39,6 +39,17 @@ pub(crate) enum BenchError {
     /// A job or result could not be encoded or decoded.
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// A message of the agent's protocol could not be encoded.
+    #[error("encoding a frame: {0}")]
+    Frame(#[from] p11agent_client::proto::frame::FrameError),
+    /// A process's CPU-time clock could not be read (it exited).
+    #[error("reading the CPU time of process {pid}: {source}")]
+    Clock {
+        /// The process.
+        pid: u32,
+        /// The failure.
+        source: nix::errno::Errno,
+    },
     /// A worker process failed; its stderr says why.
     #[error("worker for {job} failed ({status}): {stderr}")]
     Worker {

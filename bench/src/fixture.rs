@@ -1,6 +1,12 @@
 //! What the measurements run against: the `p11agent` binary and the
 //! agent's PKCS#11 module, daemons started from the binary, and a PIN
 //! file.
+//!
+//! The binary and the module are built from this workspace, unless
+//! [`AGENT_ENV`] (`P11AGENT_BENCH_AGENT`) or [`MODULE_ENV`]
+//! (`P11AGENT_BENCH_MODULE`) name files to measure instead: a daemon and
+//! a module built from an older commit, to compare the same benchmark
+//! before and after a change.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -16,20 +22,37 @@ use p11agent_client::{Client, ClientError};
 
 use crate::error::BenchError;
 
+/// The environment variable naming a `p11agent` binary to measure
+/// instead of building one.
+pub(crate) const AGENT_ENV: &str = "P11AGENT_BENCH_AGENT";
+
+/// The environment variable naming a `libp11agent_pkcs11.so` to measure
+/// instead of building one.
+pub(crate) const MODULE_ENV: &str = "P11AGENT_BENCH_MODULE";
+
 /// Builds the `p11agent` binary with cargo, in the profile this benchmark
 /// was built with (release under `cargo run --release`), and returns its
-/// path as cargo reports it.
+/// path as cargo reports it; or the file [`AGENT_ENV`] names.
 ///
 /// Building rather than looking for a file next to our own: a stale
-/// daemon from an earlier commit would make the numbers lie.
+/// daemon from an earlier commit would make the numbers lie. One is
+/// measured only when asked for by name.
 pub(crate) fn agent_binary() -> Result<PathBuf, BenchError> {
+    if let Some(path) = overridden(AGENT_ENV)? {
+        return Ok(path);
+    }
+    eprintln!("building the p11agent daemon");
     build("p11agent", &["--bin", "p11agent"], "p11agent")
 }
 
 /// Builds the agent's PKCS#11 module, `libp11agent_pkcs11.so`, as
 /// [`agent_binary`] builds the daemon (same profile, same reason), and
-/// returns its path.
+/// returns its path; or the file [`MODULE_ENV`] names.
 pub(crate) fn agent_module() -> Result<PathBuf, BenchError> {
+    if let Some(path) = overridden(MODULE_ENV)? {
+        return Ok(path);
+    }
+    eprintln!("building the agent's PKCS#11 module");
     build("p11agent-pkcs11", &["--lib"], "p11agent_pkcs11")
 }
 
@@ -42,6 +65,26 @@ pub(crate) fn slowcard_module() -> Result<PathBuf, BenchError> {
         &["--lib"],
         "p11agent_bench_slowcard",
     )
+}
+
+/// The file the environment variable `var` names, if it is set, as a
+/// canonical path; says so on stderr, since the run then measures
+/// something this commit did not build, and the message should name
+/// exactly which file.
+fn overridden(var: &str) -> Result<Option<PathBuf>, BenchError> {
+    let Some(named) = std::env::var_os(var).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let path = std::fs::canonicalize(&named)
+        .map_err(|e| BenchError::Setup(format!("{var}={}: {e}", Path::new(&named).display())))?;
+    if !path.is_file() {
+        return Err(BenchError::Setup(format!(
+            "{var}: {} is not a file",
+            path.display()
+        )));
+    }
+    eprintln!("{var}: measuring {} instead of building it", path.display());
+    Ok(Some(path))
 }
 
 /// `cargo build -p package targets` in this benchmark's profile; the
@@ -150,6 +193,11 @@ impl Daemon {
             log,
             started,
         })
+    }
+
+    /// Its process id, whose CPU time the signing rows report.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// When the process was started.

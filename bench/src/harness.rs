@@ -1,13 +1,16 @@
 //! Closed-loop load: N client threads, each doing one operation after
-//! another for a warm-up and then a fixed measured window.
+//! another for a warm-up and then a fixed measured window; optionally
+//! the CPU time spent in that window, by this process and by the one
+//! serving it.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Barrier, Mutex, PoisonError};
+use std::sync::{Barrier, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cpu;
 use crate::error::BenchError;
 
 /// How long, and with how many clients, one row is measured.
@@ -39,6 +42,14 @@ pub(crate) struct RunStats {
     /// The TLS signature scheme the client key chose, for handshake rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheme: Option<String>,
+    /// CPU time of the clients' process over the window, ns, when
+    /// metered ([`run_metered`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cpu_ns: Option<u64>,
+    /// CPU time of the serving process and its children over the window,
+    /// ns, when there is one and it was metered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpu_ns: Option<u64>,
 }
 
 impl RunStats {
@@ -61,6 +72,20 @@ impl RunStats {
         self.latency.percentile(99.0) / 1000.0
     }
 
+    /// The clients' process's CPU time per operation, µs, when metered.
+    pub(crate) fn client_cpu_us_per_op(&self) -> Option<f64> {
+        self.per_op_us(self.client_cpu_ns)
+    }
+
+    /// The serving processes' CPU time per operation, µs, when metered.
+    pub(crate) fn server_cpu_us_per_op(&self) -> Option<f64> {
+        self.per_op_us(self.server_cpu_ns)
+    }
+
+    fn per_op_us(&self, ns: Option<u64>) -> Option<f64> {
+        (self.ops > 0).then_some(ns? as f64 / self.ops as f64 / 1000.0)
+    }
+
     /// Adds another run of the same row: the rounds of an interleaved
     /// measurement.
     pub(crate) fn merge(&mut self, other: RunStats) {
@@ -74,6 +99,11 @@ impl RunStats {
         if self.scheme.is_none() {
             self.scheme = other.scheme;
         }
+        // CPU time and operations are summed alike; a time missing from
+        // one run would divide a part of the CPU by all the operations.
+        let sum = |a: Option<u64>, b: Option<u64>| Some(a? + b?);
+        self.client_cpu_ns = sum(self.client_cpu_ns, other.client_cpu_ns);
+        self.server_cpu_ns = sum(self.server_cpu_ns, other.server_cpu_ns);
     }
 }
 
@@ -152,17 +182,98 @@ where
     S: Fn(usize) -> Result<C, BenchError> + Sync,
     C: FnMut() -> Result<(), String>,
 {
+    load(timing, None, setup)
+}
+
+/// As [`run`], and meters the CPU time spent in the window: this
+/// process's ([`RunStats::client_cpu_ns`]) and, given its pid, the
+/// serving process's with its children ([`RunStats::server_cpu_ns`]).
+///
+/// A thread of its own reads the clocks at the window's start and end,
+/// the instants the clients count operations between; warm-up and
+/// set-up are outside. Its reads of `/proc` (to find a server's
+/// children) are left out of this process's time: the server is read
+/// before this process at the start, after it at the end.
+pub(crate) fn run_metered<S, C>(
+    timing: &Timing,
+    server: Option<u32>,
+    setup: S,
+) -> Result<RunStats, BenchError>
+where
+    S: Fn(usize) -> Result<C, BenchError> + Sync,
+    C: FnMut() -> Result<(), String>,
+{
+    load(timing, Some(Meter { server }), setup)
+}
+
+/// What [`run_metered`] reads the CPU time of.
+#[derive(Debug, Clone, Copy)]
+struct Meter {
+    /// The serving process, if any.
+    server: Option<u32>,
+}
+
+/// CPU time over a window, ns: this process's, and the server's.
+type CpuWindow = (u64, Option<u64>);
+
+impl Meter {
+    /// Waits for the window and reads the clocks at its ends.
+    fn read(self, from: Instant, until: Instant) -> Result<CpuWindow, BenchError> {
+        std::thread::sleep(from.saturating_duration_since(Instant::now()));
+        let server_start = self.server.map(cpu::tree_ns).transpose()?;
+        let client_start = cpu::own_ns()?;
+        std::thread::sleep(until.saturating_duration_since(Instant::now()));
+        let client = cpu::own_ns()?.saturating_sub(client_start);
+        let server_end = self.server.map(cpu::tree_ns).transpose()?;
+        let server = server_start
+            .zip(server_end)
+            .map(|(start, end)| cpu::window_ns(&start, &end));
+        Ok((client, server))
+    }
+}
+
+/// [`run`] or [`run_metered`].
+fn load<S, C>(timing: &Timing, meter: Option<Meter>, setup: S) -> Result<RunStats, BenchError>
+where
+    S: Fn(usize) -> Result<C, BenchError> + Sync,
+    C: FnMut() -> Result<(), String>,
+{
     let clients = timing.clients.max(1);
     let warmup = Duration::from_secs_f64(timing.warmup_secs.max(0.0));
     let window = Duration::from_secs_f64(timing.duration_secs.max(0.0));
-    let barrier = Barrier::new(clients);
+    let barrier = Barrier::new(clients + usize::from(meter.is_some()));
+    // One start for every thread, so that the meter's window is the
+    // clients' window.
+    let start = OnceLock::new();
+    let window_of = |start: &OnceLock<Instant>| {
+        let start = *start.get_or_init(Instant::now);
+        (start + warmup, start + warmup + window)
+    };
     let setup_failed = AtomicBool::new(false);
     let setup_error: Mutex<Option<BenchError>> = Mutex::new(None);
+    let metered: OnceLock<Result<CpuWindow, BenchError>> = OnceLock::new();
     let tallies: Vec<ThreadTally> = std::thread::scope(|scope| {
+        if let Some(meter) = meter {
+            let (barrier, setup_failed, start, window_of, metered) =
+                (&barrier, &setup_failed, &start, &window_of, &metered);
+            scope.spawn(move || {
+                barrier.wait();
+                if !setup_failed.load(Ordering::SeqCst) {
+                    let (from, until) = window_of(start);
+                    let _ = metered.set(meter.read(from, until));
+                }
+            });
+        }
         let handles: Vec<_> = (0..clients)
             .map(|index| {
-                let (barrier, setup, setup_failed, setup_error) =
-                    (&barrier, &setup, &setup_failed, &setup_error);
+                let (barrier, setup, setup_failed, setup_error, start, window_of) = (
+                    &barrier,
+                    &setup,
+                    &setup_failed,
+                    &setup_error,
+                    &start,
+                    &window_of,
+                );
                 scope.spawn(move || {
                     let client = match setup(index) {
                         Ok(client) => Some(client),
@@ -180,7 +291,8 @@ where
                     barrier.wait();
                     match client {
                         Some(op) if !setup_failed.load(Ordering::SeqCst) => {
-                            drive(op, warmup, window)
+                            let (from, until) = window_of(start);
+                            drive(op, from, until)
                         }
                         _ => ThreadTally::default(),
                     }
@@ -214,17 +326,22 @@ where
         }
     }
     stats.ops = stats.latency.count();
+    // The meter thread ends with the scope (a panic in it propagates).
+    if let Some(cpu) = metered.into_inner() {
+        let (client, server) = cpu?;
+        stats.client_cpu_ns = Some(client);
+        stats.server_cpu_ns = server;
+    }
     Ok(stats)
 }
 
-/// One client's loop.
-fn drive<C>(mut op: C, warmup: Duration, window: Duration) -> ThreadTally
+/// One client's loop; operations that end between `from` and `until`
+/// count.
+fn drive<C>(mut op: C, from: Instant, until: Instant) -> ThreadTally
 where
     C: FnMut() -> Result<(), String>,
 {
     let mut tally = ThreadTally::default();
-    let start = Instant::now();
-    let (from, until) = (start + warmup, start + warmup + window);
     loop {
         let began = Instant::now();
         let result = op();
@@ -299,6 +416,52 @@ mod tests {
         assert_eq!(twice.ops, 2 * stats.ops);
         assert_eq!(twice.errors, 2);
         assert!((twice.ops_per_sec() - stats.ops_per_sec()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn metering_reads_cpu_over_the_window_only() {
+        let timing = Timing {
+            clients: 1,
+            warmup_secs: 0.05,
+            duration_secs: 0.1,
+        };
+        // Spins (CPU) during the warm-up and the window; the set-up
+        // sleeps (no CPU) and must not count.
+        let stats = run_metered(&timing, Some(std::process::id()), |_| {
+            std::thread::sleep(Duration::from_millis(50));
+            Ok(|| {
+                let spin = Instant::now();
+                while spin.elapsed() < Duration::from_micros(200) {}
+                Ok(())
+            })
+        })
+        .expect("run");
+        let client = stats.client_cpu_ns.expect("client CPU");
+        // About the window's 100 ms of spinning: not the warm-up's 50 ms
+        // on top, and not much less (a loaded machine takes some).
+        assert!(client < 140_000_000, "{stats:?}");
+        assert!(client > 20_000_000, "{stats:?}");
+        // The "server" is this process, read a little outside the
+        // client's reads.
+        assert!(
+            stats.server_cpu_ns.expect("server CPU") >= client,
+            "{stats:?}"
+        );
+        let per_op = stats.client_cpu_us_per_op().expect("per op");
+        assert!(per_op > 100.0 && per_op < 400.0, "{stats:?}");
+
+        let mut twice = stats.clone();
+        twice.merge(stats.clone());
+        assert_eq!(twice.client_cpu_ns, Some(2 * client));
+        let unmetered = RunStats {
+            client_cpu_ns: None,
+            ..stats.clone()
+        };
+        twice.merge(unmetered);
+        assert_eq!(twice.client_cpu_ns, None);
+        assert_eq!(RunStats::default().client_cpu_us_per_op(), None);
+        let plain = run(&timing, |_| Ok(|| Ok(()))).expect("unmetered run");
+        assert_eq!((plain.client_cpu_ns, plain.server_cpu_ns), (None, None));
     }
 
     #[test]

@@ -37,6 +37,10 @@ pub(crate) enum Job {
         scheme: Scheme,
         /// Clients, warm-up and window.
         timing: Timing,
+        /// The process that serves the signer (the daemon, `p11-kit
+        /// server`, the echo server), whose CPU time the worker reads
+        /// over the window; none for cryptoki on SoftHSM in the worker.
+        server_pid: Option<u32>,
     },
     /// Mutual-TLS handshakes over loopback.
     Tls(crate::tls::TlsJob),
@@ -63,6 +67,7 @@ impl Job {
                 signer,
                 scheme,
                 timing,
+                ..
             } => format!(
                 "sign {scheme} via {} with {} clients",
                 signer.describe(),
@@ -101,6 +106,15 @@ pub(crate) enum Signer {
         /// The agent's socket.
         socket: PathBuf,
     },
+    /// Not a signature: a blocking round trip of a P-256 `sign`
+    /// request's and response's sizes to an echo server, the least any
+    /// process on the other side of a Unix socket can cost (floor.rs).
+    Floor {
+        /// The echo server's socket.
+        socket: PathBuf,
+        /// Bytes sent, and bytes answered, per round trip.
+        sizes: crate::floor::Sizes,
+    },
 }
 
 impl Signer {
@@ -109,6 +123,7 @@ impl Signer {
             Signer::Cryptoki { key, .. } => format!("cryptoki on {}", key.module.display()),
             Signer::Agent { .. } => "the agent".to_owned(),
             Signer::RoundTrip { .. } => "the agent's round trip".to_owned(),
+            Signer::Floor { .. } => "the echo server".to_owned(),
         }
     }
 }
@@ -228,15 +243,21 @@ pub(crate) fn interleave(
         duration_secs: timing.duration_secs / rounds as f64,
         ..timing
     };
-    let mut totals = vec![RunStats::default(); contenders.len()];
+    // The first round's stats rather than empty ones to merge into: an
+    // empty one has no CPU time, which would void every other round's.
+    let mut totals: Vec<Option<RunStats>> = vec![None; contenders.len()];
     for round in 0..rounds {
         for k in 0..contenders.len() {
             let i = (k + round) % contenders.len();
             let (job, env) = &contenders[i];
-            totals[i].merge(run_in_child(&job.with_timing(slice), env)?);
+            let stats = run_in_child(&job.with_timing(slice), env)?;
+            match &mut totals[i] {
+                Some(total) => total.merge(stats),
+                empty => *empty = Some(stats),
+            }
         }
     }
-    Ok(totals)
+    Ok(totals.into_iter().map(Option::unwrap_or_default).collect())
 }
 
 /// The worker's side: reads the job, measures, prints the result.
@@ -251,7 +272,8 @@ pub(crate) fn work() -> Result<(), BenchError> {
             signer,
             scheme,
             timing,
-        } => crate::signing::run(&signer, scheme, &timing)?,
+            server_pid,
+        } => crate::signing::run(&signer, scheme, &timing, server_pid)?,
         Job::Tls(job) => crate::tls::run(&job)?,
         Job::Card(job) => crate::card::run(&job)?,
     };

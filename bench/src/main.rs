@@ -9,12 +9,14 @@
 //!
 //! - `sign`: signatures per second and their latency for RSA-2048 (PSS
 //!   and PKCS#1 v1.5, SHA-256) and ECDSA P-256 with 1, 2 and 8 clients:
-//!   cryptoki on SoftHSM in-process (the floor), the agent through its
-//!   socket, cryptoki on the agent's PKCS#11 module
+//!   cryptoki on SoftHSM in-process (the signature alone), the agent
+//!   through its socket, cryptoki on the agent's PKCS#11 module
 //!   (`libp11agent_pkcs11.so`, what Chromium, curl and ssh load), and
 //!   p11-kit remoting (`p11-kit server` and `p11-kit-client.so`), with
+//!   the CPU time per signature of the serving process and the client,
 //!   the ratios agent/direct, agent/p11-kit, module/agent and
-//!   module/p11-kit;
+//!   module/p11-kit, and the agent's own latency over the floor (a bare
+//!   round trip of a signature's sizes between two processes);
 //! - `tls`: mutual-TLS 1.3 handshakes per second over loopback, the
 //!   client key behind the agent, on the token through cryptoki
 //!   in-process, or in software;
@@ -31,8 +33,10 @@
 
 mod bed;
 mod card;
+mod cpu;
 mod error;
 mod fixture;
+mod floor;
 mod harness;
 mod job;
 mod p11;
@@ -56,6 +60,11 @@ use crate::report::Report;
 /// the p11agent daemon and builds its PKCS#11 module (in this program's
 /// build profile: use `cargo run --release`), and prints Markdown tables;
 /// progress goes to stderr. A full run takes about 10 minutes with the defaults.
+///
+/// To measure another daemon or module (one built from an older commit,
+/// for a before/after comparison) instead of building them, name them in
+/// P11AGENT_BENCH_AGENT=/path/to/p11agent and
+/// P11AGENT_BENCH_MODULE=/path/to/libp11agent_pkcs11.so.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
@@ -100,6 +109,20 @@ enum Internal {
     /// process of the benchmark; see job.rs)
     #[command(hide = true)]
     Worker,
+    /// Answers round trips of fixed sizes on a Unix socket: the floor of
+    /// the signing rows (see floor.rs)
+    #[command(hide = true)]
+    Echo {
+        /// Where to listen
+        #[arg(long)]
+        socket: PathBuf,
+        /// Bytes of a request
+        #[arg(long)]
+        request_size: usize,
+        /// Bytes of a reply
+        #[arg(long)]
+        reply_size: usize,
+    },
 }
 
 /// A group of measurements.
@@ -201,8 +224,20 @@ impl Plan {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse();
-    if let Some(Internal::Worker) = cli.command {
-        return Ok(job::work()?);
+    match cli.command {
+        Some(Internal::Worker) => return Ok(job::work()?),
+        Some(Internal::Echo {
+            ref socket,
+            request_size,
+            reply_size,
+        }) => {
+            let sizes = floor::Sizes {
+                request: request_size,
+                reply: reply_size,
+            };
+            return Ok(floor::serve(socket, sizes)?);
+        }
+        None => {}
     }
     let plan = Plan::new(&cli)?;
     let load_before = load_average();
@@ -215,7 +250,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// Runs the groups.
 fn run(plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
-    eprintln!("building the p11agent daemon");
     let agent = fixture::agent_binary()?;
     // In /tmp rather than a long TMPDIR: socket paths must stay below
     // 108 bytes.
@@ -239,7 +273,6 @@ fn run(plan: &Plan, report: &mut Report) -> Result<(), BenchError> {
         .any(|g| matches!(g, Group::Sign | Group::Tls))
     {
         let module = if plan.groups.contains(&Group::Sign) {
-            eprintln!("building the agent's PKCS#11 module");
             Some(fixture::agent_module()?)
         } else {
             None

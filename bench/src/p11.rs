@@ -1,5 +1,5 @@
 //! Signing with cryptoki in the benchmark's own process: the "direct"
-//! floor, the p11-kit remoting peer (the same code on
+//! rows (the signature alone), the p11-kit remoting peer (the same code on
 //! `p11-kit-client.so`), the agent's own PKCS#11 module, and the
 //! in-process TLS key.
 //!
@@ -7,7 +7,7 @@
 //! minus the socket: hash in software, then one `C_Sign` with the raw
 //! mechanism (`CKM_RSA_PKCS` over a DigestInfo, `CKM_RSA_PKCS_PSS`,
 //! `CKM_ECDSA`) and, for ECDSA, `r || s` converted to DER. Anything less
-//! would flatter the floor; anything more would flatter the agent.
+//! would flatter the direct rows; anything more would flatter the agent.
 //!
 //! On the agent's module the hash-and-sign mechanism instead
 //! ([`Hashing::Module`]): its raw mechanisms are digests, which the

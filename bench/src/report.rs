@@ -22,7 +22,8 @@ pub(crate) struct Measurement {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<&'static str>,
     /// Who did the work: `direct`, `agent`, `module`, `p11kit`,
-    /// `software`, `per_program` (`card` rows).
+    /// `software`, `per_program` (`card` rows), or `floor` (the echo
+    /// server of floor.rs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backend: Option<&'static str>,
     /// Concurrent clients.
@@ -43,6 +44,16 @@ pub(crate) struct Measurement {
     /// 99th-percentile latency, µs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub p99_us: Option<f64>,
+    /// CPU time of the process serving the clients (the daemon,
+    /// `p11-kit server` and its per-connection children, the echo
+    /// server) over the window, per operation, µs; on metered rows that
+    /// have one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_us_per_op: Option<f64>,
+    /// CPU time of the clients' process (the worker) over the window,
+    /// per operation, µs; on metered rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_cpu_us_per_op: Option<f64>,
     /// Failed operations (warm-up included).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<u64>,
@@ -68,6 +79,13 @@ pub(crate) struct Measurement {
     /// software key. Above 1.0 means the agent is faster.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_vs_software: Option<f64>,
+    /// On agent and module `sign` rows: their p50 minus the direct
+    /// row's and the floor's (same clients), µs: the latency the agent
+    /// adds beyond the signature and the least a round trip between
+    /// processes costs. On `hello_round_trip` rows: p50 minus the
+    /// floor's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub own_us: Option<f64>,
     /// A single value (`store` rows, `card` first signatures).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
@@ -94,6 +112,8 @@ impl Measurement {
             ops_per_sec: Some(round(stats.ops_per_sec(), 1)),
             p50_us: Some(round(stats.p50_us(), 1)),
             p99_us: Some(round(stats.p99_us(), 1)),
+            server_cpu_us_per_op: stats.server_cpu_us_per_op().map(|v| round(v, 2)),
+            client_cpu_us_per_op: stats.client_cpu_us_per_op().map(|v| round(v, 2)),
             errors: Some(stats.errors),
             first_error: stats.first_error.clone(),
             scheme: stats.scheme.clone(),
@@ -138,6 +158,13 @@ impl Measurement {
         if let (Some(ops), Some(p50), Some(p99)) = (self.ops_per_sec, self.p50_us, self.p99_us) {
             let _ = write!(line, ": {ops:.1} ops/s, p50 {p50:.0} µs, p99 {p99:.0} µs");
         }
+        if let Some(cpu) = self.client_cpu_us_per_op {
+            let _ = write!(
+                line,
+                ", CPU/op {} µs",
+                cpu_cell(self.server_cpu_us_per_op, cpu)
+            );
+        }
         if let (Some(value), Some(unit)) = (self.value, self.unit) {
             let _ = write!(line, ": {value} {unit}");
         }
@@ -152,6 +179,20 @@ impl Measurement {
 fn round(x: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
     (x * scale).round() / scale
+}
+
+/// What a row's median latency leaves once the medians of the work it
+/// shares with cheaper rows (`beneath`: the signature, the floor) are
+/// taken out, µs; `None` when any is missing. Medians do not subtract
+/// exactly (the median of a sum is not the sum of medians), and the
+/// rows are measured in different slices of time: read it as an
+/// estimate, whose noise can make it negative.
+pub(crate) fn own_us(p50: Option<f64>, beneath: &[Option<f64>]) -> Option<f64> {
+    let mut own = p50?;
+    for p50 in beneath {
+        own -= (*p50)?;
+    }
+    Some(round(own, 1))
 }
 
 /// `numerator / denominator` of two rows' throughput, when both exist.
@@ -275,7 +316,9 @@ impl Report {
             group,
             title,
             backends,
+            cpu,
             ratios,
+            own,
         } = *comparison;
         let cases = self.cases(group);
         if cases.is_empty() {
@@ -284,11 +327,21 @@ impl Report {
         let _ = writeln!(out, "{title}\n");
         let mut header = "| key | what | clients |".to_owned();
         let mut rule = "|---|---|---:|".to_owned();
+        if cpu {
+            for (_, label) in backends {
+                let _ = write!(header, " {label} CPU µs/op |");
+                rule.push_str("---:|");
+            }
+        }
         for (_, label) in backends {
             let _ = write!(header, " {label} ops/s | {label} p50 / p99 |");
             rule.push_str("---:|---:|");
         }
         for (label, _, _) in ratios {
+            let _ = write!(header, " {label} |");
+            rule.push_str("---:|");
+        }
+        for (label, _) in own {
             let _ = write!(header, " {label} |");
             rule.push_str("---:|");
         }
@@ -300,6 +353,17 @@ impl Report {
                 key.unwrap_or("-"),
                 clients.map(|c| c.to_string()).unwrap_or_default()
             );
+            let find = |backend| self.find(group, &name, key, clients, backend);
+            if cpu {
+                for (backend, _) in backends {
+                    let cell = find(backend)
+                        .and_then(|r| {
+                            Some(cpu_cell(r.server_cpu_us_per_op, r.client_cpu_us_per_op?))
+                        })
+                        .unwrap_or_else(|| "-".to_owned());
+                    let _ = write!(out, " {cell} |");
+                }
+            }
             for (backend, _) in backends {
                 match self.find(group, &name, key, clients, backend) {
                     Some(r) => {
@@ -316,10 +380,11 @@ impl Report {
                 }
             }
             for (_, numerator, denominator) in ratios {
-                let value = self
-                    .find(group, &name, key, clients, numerator)
-                    .and_then(|top| ratio(top, self.find(group, &name, key, clients, denominator)));
+                let value = find(numerator).and_then(|top| ratio(top, find(denominator)));
                 let _ = write!(out, " {} |", opt(value, 3));
+            }
+            for (_, backend) in own {
+                let _ = write!(out, " {} |", opt(find(backend).and_then(|r| r.own_us), 0));
             }
             out.push('\n');
         }
@@ -344,28 +409,39 @@ pub(crate) struct Comparison {
     title: &'static str,
     /// Backends, as rows name them, and their columns' labels.
     backends: &'static [(&'static str, &'static str)],
+    /// Whether the table leads with each backend's CPU time per
+    /// operation.
+    cpu: bool,
     /// Ratios of throughput: column label, numerator backend, denominator
     /// backend. The numerator's row carries it as `ratio_vs_<denominator>`.
     ratios: &'static [(&'static str, &'static str, &'static str)],
+    /// Columns of `own_us`: label, backend.
+    own: &'static [(&'static str, &'static str)],
 }
 
 /// Signing: the token in the worker, the agent's client, the agent's
-/// PKCS#11 module, p11-kit remoting.
+/// PKCS#11 module, p11-kit remoting, and the floor. CPU per operation
+/// first: on a machine whose cores are shared, what a signature costs
+/// in CPU moves less than how long it takes.
 pub(crate) const SIGN: Comparison = Comparison {
     group: "sign",
-    title: "Signing: ops/s, p50 / p99 latency in µs",
+    title: "Signing: CPU µs per operation (serving process + client), ops/s, \
+            p50 / p99 latency in µs, the agent's own latency in µs",
     backends: &[
         ("direct", "direct"),
         ("agent", "agent"),
         ("module", "module"),
         ("p11kit", "p11-kit"),
+        ("floor", "floor"),
     ],
+    cpu: true,
     ratios: &[
         ("agent/direct", "agent", "direct"),
         ("agent/p11-kit", "agent", "p11kit"),
         ("module/agent", "module", "agent"),
         ("module/p11-kit", "module", "p11kit"),
     ],
+    own: &[("agent own µs", "agent"), ("module own µs", "module")],
 };
 
 /// Handshakes: the key through cryptoki in the client, through the
@@ -378,10 +454,12 @@ pub(crate) const TLS: Comparison = Comparison {
         ("agent", "agent"),
         ("software", "software key"),
     ],
+    cpu: false,
     ratios: &[
         ("agent/direct", "agent", "direct"),
         ("agent/software", "agent", "software"),
     ],
+    own: &[],
 };
 
 /// Signing on the slow card: the agent, cryptoki in the worker (logged
@@ -400,7 +478,15 @@ pub(crate) const CARD: Comparison = Comparison {
         ("agent/per-program", "agent", "per_program"),
         ("agent/p11-kit", "agent", "p11kit"),
     ],
+    cpu: false,
+    own: &[],
 };
+
+/// CPU µs per operation as `server + client`; `-` for the server when
+/// none serves (the direct rows).
+fn cpu_cell(server: Option<f64>, client: f64) -> String {
+    format!("{} + {client:.1}", opt(server, 1))
+}
 
 /// A number with `digits` decimals, or `-`.
 fn opt(value: Option<f64>, digits: usize) -> String {
@@ -426,6 +512,73 @@ mod tests {
             errors: Some(0),
             ..Measurement::default()
         }
+    }
+
+    /// `row` with CPU per operation, as a metered run gives it.
+    fn metered(backend: &'static str, ops: f64, server: Option<f64>, client: f64) -> Measurement {
+        Measurement {
+            server_cpu_us_per_op: server,
+            client_cpu_us_per_op: Some(client),
+            ..row(backend, ops)
+        }
+    }
+
+    #[test]
+    fn own_latency_is_what_is_left_over_the_rows_beneath() {
+        assert_eq!(own_us(Some(269.0), &[Some(78.0), Some(85.0)]), Some(106.0));
+        assert_eq!(own_us(Some(33.3), &[Some(20.1)]), Some(13.2));
+        assert_eq!(own_us(Some(20.0), &[Some(30.0)]), Some(-10.0));
+        assert_eq!(own_us(Some(269.0), &[Some(78.0), None]), None);
+        assert_eq!(own_us(None, &[Some(1.0)]), None);
+    }
+
+    #[test]
+    fn cpu_per_operation_leads_the_signing_table() {
+        let mut report = Report::default();
+        report.push(Measurement {
+            name: "p256_size_echo".into(),
+            key: None,
+            ..metered("floor", 40000.0, Some(6.04), 9.96)
+        });
+        let mut agent = metered("agent", 950.0, Some(120.0), 31.25);
+        agent.own_us = Some(42.0);
+        report.push_compared(vec![metered("direct", 1000.0, None, 900.0), agent], &SIGN);
+        let tables = report.tables();
+        assert!(
+            tables.contains("| clients | direct CPU µs/op | agent CPU µs/op | module CPU µs/op | p11-kit CPU µs/op | floor CPU µs/op | direct ops/s |"),
+            "{tables}"
+        );
+        assert!(
+            tables.contains("| - | p256_size_echo | 1 | - | - | - | - | 6.0 + 10.0 | - | - | - | - | - | - | - | - | 40000 | 1000 / 1500 | - | - | - | - | - | - |"),
+            "{tables}"
+        );
+        assert!(
+            tables.contains("| rsa2048 | rsa_pss_rsae_sha256 | 1 | - + 900.0 | 120.0 + 31.2 | - | - | - | 1000 |"),
+            "{tables}"
+        );
+        assert!(
+            tables.contains("| 0.950 | - | - | - | 42 | - |"),
+            "{tables}"
+        );
+        let json = report.json_lines().expect("json");
+        let agent: serde_json::Value =
+            serde_json::from_str(json.lines().nth(2).expect("agent line")).expect("parses");
+        assert_eq!(agent["server_cpu_us_per_op"], 120.0);
+        assert_eq!(agent["client_cpu_us_per_op"], 31.25);
+        assert_eq!(agent["own_us"], 42.0);
+        let direct: serde_json::Value =
+            serde_json::from_str(json.lines().nth(1).expect("direct line")).expect("parses");
+        assert!(direct.get("server_cpu_us_per_op").is_none());
+        // The handshake table has no CPU or own columns (its rows' CPU is
+        // in the JSON).
+        let mut tls = Report::default();
+        tls.push(Measurement {
+            group: "tls",
+            name: "mtls_handshake".into(),
+            ..metered("agent", 500.0, Some(300.0), 900.0)
+        });
+        assert!(!tls.tables().contains("CPU"), "{}", tls.tables());
+        assert!(!tls.tables().contains("own"), "{}", tls.tables());
     }
 
     #[test]
@@ -461,7 +614,7 @@ mod tests {
         assert_eq!(ratio(agent, None), None);
         let tables = report.tables();
         assert!(
-            tables.contains("| rsa2048 | rsa_pss_rsae_sha256 | 1 | 1000 | 1000 / 1500 | 950 | 1000 / 1500 | 912 | 1000 / 1500 | 500 | 1000 / 1500 | 0.950 | 1.900 | 0.960 | 1.824 |"),
+            tables.contains("| rsa2048 | rsa_pss_rsae_sha256 | 1 | - | - | - | - | - | 1000 | 1000 / 1500 | 950 | 1000 / 1500 | 912 | 1000 / 1500 | 500 | 1000 / 1500 | - | - | 0.950 | 1.900 | 0.960 | 1.824 | - | - |"),
             "{tables}"
         );
         let json = report.json_lines().expect("json");
@@ -483,7 +636,7 @@ mod tests {
         let tables = report.tables();
         assert!(
             tables.contains(
-                "| 1000 | 1000 / 1500 | 500 | 1000 / 1500 | - | - | - | - | 0.500 | - | - | - |"
+                "| 1000 | 1000 / 1500 | 500 | 1000 / 1500 | - | - | - | - | - | - | 0.500 | - | - | - | - | - |"
             ),
             "{tables}"
         );

@@ -57,6 +57,10 @@ pub(crate) struct TlsJob {
     pub server_cert: Vec<u8>,
     /// The server's key, PKCS#8 DER.
     pub server_key: Vec<u8>,
+    /// The agent's daemon, for its CPU time over the window, on the
+    /// agent's rows. (The rustls server runs in the worker: its CPU time
+    /// is in the worker's.)
+    pub server_pid: Option<u32>,
 }
 
 impl TlsJob {
@@ -286,7 +290,7 @@ pub(crate) fn run(job: &TlsJob) -> Result<RunStats, BenchError> {
             let (listener, server, stop) = (&listener, &server, &stop);
             scope.spawn(move || serve(listener, server, stop));
         }
-        let stats = harness::run(&job.timing, setup);
+        let stats = harness::run_metered(&job.timing, job.server_pid, setup);
         stop.store(true, Ordering::SeqCst);
         // Wakes every server thread blocked in accept.
         for _ in 0..clients {
@@ -415,6 +419,10 @@ pub(crate) fn measure(bed: &Bed, plan: &Plan, report: &mut Report) -> Result<(),
         }
         for &clients in &plan.tls_clients {
             let job = |client: TlsClient| {
+                let server_pid = match client {
+                    TlsClient::Agent { .. } => Some(bed.daemon.pid()),
+                    TlsClient::Cryptoki { .. } | TlsClient::Software { .. } => None,
+                };
                 Job::Tls(TlsJob {
                     client,
                     kind,
@@ -422,6 +430,7 @@ pub(crate) fn measure(bed: &Bed, plan: &Plan, report: &mut Report) -> Result<(),
                     root: bed.pki.root_der().to_vec(),
                     server_cert: server.cert_der.clone(),
                     server_key: server.key_der.clone(),
+                    server_pid,
                 })
             };
             let mut contenders: Vec<(&'static str, job::Contender)> = vec![

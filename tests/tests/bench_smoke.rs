@@ -120,6 +120,41 @@ fn a_smoke_run_measures_every_group() {
             "{row}"
         );
     }
+    // The signing group's CPU per operation, its headline: the worker's
+    // on every row, the serving process's (daemon, p11-kit server, echo
+    // server) on every row that has one. Present, not judged.
+    for row in rows
+        .iter()
+        .filter(|r| r["group"] == "sign" && r.get("ops_per_sec").is_some())
+    {
+        assert!(row["client_cpu_us_per_op"].is_f64(), "{row}");
+        let served = row["backend"] != "direct";
+        assert_eq!(
+            row["server_cpu_us_per_op"].is_f64(),
+            served,
+            "server CPU on a row with a server, and only there: {row}"
+        );
+    }
+    // The floor (a bare round trip of a P-256 sign's sizes) at every
+    // client count of the signing rows, and the agent's own latency over
+    // it on the agent's and module's rows and the round trip's.
+    for sign in rows
+        .iter()
+        .filter(|r| r["group"] == "sign" && r["backend"] == "agent")
+    {
+        assert!(
+            rows.iter().any(|f| f["backend"] == "floor"
+                && f["name"] == "p256_size_echo"
+                && f["clients"] == sign["clients"]),
+            "no floor row for {sign}:\n{stderr}"
+        );
+    }
+    for row in rows
+        .iter()
+        .filter(|r| r["group"] == "sign" && (r["backend"] == "agent" || r["backend"] == "module"))
+    {
+        assert!(row["own_us"].is_f64(), "no own_us: {row}");
+    }
     // The store group's single values: start-up times and memory.
     for name in ["all_identities_listed_after_start", "daemon_rss"] {
         assert!(
@@ -162,4 +197,17 @@ fn a_smoke_run_measures_every_group() {
             && stderr.contains("agent/per-program"),
         "no tables on stderr:\n{stderr}"
     );
+    for column in [
+        "| key | what | clients | direct CPU µs/op | agent CPU µs/op |",
+        "floor CPU µs/op",
+        "floor p50 / p99",
+        "agent own µs",
+        "module own µs",
+        "| p256_size_echo |",
+    ] {
+        assert!(
+            stderr.contains(column),
+            "no {column:?} in the tables:\n{stderr}"
+        );
+    }
 }
