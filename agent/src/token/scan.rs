@@ -27,6 +27,13 @@ const FIND_BATCH: NonZeroUsize = match NonZeroUsize::new(256) {
     None => NonZeroUsize::MIN,
 };
 
+/// What a scan's first search lists, for its errors.
+const ALL_OBJECTS: &str = "certificate and key";
+
+/// Fixed-size, so that one `C_GetAttributeValue` reads them (cryptoki
+/// makes a second call for any attribute of variable size).
+const CLASS_ATTRIBUTES: [AttributeType; 2] = [AttributeType::Class, AttributeType::CertificateType];
+
 const CERT_ATTRIBUTES: [AttributeType; 3] = [
     AttributeType::Value,
     AttributeType::Id,
@@ -187,18 +194,37 @@ pub(crate) fn scan_session(
     };
     let private_keys_visible = logged_in(session, &token);
 
-    let cert_handles = find(
+    // One search for every object, then each object's class: a module
+    // such as SoftHSM visits every object of the token on each search,
+    // whatever the template, so a search per class cost a pass each: at
+    // 10,000 identities a pass takes 0.35 s, reading the classes 0.15 s
+    // (issue 14).
+    let all = find(session, &[]).map_err(find_error(ALL_OBJECTS))?;
+    let mut cert_handles = Vec::new();
+    let mut private_handles = Vec::new();
+    let mut public_handles = Vec::new();
+    let classes = read_records(
         session,
-        &[
-            Attribute::Class(ObjectClass::CERTIFICATE),
-            Attribute::CertificateType(CertificateType::X_509),
-        ],
-    )
-    .map_err(find_error("certificate"))?;
-    let private_handles = find(session, &[Attribute::Class(ObjectClass::PRIVATE_KEY)])
-        .map_err(find_error("private key"))?;
-    let public_handles = find(session, &[Attribute::Class(ObjectClass::PUBLIC_KEY)])
-        .map_err(find_error("public key"))?;
+        all,
+        &CLASS_ATTRIBUTES,
+        objects(ALL_OBJECTS),
+        |handle, attributes| Some((handle, attributes)),
+    )?;
+    for (handle, attributes) in classes {
+        let class = attributes.iter().find_map(|a| match a {
+            Attribute::Class(class) => Some(*class),
+            _ => None,
+        });
+        let x509 = attributes
+            .iter()
+            .any(|a| matches!(a, Attribute::CertificateType(t) if *t == CertificateType::X_509));
+        match class {
+            Some(ObjectClass::CERTIFICATE) if x509 => cert_handles.push(handle),
+            Some(ObjectClass::PRIVATE_KEY) => private_handles.push(handle),
+            Some(ObjectClass::PUBLIC_KEY) => public_handles.push(handle),
+            _ => {}
+        }
+    }
 
     let certs = read_records(
         session,

@@ -411,6 +411,29 @@ fn scan_of_many_certificates(n: usize) {
                 Attribute::Label(b"garbage".to_vec()),
             ])
             .expect("create garbage certificate");
+        // Objects a scan has no use for: not listed, not counted as keys.
+        session
+            .create_object(&[
+                Attribute::Class(ObjectClass::DATA),
+                Attribute::Token(true),
+                Attribute::Private(false),
+                Attribute::Application(b"app".to_vec()),
+                Attribute::Value(b"some data".to_vec()),
+                Attribute::Label(b"data".to_vec()),
+            ])
+            .expect("create data object");
+        session
+            .create_object(&[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::GENERIC_SECRET),
+                Attribute::Token(true),
+                Attribute::Private(false),
+                Attribute::Sensitive(false),
+                Attribute::Value(vec![7; 32]),
+                Attribute::Id(vec![0, 1]),
+                Attribute::Label(b"secret".to_vec()),
+            ])
+            .expect("create secret key");
     }
     eprintln!(
         "created {n} certificates and {n} public keys in {:?}",
