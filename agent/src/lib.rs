@@ -10,7 +10,8 @@
 //! - `select`: client-certificate selection, policy, remembered choices;
 //! - `store`: the identities found on the tokens, queryable;
 //! - `token`: PKCS#11 modules, sessions, logins and signatures;
-//! - `pin`, `process`: PIN sources and child processes, used from below.
+//! - `pin`, `process`: PIN sources and child processes, used from below;
+//! - `memory`: how the daemon uses the C allocator.
 //!
 //! Only the command line, and the chooser program's contract (which other
 //! programs implement), are public.
@@ -18,6 +19,7 @@
 pub mod cli;
 mod config;
 mod daemon;
+mod memory;
 mod pin;
 mod process;
 pub mod select;

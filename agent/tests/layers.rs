@@ -12,11 +12,12 @@ use std::path::{Path, PathBuf};
 /// non-test code may refer to as `crate::...`.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("process", &[]),
+    ("memory", &[]),
     ("pin", &["process"]),
     ("token", &["pin"]),
     ("store", &["token"]),
     ("select", &["store", "token", "process"]),
-    ("service", &["select", "store", "token", "pin"]),
+    ("service", &["select", "store", "token", "pin", "memory"]),
     ("server", &["service", "select", "store", "token"]),
     (
         "config",
@@ -27,6 +28,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "cli",
         &[
             "config", "daemon", "service", "server", "select", "store", "token", "pin", "process",
+            "memory",
         ],
     ),
 ];

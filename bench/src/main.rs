@@ -2,7 +2,7 @@
 //! the same machine, token and keys, in one run.
 //!
 //! ```sh
-//! cargo run --release -p p11agent-bench -- [--duration SECS] [--warmup SECS] [--json FILE] [--smoke]
+//! cargo run --release -p p11agent-bench -- [--duration SECS] [--warmup SECS] [--json FILE] [--smoke] [--identities N]
 //! ```
 //!
 //! Four groups of measurements (docs/BENCHMARKS.md explains each):
@@ -98,6 +98,10 @@ struct Cli {
     /// 1,2,8 for signing, 1,2 for handshakes and the card; 1 with --smoke]
     #[arg(long, value_delimiter = ',', value_name = "N")]
     clients: Vec<usize>,
+    /// Identities on the store group's token [default: 1000; 100 with
+    /// --smoke]
+    #[arg(long, value_name = "N")]
+    identities: Option<usize>,
     #[command(subcommand)]
     command: Option<Internal>,
 }
@@ -195,7 +199,7 @@ impl Plan {
                 ([], false) => vec![1, 2],
                 (given, _) => given.to_vec(),
             },
-            identities: if cli.smoke { 100 } else { 1000 },
+            identities: cli.identities.unwrap_or(if cli.smoke { 100 } else { 1000 }),
         };
         let valid = |x: f64| x.is_finite() && x >= 0.0;
         if !(valid(plan.warmup_secs) && valid(plan.duration_secs) && plan.duration_secs > 0.0) {
@@ -205,6 +209,10 @@ impl Plan {
         }
         if plan.sign_clients.contains(&0) {
             return Err(BenchError::Setup("--clients must be at least 1".into()));
+        }
+        // One identity from another CA, and at least one from the bulk CA.
+        if plan.identities < 2 {
+            return Err(BenchError::Setup("--identities must be at least 2".into()));
         }
         if plan.rounds == 0 {
             return Err(BenchError::Setup("--rounds must be at least 1".into()));

@@ -59,6 +59,8 @@ impl Agent {
                     .identity(id, subject),
             );
         }
+        // The scan's records and the identities replaced are freed now.
+        crate::memory::release_free();
     }
 
     /// Takes a removed token out of use: its identities stay listed as
@@ -67,15 +69,16 @@ impl Agent {
     /// token's sessions and login (`Tokens::forget`), which may call into
     /// its module and so runs under the watcher's deadline.
     pub(crate) fn token_removed(&self, token: &Token) {
-        let identities = {
+        let (identities, forgotten) = {
             let mut store = self.inner.store.write();
             let identities = store.identities_of(token);
-            if self.inner.watch.remember_absent {
-                store.mark_absent(token);
-            } else {
+            let forgotten = !self.inner.watch.remember_absent;
+            if forgotten {
                 store.remove_token(token);
+            } else {
+                store.mark_absent(token);
             }
-            identities
+            (identities, forgotten)
         };
         tracing::info!(token = %token.label, serial = %token.serial, "token removed");
         let events = &self.inner.events;
@@ -87,6 +90,9 @@ impl Agent {
             );
         }
         events.emit(Event::now(EventKind::TokenRemoved).token(token.clone()));
+        if forgotten {
+            crate::memory::release_free();
+        }
     }
 
     /// The present tokens of module `name`, as stored.

@@ -22,6 +22,7 @@ impl Agent {
         let started = Instant::now();
         let (mut store, loaded, module_errors) = load_all(paths, options.watch.deadline).await;
         store.set_ca_folder(std::mem::take(&mut options.ca_folder));
+        crate::memory::release_free();
         let modules: Vec<String> = loaded
             .iter()
             .map(|m| m.path().display().to_string())

@@ -791,3 +791,43 @@ fn keys_seen_after_a_login_outlive_a_scan_that_cannot_see_them() {
     );
     assert!(!copies[0].has_private_key);
 }
+
+#[test]
+fn identities_share_their_issuer_and_token() {
+    let mut store = Store::new();
+    let tok = token("tok", "1", 0);
+    store.insert_token(found(
+        tok.clone(),
+        vec![
+            found_cert(for_public_key(&params("Alice"), p256_key()), "a", true),
+            found_cert(for_public_key(&params("Bob"), p256_key()), "b", true),
+        ],
+    ));
+    let entries = &store.tokens[0].entries;
+    assert!(Arc::ptr_eq(&entries[0].issuer, &entries[1].issuer));
+    assert!(Arc::ptr_eq(
+        &entries[0].cert.issuer,
+        &entries[1].cert.issuer
+    ));
+
+    // What leaves the store has the token and the issuer all the same.
+    let all = store.query(&Filter::default(), NOW);
+    assert_eq!(all.len(), 2);
+    assert!(all
+        .iter()
+        .all(|i| i.token == tok && i.issuer == "CN=Test Issuer"));
+    let by_issuer = Filter {
+        issuer: Some("test ISSUER".to_owned()),
+        ..Filter::default()
+    };
+    assert_eq!(store.query(&by_issuer, NOW).len(), 2);
+    assert_eq!(store.get(&all[0].id, NOW).expect("get").identity.token, tok);
+    let key = store.signing_key(&all[1].id, NOW).expect("found").key;
+    assert_eq!(key.expect("a key").token, tok);
+    let stored: Vec<Stored<'_>> = store.stored().collect();
+    assert_eq!(stored[0].identity_at(NOW).token, tok);
+    assert_eq!(
+        stored[0].name_parts().1.common_name.as_deref(),
+        Some("Test Issuer")
+    );
+}

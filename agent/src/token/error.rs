@@ -101,8 +101,8 @@ pub(crate) enum TokenError {
         source: cryptoki::error::Error,
     },
 
-    /// `C_FindObjectsInit` or `C_FindObjects` failed while listing one
-    /// class of objects.
+    /// `C_FindObjectsInit` or `C_FindObjects` failed while listing the
+    /// token's objects.
     #[error(
         "cannot list the {} objects on token {:?} (slot {} of {})",
         objects.what,
@@ -145,6 +145,8 @@ pub(crate) struct ScanObjects {
     pub slot: u64,
     /// The token label.
     pub label: String,
-    /// Which objects: "certificate", "private key" or "public key".
+    /// Which objects: "certificate and key" (all of them, while they
+    /// are listed and classified), "certificate", "private key" or
+    /// "public key".
     pub what: &'static str,
 }

@@ -27,7 +27,7 @@ mod own_module;
 pub(crate) mod p11kit;
 mod pairing;
 mod public_key;
-mod raw_sign;
+mod raw;
 mod rv;
 mod scan;
 mod sign;

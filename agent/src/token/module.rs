@@ -2,10 +2,13 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use super::error::TokenError;
+use super::raw::RawAttributes;
 use super::rv::Meaning;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::session::Session;
 
 /// One PKCS#11 module (a shared library such as `libsofthsm2.so` or
 /// `opensc-pkcs11.so`), loaded and initialised for use from any thread.
@@ -20,6 +23,9 @@ pub(crate) struct Module {
     /// `C_Finalize`. False when the library had already been initialised
     /// by someone else in this process, or after an explicit finalise.
     finalize_on_drop: bool,
+    /// The module's own `C_GetAttributeValue`, loaded on the first scan;
+    /// `None` when it cannot be had, and scans read through cryptoki.
+    raw_attributes: OnceLock<Option<RawAttributes>>,
 }
 
 impl Module {
@@ -44,6 +50,7 @@ impl Module {
             pkcs11,
             path,
             finalize_on_drop,
+            raw_attributes: OnceLock::new(),
         })
     }
 
@@ -97,6 +104,21 @@ impl Module {
     /// The cryptoki context, for the rest of the token layer.
     pub(crate) fn pkcs11(&self) -> &Pkcs11 {
         &self.pkcs11
+    }
+
+    /// The module's own `C_GetAttributeValue` (see [`RawAttributes`]),
+    /// loaded on first use with a session of the module; `None` when it
+    /// cannot be had.
+    pub(crate) fn raw_attributes(&self, session: &Session) -> Option<&RawAttributes> {
+        self.raw_attributes
+            .get_or_init(|| {
+                RawAttributes::load(&self.path, session)
+                    .inspect_err(|error| {
+                        tracing::debug!(module = %self.path.display(), %error, "scans read attributes through cryptoki");
+                    })
+                    .ok()
+            })
+            .as_ref()
     }
 }
 

@@ -5,7 +5,7 @@
 //! The module is recognised by its file name, or, under any name, by the
 //! data symbol it exports for this purpose, looked up before the module
 //! is initialised. Opening a library runs its initialisers, and this is
-//! the one place besides `raw_sign.rs` that needs `unsafe`: `dlopen` and
+//! the one place besides `raw.rs` that needs `unsafe`: `dlopen` and
 //! `dlsym` through libloading.
 #![allow(unsafe_code)]
 

@@ -18,6 +18,7 @@ use super::mechanisms::{schemes, signing_mechanisms};
 use super::module::Module;
 use super::pairing::{pair, CertRecord, KeyMatch, KeyRecord};
 use super::public_key::{certificate_public_key, key_public_keys, KeyAttributes, KeyKind};
+use super::raw::{AttributeRequest, RawAttributes};
 use super::rv::Meaning;
 use super::uri::{object_uri, ObjectKind};
 
@@ -27,13 +28,14 @@ const FIND_BATCH: NonZeroUsize = match NonZeroUsize::new(256) {
     None => NonZeroUsize::MIN,
 };
 
-const CERT_ATTRIBUTES: [AttributeType; 3] = [
-    AttributeType::Value,
-    AttributeType::Id,
-    AttributeType::Label,
-];
+/// What a scan's first search lists, for its errors.
+const ALL_OBJECTS: &str = "certificate and key";
 
-const KEY_ATTRIBUTES: [AttributeType; 7] = [
+/// What a scan reads of every object: its class, and what a key is
+/// paired by.
+const OBJECT_ATTRIBUTES: [AttributeType; 9] = [
+    AttributeType::Class,
+    AttributeType::CertificateType,
     AttributeType::Id,
     AttributeType::Label,
     AttributeType::KeyType,
@@ -42,6 +44,16 @@ const KEY_ATTRIBUTES: [AttributeType; 7] = [
     AttributeType::EcParams,
     AttributeType::EcPoint,
 ];
+
+/// What a scan reads of a certificate besides: the certificate itself.
+/// Never asked of other objects, whose `CKA_VALUE` may be a secret.
+const VALUE_ATTRIBUTES: [AttributeType; 1] = [AttributeType::Value];
+
+/// The buffer for each attribute of variable size in a one-call read
+/// (see [`RawAttributes`]): larger than any public key or label, and than
+/// most certificates. A larger value is read in the two calls of
+/// cryptoki.
+const ATTRIBUTE_BUFFER: usize = 8 * 1024;
 
 impl Module {
     /// Scans every slot with a token present: each initialised token's
@@ -159,18 +171,21 @@ impl Module {
                 Vec::new()
             }
         };
-        let mut found = scan_session(&session, token, self.path())?;
+        let mut found = scan_session(&session, token, self.path(), self.raw_attributes(&session))?;
         found.schemes = schemes;
         Ok(found)
     }
 }
 
 /// Scans the token behind an open session; `token` describes it. A
-/// session of a logged-in user sees the private keys.
+/// session of a logged-in user sees the private keys. Attributes are
+/// read with `raw` when given (one call per object), else through
+/// cryptoki.
 pub(crate) fn scan_session(
     session: &Session,
     token: Token,
     module_path: &Path,
+    raw: Option<&RawAttributes>,
 ) -> Result<FoundToken, TokenError> {
     let started = Instant::now();
     let objects = |what| ScanObjects {
@@ -187,37 +202,40 @@ pub(crate) fn scan_session(
     };
     let private_keys_visible = logged_in(session, &token);
 
-    let cert_handles = find(
-        session,
-        &[
-            Attribute::Class(ObjectClass::CERTIFICATE),
-            Attribute::CertificateType(CertificateType::X_509),
-        ],
-    )
-    .map_err(find_error("certificate"))?;
-    let private_handles = find(session, &[Attribute::Class(ObjectClass::PRIVATE_KEY)])
-        .map_err(find_error("private key"))?;
-    let public_handles = find(session, &[Attribute::Class(ObjectClass::PUBLIC_KEY)])
-        .map_err(find_error("public key"))?;
-
-    let certs = read_records(
-        session,
-        cert_handles,
-        &CERT_ATTRIBUTES,
-        objects("certificate"),
-        |handle, attributes| certificate_record(attributes, handle, &token),
-    )?;
-    let key_records = |handles, what| {
-        read_records(
-            session,
-            handles,
-            &KEY_ATTRIBUTES,
-            objects(what),
-            |_, attributes| Some(key_record(attributes)),
-        )
-    };
-    let private_keys = key_records(private_handles, "private key")?;
-    let public_keys = key_records(public_handles, "public key")?;
+    // One search for every object, then one call per object for its
+    // class and what a key is paired by, and a second for a
+    // certificate's value: a module such as SoftHSM visits every object
+    // of the token on each search, whatever the template, and checks the
+    // object's file on each call. At 10,000 identities a search takes
+    // 0.35 s and a call per object 0.15 s (issue 14).
+    let all = find(session, &[]).map_err(find_error(ALL_OBJECTS))?;
+    let all_objects = objects(ALL_OBJECTS);
+    let certificate_objects = objects("certificate");
+    let mut object_request = AttributeRequest::new(&OBJECT_ATTRIBUTES, ATTRIBUTE_BUFFER);
+    let mut value_request = AttributeRequest::new(&VALUE_ATTRIBUTES, ATTRIBUTE_BUFFER);
+    let mut certs = Vec::new();
+    let mut private_keys = Vec::new();
+    let mut public_keys = Vec::new();
+    for handle in all {
+        let read = |request: &mut AttributeRequest, objects: &ScanObjects| {
+            read_object(session, raw, handle, request, objects)
+        };
+        let Some(mut attributes) = read(&mut object_request, &all_objects)? else {
+            continue;
+        };
+        match kind(&attributes) {
+            Some(Kind::Certificate) => {
+                let Some(value) = read(&mut value_request, &certificate_objects)? else {
+                    continue;
+                };
+                attributes.extend(value);
+                certs.extend(certificate_record(attributes, handle, &token));
+            }
+            Some(Kind::PrivateKey) => private_keys.push(key_record(attributes)),
+            Some(Kind::PublicKey) => public_keys.push(key_record(attributes)),
+            None => {}
+        }
+    }
 
     let pairing = pair(&certs, &private_keys, &public_keys, private_keys_visible);
     let certificates = certs
@@ -279,40 +297,75 @@ fn find(session: &Session, template: &[Attribute]) -> Result<Vec<ObjectHandle>, 
         .collect()
 }
 
-/// Reads `types` of each of `handles`, the `objects` of a token, and
-/// makes a record of each with `record`. An object that cannot be read is
-/// logged and skipped; the token going away fails the whole.
-fn read_records<T>(
-    session: &Session,
-    handles: Vec<ObjectHandle>,
-    types: &[AttributeType],
-    objects: ScanObjects,
-    mut record: impl FnMut(ObjectHandle, Vec<Attribute>) -> Option<T>,
-) -> Result<Vec<T>, TokenError> {
-    let mut records = Vec::with_capacity(handles.len());
-    for handle in handles {
-        match read_attributes(session, handle, types) {
-            Ok(attributes) => records.extend(record(handle, attributes)),
-            Err(source) if Meaning::of_error(&source).ends_scan() => {
-                return Err(TokenError::ReadObjects { objects, source });
-            }
-            Err(err) => {
-                tracing::warn!(token = %objects.label, object = %handle, error = %err, "{} object skipped: cannot read it", objects.what);
-            }
-        }
-    }
-    Ok(records)
+/// The kinds of object a scan reads.
+enum Kind {
+    /// An X.509 certificate.
+    Certificate,
+    PrivateKey,
+    PublicKey,
 }
 
-/// Reads `types` of one object in one bulk request (attributes the
-/// object lacks or the token refuses are left out). When the bulk request
-/// fails as a whole, reads the attributes one by one, so one unreadable
-/// attribute does not cost the others.
+/// What an object is, by its `CKA_CLASS` (and `CKA_CERTIFICATE_TYPE`);
+/// `None` for objects a scan has no use for.
+fn kind(attributes: &[Attribute]) -> Option<Kind> {
+    let class = attributes.iter().find_map(|a| match a {
+        Attribute::Class(class) => Some(*class),
+        _ => None,
+    })?;
+    let x509 = || {
+        attributes
+            .iter()
+            .any(|a| matches!(a, Attribute::CertificateType(t) if *t == CertificateType::X_509))
+    };
+    match class {
+        ObjectClass::CERTIFICATE if x509() => Some(Kind::Certificate),
+        ObjectClass::PRIVATE_KEY => Some(Kind::PrivateKey),
+        ObjectClass::PUBLIC_KEY => Some(Kind::PublicKey),
+        _ => None,
+    }
+}
+
+/// Reads `request` of one of the `objects` of a token; `None` (logged)
+/// when it cannot be read, an error when the token went away.
+fn read_object(
+    session: &Session,
+    raw: Option<&RawAttributes>,
+    handle: ObjectHandle,
+    request: &mut AttributeRequest,
+    objects: &ScanObjects,
+) -> Result<Option<Vec<Attribute>>, TokenError> {
+    match read_attributes(session, raw, handle, request) {
+        Ok(attributes) => Ok(Some(attributes)),
+        Err(source) if Meaning::of_error(&source).ends_scan() => Err(TokenError::ReadObjects {
+            objects: objects.clone(),
+            source,
+        }),
+        Err(err) => {
+            tracing::warn!(token = %objects.label, object = %handle, error = %err, "{} object skipped: cannot read it", objects.what);
+            Ok(None)
+        }
+    }
+}
+
+/// Reads `request` of one object (attributes the object lacks or the
+/// token refuses are left out): in one call with `raw`, else (or when its
+/// buffers are too small) in one bulk request through cryptoki. When
+/// that fails as a whole, reads the attributes one by one, so one
+/// unreadable attribute does not cost the others.
 fn read_attributes(
     session: &Session,
+    raw: Option<&RawAttributes>,
     handle: ObjectHandle,
-    types: &[AttributeType],
+    request: &mut AttributeRequest,
 ) -> Result<Vec<Attribute>, CryptokiError> {
+    if let Some(raw) = raw {
+        // Buffers too small, or a failure: cryptoki's reading below gets
+        // the same answer for the error to be judged on.
+        if let Ok(Some(attributes)) = raw.read(session, handle, request) {
+            return Ok(attributes);
+        }
+    }
+    let types = request.types();
     match session.get_attributes(handle, types) {
         Ok(attributes) => Ok(attributes),
         Err(err) if Meaning::of_error(&err).ends_scan() => Err(err),

@@ -10,7 +10,7 @@
 //! `C_Login(CKU_CONTEXT_SPECIFIC)` (a PIN asked as
 //! [`PinKind::ContextSpecific`](crate::pin::PinKind::ContextSpecific),
 //! see [`login`](super::login)), then a single-part `C_Sign` through the
-//! module's function list (see [`raw_sign`](super::raw_sign): cryptoki
+//! module's function list (see [`raw`](super::raw): cryptoki
 //! 0.12 has no single-part `C_Sign` without its own `C_SignInit`).
 
 use cryptoki::object::{Attribute, AttributeType, ObjectClass};

@@ -209,6 +209,14 @@ fn scan_pairs_certificates_with_keys_before_and_after_login() {
     let Some(hsm) = SoftHsm::new() else { return };
     provision(&hsm);
     let module = hsm.load();
+    // Scans read each object in one call, not through cryptoki.
+    let slot = module
+        .pkcs11()
+        .get_slots_with_initialized_token()
+        .expect("slots")[0];
+    let session = module.pkcs11().open_ro_session(slot).expect("session");
+    assert!(module.raw_attributes(&session).is_some());
+    drop(session);
 
     // Before login: private keys are invisible; public keys stand in.
     let started = Instant::now();
@@ -354,6 +362,7 @@ fn scan_of_many_certificates(n: usize) {
     let mut ec_point = vec![0x04, u8::try_from(point.len()).expect("short point")];
     ec_point.extend_from_slice(&point);
     let p256_params = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let garbage = [b"not a certificate".as_slice(), &[0; 10 * 1024]].concat();
 
     let module = hsm.load();
     let slot = module
@@ -398,7 +407,8 @@ fn scan_of_many_certificates(n: usize) {
         }
         // A certificate object whose value is not a certificate: listed
         // (the store decides what to make of it), never paired, and no
-        // harm to the others.
+        // harm to the others. Larger than a scan's one-call buffer, so
+        // read as cryptoki reads.
         session
             .create_object(&[
                 Attribute::Class(ObjectClass::CERTIFICATE),
@@ -406,11 +416,34 @@ fn scan_of_many_certificates(n: usize) {
                 Attribute::Token(true),
                 Attribute::Private(false),
                 Attribute::Subject(subject.clone()),
-                Attribute::Value(b"not a certificate".to_vec()),
+                Attribute::Value(garbage.clone()),
                 Attribute::Id(vec![0xff, 0xff]),
                 Attribute::Label(b"garbage".to_vec()),
             ])
             .expect("create garbage certificate");
+        // Objects a scan has no use for: not listed, not counted as keys.
+        session
+            .create_object(&[
+                Attribute::Class(ObjectClass::DATA),
+                Attribute::Token(true),
+                Attribute::Private(false),
+                Attribute::Application(b"app".to_vec()),
+                Attribute::Value(b"some data".to_vec()),
+                Attribute::Label(b"data".to_vec()),
+            ])
+            .expect("create data object");
+        session
+            .create_object(&[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::GENERIC_SECRET),
+                Attribute::Token(true),
+                Attribute::Private(false),
+                Attribute::Sensitive(false),
+                Attribute::Value(vec![7; 32]),
+                Attribute::Id(vec![0, 1]),
+                Attribute::Label(b"secret".to_vec()),
+            ])
+            .expect("create secret key");
     }
     eprintln!(
         "created {n} certificates and {n} public keys in {:?}",
@@ -432,7 +465,7 @@ fn scan_of_many_certificates(n: usize) {
         .filter(|c| c.key_uri.is_none())
         .collect();
     assert_eq!(unpaired.len(), 1);
-    assert_eq!(unpaired[0].der, b"not a certificate");
+    assert_eq!(unpaired[0].der, garbage);
     // Every public key has the same point: one key pair.
     assert_eq!(found[0].key_count, 1);
 

@@ -27,7 +27,7 @@ use super::error::TokenError;
 use super::found::KeyLocation;
 use super::mechanisms::{Checked, Plan};
 use super::module::Module;
-use super::raw_sign::RawSign;
+use super::raw::RawSign;
 use super::sign_error::SignError;
 use super::slot::{Logout, SlotState};
 use crate::pin::PinSource;
