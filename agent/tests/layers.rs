@@ -28,7 +28,6 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "cli",
         &[
             "config", "daemon", "service", "server", "select", "store", "token", "pin", "process",
-            "memory",
         ],
     ),
 ];

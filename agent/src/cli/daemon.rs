@@ -6,7 +6,6 @@ use crate::config::{Config, DaemonFlags, Settings};
 
 /// Runs the daemon in the foreground until SIGINT or SIGTERM.
 pub(super) fn run(socket: Option<PathBuf>, flags: DaemonFlags) -> Result<(), CliError> {
-    crate::memory::configure();
     let file = Config::load(flags.config.as_deref())?;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -111,10 +111,11 @@ pub(crate) fn filter<'s>(
 
 /// An excluded identity as the protocol reports it.
 pub(crate) fn excluded((stored, reasons): &(Stored<'_>, Vec<Reason>)) -> Excluded {
+    let identity = stored.identity();
     Excluded {
-        id: stored.id().to_owned(),
-        subject: stored.subject().to_owned(),
-        issuer: stored.issuer().to_owned(),
+        id: identity.id.clone(),
+        subject: identity.subject.clone(),
+        issuer: identity.issuer.clone(),
         reasons: reasons.clone(),
     }
 }
@@ -134,7 +135,13 @@ fn reasons(
         .iter()
         .any(|r| matches!(r, Reason::NoPrivateKey | Reason::UnsupportedKey));
     if let Some(offered) = schemes {
-        if key_usable && !stored.schemes().iter().any(|s| offered.contains(s)) {
+        if key_usable
+            && !stored
+                .identity()
+                .schemes
+                .iter()
+                .any(|s| offered.contains(s))
+        {
             reasons.push(Reason::NoCommonScheme);
         }
     }

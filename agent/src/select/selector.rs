@@ -227,7 +227,7 @@ impl Selector {
                     Choice::Identity(id) => store
                         .stored()
                         .find(|s| s.id() == id)
-                        .map(|s| s.subject().to_owned()),
+                        .map(|s| s.identity().subject.clone()),
                     Choice::SendNone => None,
                 };
                 record(d, persistent, subject)

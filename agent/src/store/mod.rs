@@ -43,7 +43,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use p11agent_proto::{ClientAuth, Filter, Identity, Scheme, Token, TokenStatus, TokenSummary};
+use p11agent_proto::{ClientAuth, Filter, Identity, Token, TokenStatus, TokenSummary};
 use time::OffsetDateTime;
 
 use crate::token::found::{FoundToken, KeyLocation};
@@ -118,87 +118,30 @@ struct TokenEntry {
 }
 
 /// One identity with everything a query needs precomputed.
-///
-/// What the identities of a token or of an issuer have in common is kept
-/// once (issue 14): the token in its [`TokenEntry`], the issuer's names
-/// in [`Arc`]s shared by the identities it issued.
 #[derive(Debug)]
 struct Entry {
-    /// The record, with placeholders that queries replace: `token`
-    /// (empty: the token is its [`TokenEntry`]'s) and `client_auth`.
+    /// The record, with a placeholder `client_auth` that queries replace.
     identity: Identity,
     /// The certificate (its DER and raw names).
     cert: Arc<ChainCert>,
     /// The certificates above it, nearest first (see [`chain`]); rebuilt
     /// whenever the store changes.
     chain: Vec<Arc<ChainCert>>,
-    /// Subject parts for auto-select rule filters.
-    subject_parts: NameParts,
-    issuer: Arc<IssuerNames>,
+    /// Subject and issuer parts for auto-select rule filters.
+    names: (NameParts, NameParts),
     /// `CKA_ID` of the private key, for signing.
     key_id: Option<Vec<u8>>,
     usability: Usability,
     subject_lower: String,
-}
-
-/// What a store compares of an issuer's name, shared by the identities
-/// one token holds from that issuer.
-#[derive(Debug)]
-struct IssuerNames {
-    /// The RFC 4514 name in lower case, for `issuer` filters; also the
-    /// certificates' [`ChainCert::issuer_key`].
-    lower: Arc<str>,
-    /// The parts auto-select rule filters compare.
-    parts: NameParts,
-}
-
-/// An issuer's name as DER, and its [`IssuerNames`], shared.
-type SharedIssuer = (Arc<[u8]>, Arc<IssuerNames>);
-
-/// The issuers of one scan's certificates, each kept once.
-#[derive(Default)]
-struct SharedIssuers {
-    by_der: HashMap<Vec<u8>, SharedIssuer>,
-}
-
-impl SharedIssuers {
-    /// The issuer name `der`, shared: its DER and names. `text`, its RFC
-    /// 4514 form, and `parts` are used when it is new.
-    fn get(&mut self, der: Vec<u8>, text: &str, parts: NameParts) -> SharedIssuer {
-        if let Some(shared) = self.by_der.get(&der) {
-            return shared.clone();
-        }
-        let shared = (
-            Arc::from(der.as_slice()),
-            Arc::new(IssuerNames {
-                lower: text.to_lowercase().into(),
-                parts,
-            }),
-        );
-        self.by_der.insert(der, shared.clone());
-        shared
-    }
+    issuer_lower: String,
 }
 
 impl Entry {
-    /// The record on `token` with its verdict at `now`.
-    fn identity_at(&self, token: &Token, now: OffsetDateTime) -> Identity {
+    /// The record with its verdict at `now`.
+    fn identity_at(&self, now: OffsetDateTime) -> Identity {
         let mut identity = self.identity.clone();
-        identity.token = token.clone();
         identity.client_auth = self.usability.client_auth(now);
         identity
-    }
-}
-
-/// The token field of a stored record: the token is its [`TokenEntry`]'s.
-fn no_token() -> Token {
-    Token {
-        label: String::new(),
-        serial: String::new(),
-        manufacturer: String::new(),
-        model: String::new(),
-        slot: 0,
-        module: String::new(),
     }
 }
 
@@ -236,7 +179,7 @@ impl<'a> Matcher<'a> {
             && self
                 .issuer
                 .as_deref()
-                .is_none_or(|s| entry.issuer.lower.contains(s))
+                .is_none_or(|s| entry.issuer_lower.contains(s))
             && f.subject_exact.as_deref().is_none_or(|s| id.subject == s)
             && f.issuer_exact.as_deref().is_none_or(|s| id.issuer == s)
             && self
@@ -319,7 +262,6 @@ impl Store {
 
         let certificate_count = certificates.len();
         let mut entries = Vec::with_capacity(certificate_count);
-        let mut issuers = SharedIssuers::default();
         for mut found_cert in certificates {
             let parsed = match ParsedCertificate::from_der(found_cert.der) {
                 Ok(parsed) => parsed,
@@ -358,29 +300,27 @@ impl Store {
                 None => Vec::new(),
             };
             let identity = parsed.identity(
-                no_token(),
+                token.clone(),
                 found_cert.cert_uri,
                 found_cert.key_uri,
                 ClientAuth::from_reasons(Vec::new()),
                 key_schemes,
             );
-            let (issuer_der, issuer) =
-                issuers.get(parsed.issuer_der, &identity.issuer, parsed.issuer_parts);
             let cert = Arc::new(ChainCert {
                 der: parsed.der.into(),
                 subject: parsed.subject_der.into(),
-                issuer: issuer_der,
-                issuer_key: issuer.lower.clone(),
+                issuer: parsed.issuer_der.into(),
+                issuer_key: identity.issuer.to_lowercase().into(),
                 may_issue: parsed.may_issue,
             });
             entries.push(Entry {
                 key_id: found_cert.key_id,
                 subject_lower: identity.subject.to_lowercase(),
+                issuer_lower: identity.issuer.to_lowercase(),
                 identity,
                 cert,
                 chain: Vec::new(),
-                subject_parts: parsed.subject_parts,
-                issuer,
+                names: (parsed.subject_parts, parsed.issuer_parts),
                 usability,
             });
         }
@@ -521,9 +461,9 @@ impl Store {
         self.tokens
             .iter()
             .filter(|t| matcher.token_matches(&t.token))
-            .flat_map(|t| t.entries.iter().map(move |e| (&t.token, e)))
-            .filter(|(_, e)| matcher.entry_matches(e, now))
-            .map(|(token, e)| e.identity_at(token, now))
+            .flat_map(|t| t.entries.iter())
+            .filter(|e| matcher.entry_matches(e, now))
+            .map(|e| e.identity_at(now))
             .collect()
     }
 
@@ -541,9 +481,9 @@ impl Store {
         id_or_prefix: &str,
         now: OffsetDateTime,
     ) -> Result<Shown<'_>, LookupError> {
-        let (token, entry) = self.find(id_or_prefix, now)?;
+        let entry = self.find(id_or_prefix, now)?;
         Ok(Shown {
-            identity: entry.identity_at(token, now),
+            identity: entry.identity_at(now),
             der: &entry.cert.der,
             chain: entry.chain.iter().map(|c| &*c.der).collect(),
         })
@@ -557,14 +497,14 @@ impl Store {
         id_or_prefix: &str,
         now: OffsetDateTime,
     ) -> Result<SigningKey, LookupError> {
-        let (token, entry) = self.find(id_or_prefix, now)?;
+        let entry = self.find(id_or_prefix, now)?;
         let identity = &entry.identity;
         Ok(SigningKey {
             id: identity.id.clone(),
             subject: identity.subject.clone(),
             key: entry.key_id.as_ref().map(|key_id| KeyLocation {
                 id: identity.id.clone(),
-                token: token.clone(),
+                token: identity.token.clone(),
                 key_id: key_id.clone(),
                 key_type: identity.key_type,
                 curve: identity.curve,
@@ -575,22 +515,16 @@ impl Store {
     }
 
     /// The entry an id or prefix names; see [`Store::get`].
-    fn find(
-        &self,
-        id_or_prefix: &str,
-        now: OffsetDateTime,
-    ) -> Result<(&Token, &Entry), LookupError> {
+    fn find(&self, id_or_prefix: &str, now: OffsetDateTime) -> Result<&Entry, LookupError> {
         let prefix = normalise_id(id_or_prefix);
         if prefix.len() < MIN_ID_PREFIX {
             return Err(LookupError::TooShort(prefix.len()));
         }
-        // Present, usable, with a key: the copy preferred.
-        type Rank = (bool, bool, bool);
-        let mut best: Option<(&Token, &Entry, Rank)> = None;
+        let mut best: Option<(&Entry, (bool, bool, bool))> = None;
         let mut ids: Vec<&str> = Vec::new();
-        for (token, entry) in self
+        for entry in self
             .entries()
-            .filter(|(_, e)| e.identity.id.starts_with(&prefix))
+            .filter(|e| e.identity.id.starts_with(&prefix))
         {
             if !ids.contains(&entry.identity.id.as_str()) {
                 ids.push(&entry.identity.id);
@@ -600,12 +534,12 @@ impl Store {
                 entry.usability.is_usable(now),
                 entry.identity.has_private_key,
             );
-            if best.is_none_or(|(_, _, best_rank)| rank > best_rank) {
-                best = Some((token, entry, rank));
+            if best.is_none_or(|(_, best_rank)| rank > best_rank) {
+                best = Some((entry, rank));
             }
         }
         match (ids.len(), best) {
-            (1, Some((token, entry, _))) => Ok((token, entry)),
+            (1, Some((entry, _))) => Ok(entry),
             (0, _) | (_, None) => Err(LookupError::NotFound(prefix)),
             _ => {
                 let mut ids: Vec<String> = ids.into_iter().map(str::to_owned).collect();
@@ -625,16 +559,14 @@ impl Store {
         self.tokens.len()
     }
 
-    /// Every entry in listing order, with its token.
-    fn entries(&self) -> impl Iterator<Item = (&Token, &Entry)> {
-        self.tokens
-            .iter()
-            .flat_map(|t| t.entries.iter().map(move |e| (&t.token, e)))
+    /// Every entry in listing order.
+    fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.tokens.iter().flat_map(|t| t.entries.iter())
     }
 
     /// Every stored identity in listing order, as selection reads it.
     pub(crate) fn stored(&self) -> impl Iterator<Item = Stored<'_>> {
-        self.entries().map(|(token, entry)| Stored { token, entry })
+        self.entries().map(|entry| Stored { entry })
     }
 }
 
@@ -642,7 +574,6 @@ impl Store {
 /// needs beyond the listing record.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Stored<'a> {
-    token: &'a Token,
     entry: &'a Entry,
 }
 
@@ -654,22 +585,12 @@ impl<'a> Stored<'a> {
 
     /// The record with its verdict at `now`.
     pub(crate) fn identity_at(&self, now: OffsetDateTime) -> Identity {
-        self.entry.identity_at(self.token, now)
+        self.entry.identity_at(now)
     }
 
-    /// The subject, RFC 4514.
-    pub(crate) fn subject(&self) -> &'a str {
-        &self.entry.identity.subject
-    }
-
-    /// The issuer, RFC 4514.
-    pub(crate) fn issuer(&self) -> &'a str {
-        &self.entry.identity.issuer
-    }
-
-    /// The signature schemes its key can make on its token.
-    pub(crate) fn schemes(&self) -> &'a [Scheme] {
-        &self.entry.identity.schemes
+    /// The record as stored; its `client_auth` is a placeholder.
+    pub(crate) fn identity(&self) -> &'a Identity {
+        &self.entry.identity
     }
 
     /// Whether its token is inserted.
@@ -691,7 +612,7 @@ impl<'a> Stored<'a> {
 
     /// The subject's and the issuer's name parts, for rule filters.
     pub(crate) fn name_parts(&self) -> (&'a NameParts, &'a NameParts) {
-        (&self.entry.subject_parts, &self.entry.issuer.parts)
+        (&self.entry.names.0, &self.entry.names.1)
     }
 
     /// [`Stored::issuer_names`] for loose comparison (see

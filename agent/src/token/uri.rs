@@ -95,9 +95,6 @@ pub(crate) fn object_uri(token: &Token, id: &[u8], label: &[u8], kind: ObjectKin
         attrs.push(("object", encode_value(label)));
     }
     attrs.push(("type", kind.as_str().to_owned()));
-    // No room to spare: a store keeps two per identity.
-    let len: usize = attrs.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
-    uri.reserve_exact(len);
     for (i, (name, value)) in attrs.iter().enumerate() {
         if i > 0 {
             uri.push(';');
