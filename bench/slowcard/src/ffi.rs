@@ -37,6 +37,17 @@ fn guard(body: impl FnOnce() -> CK_RV) -> CK_RV {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or(CKR_GENERAL_ERROR)
 }
 
+/// Runs the body of an exported function that needs the card in the
+/// reader, as [`guard`] does, with the card and the real module's
+/// functions.
+fn with_card(body: impl FnOnce(&'static Card, &'static CK_FUNCTION_LIST) -> CK_RV) -> CK_RV {
+    guard(|| match state() {
+        None => CKR_CRYPTOKI_NOT_INITIALIZED,
+        Some((card, _)) if !card.present() => CKR_DEVICE_REMOVED,
+        Some((card, real)) => body(card, real),
+    })
+}
+
 /// The card and the real module's functions, once `C_Initialize` has
 /// set them up.
 fn state() -> Option<(&'static Card, &'static CK_FUNCTION_LIST)> {
@@ -197,13 +208,7 @@ extern "C" fn C_SignInit(
     mechanism: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    guard(|| {
-        let Some((card, real)) = state() else {
-            return CKR_CRYPTOKI_NOT_INITIALIZED;
-        };
-        if !card.present() {
-            return CKR_DEVICE_REMOVED;
-        }
+    with_card(|card, real| {
         let Some(init) = real.C_SignInit else {
             return CKR_FUNCTION_NOT_SUPPORTED;
         };
@@ -249,13 +254,7 @@ extern "C" fn C_Sign(
     signature: *mut CK_BYTE,
     signature_len: *mut CK_ULONG,
 ) -> CK_RV {
-    guard(|| {
-        let Some((card, real)) = state() else {
-            return CKR_CRYPTOKI_NOT_INITIALIZED;
-        };
-        if !card.present() {
-            return CKR_DEVICE_REMOVED;
-        }
+    with_card(|card, real| {
         let Some(sign) = real.C_Sign else {
             return CKR_FUNCTION_NOT_SUPPORTED;
         };
@@ -273,13 +272,7 @@ extern "C" fn C_SignFinal(
     signature: *mut CK_BYTE,
     signature_len: *mut CK_ULONG,
 ) -> CK_RV {
-    guard(|| {
-        let Some((card, real)) = state() else {
-            return CKR_CRYPTOKI_NOT_INITIALIZED;
-        };
-        if !card.present() {
-            return CKR_DEVICE_REMOVED;
-        }
+    with_card(|card, real| {
         let Some(finish) = real.C_SignFinal else {
             return CKR_FUNCTION_NOT_SUPPORTED;
         };
