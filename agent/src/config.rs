@@ -11,6 +11,11 @@
 //! # PKCS#11 modules to load. When any are given, here or with --module,
 //! # they replace the modules registered with p11-kit.
 //! modules = ["/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"]
+//! # Load each module in a helper process of its own (default true), so
+//! # that a module that crashes costs its own requests in flight and its
+//! # logins, never the agent; --isolate overrides it. Per module below.
+//! isolate = true
+//! isolate_module = { "/usr/lib/softhsm/libsofthsm2.so" = false }
 //! # Where to listen; --socket overrides it.
 //! socket = "/run/user/1000/p11agent/agent.sock"
 //! # Where PINs come from: a file holding the user PIN (automation), or a
@@ -106,8 +111,8 @@ use crate::select::policy::{AutoSelectRules, SingleCandidatePatterns};
 use crate::select::selector::Selector;
 use crate::server::{ServerOptions, Timeouts};
 use crate::service::{
-    AgentOptions, Audit, AuditError, BadDigestRule, DigestPolicy, DigestRule, Purpose, Purposes,
-    WatchOptions,
+    AgentOptions, Audit, AuditError, BadDigestRule, DigestPolicy, DigestRule, Isolation, Purpose,
+    Purposes, WatchOptions,
 };
 use crate::store::chain::read_ca_folder;
 use crate::store::ChainCert;
@@ -129,6 +134,15 @@ pub(crate) struct DaemonFlags {
     /// (libp11agent_pkcs11.so) is refused: it forwards to this agent.
     #[arg(long = "module", value_name = "PATH")]
     modules: Vec<PathBuf>,
+
+    /// Load every module in a helper process of its own (true, the
+    /// default) or in the agent (false). A module that crashes in a
+    /// helper costs its requests in flight and its logins; the helper
+    /// restarts. In the agent, it takes the agent down, but a signature
+    /// costs about 15 µs less CPU. Overrides `isolate` and
+    /// `[isolate_module]` in the config file.
+    #[arg(long, value_name = "BOOL")]
+    isolate: Option<bool>,
     /// Configuration file [default: $XDG_CONFIG_HOME/p11agent/config.toml, when present].
     /// The digest policy files are read from digest.d/ beside it.
     #[arg(long, value_name = "FILE")]
@@ -188,6 +202,12 @@ pub(crate) struct Config {
     /// PKCS#11 modules to load.
     #[serde(default)]
     pub modules: Vec<PathBuf>,
+    /// Load modules in helper processes, unless `isolate_module` says
+    /// otherwise for one.
+    pub isolate: Option<bool>,
+    /// Whether to load a module (by path, as given) in a helper process.
+    #[serde(default)]
+    pub isolate_module: BTreeMap<PathBuf, bool>,
     /// The socket path.
     pub socket: Option<PathBuf>,
     /// A file holding the user PIN.
@@ -423,6 +443,14 @@ impl Settings {
                 .unwrap_or_else(p11agent_proto::paths::default_socket),
             agent: AgentOptions {
                 modules,
+                isolation: Isolation {
+                    default: flags.isolate.or(file.isolate).unwrap_or(true),
+                    per_module: if flags.isolate.is_some() {
+                        BTreeMap::new()
+                    } else {
+                        file.isolate_module
+                    },
+                },
                 pins: crate::pin::source(flags.pin_file.or(file.pin_file), pinentry.clone()),
                 ca_folder,
                 selector,

@@ -34,6 +34,16 @@ pub fn pkcs11_module() -> &'static Path {
     MODULE.get_or_init(|| build(&["-p", "p11agent-pkcs11", "--lib"]).join("libp11agent_pkcs11.so"))
 }
 
+/// The slow card module `libp11agent_bench_slowcard.so` (a wrapper
+/// that can make another module slow, absent or crash), built once per
+/// test process as [`p11agent_bin`] is.
+pub fn slowcard_module() -> &'static Path {
+    static MODULE: OnceLock<PathBuf> = OnceLock::new();
+    MODULE.get_or_init(|| {
+        build(&["-p", "p11agent-bench-slowcard", "--lib"]).join("libp11agent_bench_slowcard.so")
+    })
+}
+
 /// Runs `cargo build ARGS` in the profile the tests were built with;
 /// returns `target/<profile>`.
 fn build(args: &[&str]) -> PathBuf {

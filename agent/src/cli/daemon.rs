@@ -21,6 +21,20 @@ pub(super) fn run(socket: Option<PathBuf>, flags: DaemonFlags) -> Result<(), Cli
     Ok(())
 }
 
+/// Runs a module helper (see `token::isolated`) until its agent closes
+/// the control socket, logging to stderr as the daemon does.
+pub(super) fn run_module_helper(module: &std::path::Path) -> Result<(), CliError> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(log_filter())
+        .init();
+    let span = tracing::info_span!("module_helper", pid = std::process::id());
+    let _entered = span.enter();
+    crate::token::isolated::helper::run(module)?;
+    Ok(())
+}
+
 /// RUST_LOG, or `info`. cryptoki logs every mechanism it has no name for
 /// (vendor and legacy ones every module lists) as an ERROR while reading
 /// a mechanism list, which would make each start look broken; the agent

@@ -50,6 +50,9 @@ pub enum CliError {
     /// `p11agent setup` could not configure its target.
     #[error("setup: {0}")]
     Setup(#[from] SetupError),
+    /// A module helper could not talk to its agent.
+    #[error(transparent)]
+    ModuleHelper(#[from] crate::token::isolated::helper::HelperError),
 }
 
 impl CliError {

@@ -202,6 +202,13 @@ pub(crate) enum Command {
     ///           policy for ssh and ssh-pkcs11-helper (ssh-agent's loader).
     #[command(verbatim_doc_comment)]
     Setup(setup::SetupArgs),
+    /// Serve one PKCS#11 module for the agent that started this process,
+    /// on the socket that is its standard input (`isolate = true`).
+    #[command(hide = true)]
+    ModuleHelper {
+        /// The module.
+        module: PathBuf,
+    },
 }
 
 /// Runs a parsed command line.
@@ -225,5 +232,6 @@ pub fn run(args: Args) -> Result<(), CliError> {
         Command::Chooser(a) => chooser::run(a),
         Command::Watch(a) => watch::run(connect(socket)?, a),
         Command::Setup(a) => setup::run(a),
+        Command::ModuleHelper { module } => daemon::run_module_helper(&module),
     }
 }

@@ -51,6 +51,7 @@ fn token_code(error: &SignError) -> ErrorCode {
         SignError::PinIncorrect { .. } => ErrorCode::PinIncorrect,
         SignError::PinLocked { .. } => ErrorCode::PinLocked,
         SignError::Cancelled { .. } => ErrorCode::Cancelled,
+        SignError::ModuleCrashed { .. } => ErrorCode::ModuleUnavailable,
         SignError::Pkcs11 { .. }
         | SignError::AlwaysAuthenticate { .. }
         | SignError::BadSignature { .. } => ErrorCode::SigningFailed,
@@ -131,7 +132,7 @@ mod tests {
             (
                 SignError::Pkcs11 {
                     token: token(),
-                    operation: "C_Sign",
+                    operation: "C_Sign".into(),
                     source: CryptokiError::Pkcs11(RvError::DeviceError, Function::Sign),
                 },
                 ErrorCode::SigningFailed,

@@ -37,6 +37,8 @@ pub(crate) struct ShownIdentity {
 pub(crate) struct AgentOptions {
     /// The modules to load.
     pub(crate) modules: Vec<PathBuf>,
+    /// Which of them to load in helper processes.
+    pub(crate) isolation: Isolation,
     /// Where PINs come from.
     pub(crate) pins: Arc<dyn PinSource>,
     /// CA certificates for chains, from the configured CA folder.
@@ -70,6 +72,11 @@ impl AgentOptions {
         use crate::select::decisions::Decisions;
         AgentOptions {
             modules: Vec::new(),
+            // The test binary cannot be a module helper.
+            isolation: Isolation {
+                default: false,
+                per_module: std::collections::BTreeMap::new(),
+            },
             pins: Arc::new(crate::pin::NoPin),
             ca_folder: Vec::new(),
             selector: Selector::new(Policy::default(), Decisions::in_memory(), None),
@@ -81,6 +88,22 @@ impl AgentOptions {
             login_idle_timeout: None,
             error_code: |_| ErrorCode::Internal,
         }
+    }
+}
+
+/// Which modules run in helper processes (see `token::isolated`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Isolation {
+    /// For modules not named in `per_module`.
+    pub(crate) default: bool,
+    /// By path, as configured.
+    pub(crate) per_module: std::collections::BTreeMap<PathBuf, bool>,
+}
+
+impl Isolation {
+    /// Whether the module at `path` runs in a helper process.
+    pub(crate) fn of(&self, path: &std::path::Path) -> bool {
+        self.per_module.get(path).copied().unwrap_or(self.default)
     }
 }
 
@@ -265,6 +288,17 @@ impl Agent {
             .map(|waiter| self.inner.in_flight.enter(token, waiter));
         let result = operation(&self.inner.tokens);
         drop(registered);
+        if let Err(crate::token::SignError::ModuleCrashed { detail, .. }) = &result {
+            // The module's helper died: its other requests in flight die
+            // with it, and the watcher's next poll starts it again.
+            if let Some(index) = self.inner.modules.iter().position(|m| *m == token.module) {
+                self.module_unavailable(index, format!("it crashed: {detail}"));
+            }
+            return Err(ServiceError::ModuleUnavailable {
+                token: Box::new(token.clone()),
+                problem: format!("it crashed: {detail}; it is being restarted"),
+            });
+        }
         Ok(result?)
     }
 

@@ -36,7 +36,7 @@ mod sign;
 mod startup;
 mod tasks;
 
-pub(crate) use agent::{Agent, AgentOptions, Caller, WatchOptions};
+pub(crate) use agent::{Agent, AgentOptions, Caller, Isolation, WatchOptions};
 pub(crate) use audit::{Audit, AuditError, Peer};
 pub(crate) use digest_policy::{BadDigestRule, DigestPolicy, DigestRule};
 pub(crate) use error::ServiceError;

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use p11agent_proto::ModuleError;
 use parking_lot::{Mutex, RwLock};
 
-use super::agent::{Agent, AgentOptions, Inner};
+use super::agent::{Agent, AgentOptions, Inner, Isolation};
 use super::{events, health, in_flight};
 use crate::store::Store;
-use crate::token::{Module, Tokens};
+use crate::token::{Loaded, Tokens};
 
 impl Agent {
     /// Loads the modules, scans their tokens into the store, and returns
@@ -20,7 +20,8 @@ impl Agent {
     pub(crate) async fn start(mut options: AgentOptions) -> Agent {
         let paths = std::mem::take(&mut options.modules);
         let started = Instant::now();
-        let (mut store, loaded, module_errors) = load_all(paths, options.watch.deadline).await;
+        let (mut store, loaded, module_errors) =
+            load_all(paths, &options.isolation, options.watch.deadline).await;
         store.set_ca_folder(std::mem::take(&mut options.ca_folder));
         crate::memory::release_free();
         let modules: Vec<String> = loaded
@@ -64,15 +65,16 @@ impl Agent {
 /// out, so one hung module cannot keep the agent from starting.
 async fn load_all(
     paths: Vec<PathBuf>,
+    isolation: &Isolation,
     deadline: Duration,
-) -> (Store, Vec<Module>, Vec<ModuleError>) {
+) -> (Store, Vec<Loaded>, Vec<ModuleError>) {
     let scans: Vec<_> = paths
         .into_iter()
         .map(|path| {
             let task_path = path.clone();
-            let task = tokio::task::spawn_blocking(move || {
-                Module::load(&task_path).and_then(|module| module.scan().map(|t| (module, t)))
-            });
+            let isolate = isolation.of(&path);
+            let task =
+                tokio::task::spawn_blocking(move || Loaded::load_and_scan(&task_path, isolate));
             (path, task)
         })
         .collect();
@@ -100,7 +102,8 @@ async fn load_all(
         };
         match result {
             Ok((loaded_module, tokens)) => {
-                tracing::info!(module, tokens = tokens.len(), "module loaded");
+                let isolated = matches!(loaded_module, Loaded::Isolated(_));
+                tracing::info!(module, tokens = tokens.len(), isolated, "module loaded");
                 for found in tokens {
                     store.insert_token(found);
                 }
@@ -110,7 +113,7 @@ async fn load_all(
                 tracing::warn!(module, error = %e, "module unusable");
                 errors.push(ModuleError {
                     module,
-                    error: e.to_string(),
+                    error: crate::token::isolated::wire::with_causes(&e),
                 });
             }
         }

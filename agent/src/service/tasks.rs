@@ -108,7 +108,7 @@ async fn watch_module(agent: Agent, index: usize, mut stop: broadcast::Receiver<
             if reinit {
                 poll_tokens.reinitialize(index)?;
             }
-            poll_tokens.with_module(index, |module| module.present_tokens())
+            poll_tokens.present_tokens(index)
         });
         let outcome = tokio::select! {
             joined = tokio::time::timeout(options.deadline, &mut poll) => joined,
@@ -183,9 +183,7 @@ async fn reconcile(agent: &Agent, index: usize, name: &str, present: Vec<Token>)
     for token in present.iter().filter(|p| !known.iter().any(|k| same(k, p))) {
         let tokens = agent.inner.tokens.clone();
         let slot = token.slot;
-        let scan = tokio::task::spawn_blocking(move || {
-            tokens.with_module(index, |module| module.scan_slot(slot))
-        });
+        let scan = tokio::task::spawn_blocking(move || tokens.scan_slot(index, slot));
         match tokio::time::timeout(deadline, scan).await {
             Ok(Ok(Ok(found))) => agent.store_scan(found),
             Ok(Ok(Err(TokenError::TokenNotInitialized { .. }))) => {}

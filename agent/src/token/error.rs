@@ -15,6 +15,21 @@ pub(crate) enum TokenError {
     /// The module a token names is not loaded.
     #[error("PKCS#11 module {0} is not loaded")]
     NotLoaded(String),
+
+    /// The helper process of an isolated module could not be started,
+    /// or died.
+    #[error("PKCS#11 module {} (in its helper process): {detail}", path.display())]
+    HelperFailed {
+        /// The module path as given.
+        path: PathBuf,
+        /// What happened.
+        detail: String,
+    },
+
+    /// A failure in an isolated module's helper, as the helper told it
+    /// (with its causes).
+    #[error("{0}")]
+    Remote(String),
     /// The shared library could not be loaded, or it is not a PKCS#11
     /// module (no `C_GetFunctionList`).
     #[error("cannot load PKCS#11 module {}", path.display())]

@@ -3,9 +3,11 @@
 //! the store. Nothing here refers to PKCS#11 types.
 
 use p11agent_proto::{Curve, KeyType, Scheme, Token};
+use serde::{Deserialize, Serialize};
 
-/// Everything found on one token.
-#[derive(Debug, Clone)]
+/// Everything found on one token. Like the rest of this file, it crosses
+/// from a module helper to the agent as it is (`isolated/wire.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct FoundToken {
     /// The token's identifying fields, slot and module.
     pub token: Token,
@@ -20,7 +22,7 @@ pub(crate) struct FoundToken {
 }
 
 /// One certificate object and, when paired, its private key.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct FoundCertificate {
     /// The certificate's DER encoding (`CKA_VALUE`).
     pub der: Vec<u8>,
@@ -35,7 +37,7 @@ pub(crate) struct FoundCertificate {
 }
 
 /// Where an identity's private key lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct KeyLocation {
     /// The identity id (full).
     pub id: String,

@@ -10,7 +10,8 @@
 //!   [`FoundToken`]s.
 //! - [`Tokens`] owns the modules and signs with their keys (sessions,
 //!   login on demand, context-specific login), failing with a
-//!   [`SignError`].
+//!   [`SignError`]; a module may be [`Loaded`] in a helper process of
+//!   its own ([`isolated`]), behind the same methods.
 //! - [`uri`] writes the RFC 7512 PKCS#11 URIs that name the objects.
 //! - `rv.rs` says what each PKCS#11 return value (`CKR_*`) makes the
 //!   agent do.
@@ -20,6 +21,7 @@
 
 mod error;
 pub(crate) mod found;
+pub(crate) mod isolated;
 mod login;
 mod mechanisms;
 mod module;
@@ -50,4 +52,4 @@ pub(crate) use module::Module;
 pub(crate) use own_module::{own_module, OwnModule};
 pub(crate) use p11kit::default_modules;
 pub(crate) use sign_error::SignError;
-pub(crate) use tokens::Tokens;
+pub(crate) use tokens::{Loaded, Tokens};

@@ -22,7 +22,9 @@
 //! when they were not, for the caller to read as cryptoki does.
 //!
 //! Both functions are taken from the module's function list. This and
-//! `own_module.rs` are the only `unsafe` code of the agent.
+//! `own_module.rs` are the only `unsafe` code of the agent besides
+//! `memory.rs` and the descriptor a module helper receives
+//! (`isolated/helper.rs`).
 #![allow(unsafe_code)]
 
 use std::path::Path;

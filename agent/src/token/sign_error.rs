@@ -1,15 +1,20 @@
 //! Why a signature, login or logout failed.
 
+use std::borrow::Cow;
+
 use cryptoki::error::Error as CryptokiError;
 use p11agent_proto::{DigestMechanism, HashAlgorithm, Scheme};
+use serde::{Deserialize, Serialize};
 
 use super::rv::Meaning;
 
 /// What went wrong while signing with, logging in to or logging out of a
 /// token. The server turns each variant into a protocol error code; the
 /// `Display` text is meant for the person at the other end and says what
-/// to do.
-#[derive(Debug, thiserror::Error)]
+/// to do. It crosses from a module helper to the agent as it is
+/// (`isolated/wire.rs`), so that an isolated module's failures read and
+/// map to codes exactly as an in-process one's.
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub(crate) enum SignError {
     /// The key cannot make the scheme: wrong key type or curve, or the
     /// token lacks a mechanism for it. Nothing was sent to the token.
@@ -145,10 +150,21 @@ pub(crate) enum SignError {
         /// The token label.
         token: String,
         /// The PKCS#11 function or step that failed.
-        operation: &'static str,
+        operation: Cow<'static, str>,
         /// The module's answer.
         #[source]
+        #[serde(with = "super::isolated::wire::cryptoki_error")]
         source: CryptokiError,
+    },
+
+    /// The module's helper process died during the request (the module
+    /// crashed); the agent starts it again for the next request.
+    #[error("token '{token}' cannot be used now: its module crashed ({detail}); it is being restarted, try again")]
+    ModuleCrashed {
+        /// The token label.
+        token: String,
+        /// How the helper ended.
+        detail: String,
     },
 
     /// The key needs a context-specific login (`CKA_ALWAYS_AUTHENTICATE`)
@@ -184,7 +200,7 @@ impl SignError {
             }
             source => SignError::Pkcs11 {
                 token: token.to_owned(),
-                operation,
+                operation: Cow::Borrowed(operation),
                 source,
             },
         }
@@ -252,7 +268,7 @@ mod tests {
     fn dead_sessions() {
         let error = |rv| SignError::Pkcs11 {
             token: "t".into(),
-            operation: "C_Sign",
+            operation: "C_Sign".into(),
             source: CryptokiError::Pkcs11(rv, Function::Sign),
         };
         assert!(error(RvError::SessionHandleInvalid).ends_session());

@@ -16,7 +16,7 @@ use secrecy::SecretString;
 
 use super::found::KeyLocation;
 use super::testing::{SoftHsm, USER_PIN};
-use super::{FoundToken, Module, SignError, Tokens};
+use super::{FoundToken, Loaded, Module, SignError, Tokens};
 use crate::pin::{PinError, PinKind, PinRequest, PinSource};
 
 const LABEL: &str = "signer";
@@ -233,7 +233,7 @@ impl Fixture {
             .find(|t| t.token.label == LABEL)
             .expect("the signer token");
         Some(Fixture {
-            tokens: Tokens::new(vec![module], pins),
+            tokens: Tokens::new(vec![Loaded::Local(module)], pins),
             found,
             keys,
             hsm,
@@ -854,7 +854,7 @@ fn parallel_signatures_share_one_login_and_a_bounded_pool() {
 fn tokens_owns_modules_and_finalises_them() {
     let Some(hsm) = SoftHsm::new() else { return };
     let module: Module = hsm.load();
-    let tokens = Tokens::new(vec![module], CountingPins::new(USER_PIN));
+    let tokens = Tokens::new(vec![Loaded::Local(module)], CountingPins::new(USER_PIN));
     assert_eq!(tokens.module_count(), 1);
     drop(tokens);
     // Finalised: loading again initialises afresh.

@@ -23,6 +23,11 @@ const LOCK_ENV: &str = "P11AGENT_SLOWCARD_LOCK";
 /// without it the card is always in.
 const PRESENT_ENV: &str = "P11AGENT_SLOWCARD_PRESENT";
 
+/// Names a file whose existence makes a signature crash the process
+/// (`abort()` in `C_Sign`), as crashing vendor middleware does: the
+/// agent's module isolation is tested with it.
+const ABORT_SIGN_ENV: &str = "P11AGENT_SLOWCARD_ABORT_SIGN";
+
 /// One card, as this process sees it.
 #[derive(Debug)]
 pub(crate) struct Card {
@@ -31,6 +36,7 @@ pub(crate) struct Card {
     /// How long each kind of call takes.
     pub(crate) profile: Profile,
     present: Option<PathBuf>,
+    abort_sign: Option<PathBuf>,
     lock_file: Option<PathBuf>,
     /// Held while the card works, so that this process's threads queue
     /// as a reader makes them (the lock file does it between processes,
@@ -53,6 +59,7 @@ impl Card {
             module,
             profile,
             present: var(PRESENT_ENV).map(PathBuf::from),
+            abort_sign: var(ABORT_SIGN_ENV).map(PathBuf::from),
             lock_file: var(LOCK_ENV).map(PathBuf::from),
             busy: Mutex::new(()),
             signing: Mutex::new(HashMap::new()),
@@ -62,6 +69,14 @@ impl Card {
     /// Whether the card is in the reader.
     pub(crate) fn present(&self) -> bool {
         self.present.as_ref().is_none_or(|file| file.exists())
+    }
+
+    /// Crashes the process when the abort file exists.
+    pub(crate) fn crash_if_asked(&self) {
+        if self.abort_sign.as_ref().is_some_and(|file| file.exists()) {
+            eprintln!("p11agent-bench-slowcard: aborting in C_Sign, as asked");
+            std::process::abort();
+        }
     }
 
     /// Makes `call` as the card would: once every other operation on the
@@ -147,6 +162,7 @@ mod tests {
             module: PathBuf::from("/nonexistent"),
             profile: Profile::from_env(|_| None).expect("piv"),
             present,
+            abort_sign: None,
             lock_file,
             busy: Mutex::new(()),
             signing: Mutex::new(HashMap::new()),

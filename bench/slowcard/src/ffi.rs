@@ -258,6 +258,9 @@ extern "C" fn C_Sign(
         let Some(sign) = real.C_Sign else {
             return CKR_FUNCTION_NOT_SUPPORTED;
         };
+        if !signature.is_null() {
+            card.crash_if_asked();
+        }
         let delay = signing_delay(card, session, signature);
         // SAFETY: the caller's arguments, passed on unchanged.
         card.exchange(delay, || unsafe {
