@@ -62,8 +62,12 @@ pub(crate) struct Bed {
     pub rsa: BenchKey,
     /// The P-256 identity.
     pub p256: BenchKey,
-    /// The agent.
+    /// The agent, as configured by default (the module in a helper
+    /// process).
     pub daemon: Daemon,
+    /// The agent with the module loaded in its own process
+    /// (`--isolate false`).
+    pub daemon_inproc: Daemon,
     /// The agent's PKCS#11 module, when the signing group runs.
     pub module: Option<PathBuf>,
     /// The p11-kit server, when p11-kit is installed.
@@ -91,8 +95,29 @@ impl Bed {
         })?;
         let pin_file = dir.join("pin");
         fixture::write_pin_file(&pin_file, PIN)?;
-        let mut daemon = Daemon::spawn(agent_bin, dir, hsm.module_path(), &hsm.env(), &pin_file)?;
+        let mut daemon = Daemon::spawn(
+            agent_bin,
+            dir,
+            hsm.module_path(),
+            &hsm.env(),
+            &pin_file,
+            &[],
+        )?;
         let mut agent = daemon.connect(Duration::from_millis(20), Duration::from_secs(60))?;
+        // The same agent with the module loaded in its own process
+        // rather than in a helper: what isolation costs.
+        let inproc_dir = dir.join("inproc");
+        std::fs::create_dir_all(&inproc_dir)
+            .map_err(|e| BenchError::io("creating", &inproc_dir, e))?;
+        let mut daemon_inproc = Daemon::spawn(
+            agent_bin,
+            &inproc_dir,
+            hsm.module_path(),
+            &hsm.env(),
+            &pin_file,
+            &["--isolate", "false"],
+        )?;
+        daemon_inproc.connect(Duration::from_millis(20), Duration::from_secs(60))?;
         let listed = agent.list(&Default::default())?;
         for key in [&rsa, &p256] {
             let id = key.fingerprint_hex();
@@ -118,6 +143,7 @@ impl Bed {
             rsa: BenchKey { provisioned: rsa },
             p256: BenchKey { provisioned: p256 },
             daemon,
+            daemon_inproc,
             module,
             p11kit,
         })

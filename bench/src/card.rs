@@ -259,6 +259,7 @@ fn insertion_to_signature(
         &card.module,
         &card.env(Some(&present)),
         &pin_file,
+        &[],
     )?;
     // It answers once it has loaded the module and found no card.
     let mut agent = daemon.connect(RETRY, Duration::from_secs(60))?;
@@ -303,6 +304,7 @@ fn signatures(
         &card.module,
         &card.env(None),
         &pin_file,
+        &[],
     )?;
     let mut agent = daemon.connect(Duration::from_millis(20), Duration::from_secs(60))?;
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -158,7 +158,7 @@ pub(crate) struct Daemon {
 
 impl Daemon {
     /// Starts `bin daemon` on `module` with `env` (the SoftHSM
-    /// environment), a PIN file, its socket and log in `dir`, and no
+    /// environment), a PIN file, `extra` flags, its socket and log in `dir`, and no
     /// configuration file (`XDG_CONFIG_HOME` points into `dir`). Returns
     /// at once; [`Daemon::connect`] waits for it to answer.
     pub(crate) fn spawn(
@@ -167,6 +167,7 @@ impl Daemon {
         module: &Path,
         env: &[(String, OsString)],
         pin_file: &Path,
+        extra: &[&str],
     ) -> Result<Daemon, BenchError> {
         let socket = dir.join("run").join("agent.sock");
         let log = dir.join("daemon.log");
@@ -180,6 +181,7 @@ impl Daemon {
             .arg(module)
             .arg("--pin-file")
             .arg(pin_file)
+            .args(extra)
             .envs(env.iter().map(|(k, v)| (k, v)))
             // Pinned, so that a RUST_LOG=debug in the caller's shell does
             // not measure the logger.
@@ -243,26 +245,33 @@ impl Daemon {
         }
     }
 
-    /// The daemon's resident set and its peak, in KiB
-    /// (`/proc/PID/status`: `VmRSS`, `VmHWM`).
+    /// The resident set and its peak, in KiB (`/proc/PID/status`:
+    /// `VmRSS`, `VmHWM`), of the daemon and its module helpers together:
+    /// an isolated module's memory is the agent's cost too. The peak is
+    /// the sum of each process's own, an upper bound.
     pub(crate) fn memory_kib(&self) -> Result<(u64, u64), BenchError> {
-        let path = PathBuf::from(format!("/proc/{}/status", self.child.id()));
-        let status =
-            std::fs::read_to_string(&path).map_err(|e| BenchError::io("reading", &path, e))?;
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix(name))
-                .and_then(|rest| {
-                    rest.trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse::<u64>()
-                        .ok()
-                })
-                .ok_or_else(|| BenchError::Setup(format!("no {name} in {}", path.display())))
-        };
-        Ok((field("VmRSS:")?, field("VmHWM:")?))
+        let mut total = (0, 0);
+        for pid in crate::cpu::tree_ns(self.child.id())?.into_keys() {
+            let path = PathBuf::from(format!("/proc/{pid}/status"));
+            let status =
+                std::fs::read_to_string(&path).map_err(|e| BenchError::io("reading", &path, e))?;
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|line| line.strip_prefix(name))
+                    .and_then(|rest| {
+                        rest.trim()
+                            .trim_end_matches("kB")
+                            .trim()
+                            .parse::<u64>()
+                            .ok()
+                    })
+                    .ok_or_else(|| BenchError::Setup(format!("no {name} in {}", path.display())))
+            };
+            total.0 += field("VmRSS:")?;
+            total.1 += field("VmHWM:")?;
+        }
+        Ok(total)
     }
 
     /// What the daemon logged, for error messages.

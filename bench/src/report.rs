@@ -75,6 +75,11 @@ pub(crate) struct Measurement {
     /// remoting ops/s. Above 1.0 means faster than p11-kit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_vs_p11kit: Option<f64>,
+    /// On agent `sign` rows: the agent's ops/s (module in a helper
+    /// process, the default) divided by the same agent's with the module
+    /// loaded in-process: what module isolation costs. 1.0 is free.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_vs_agent_inproc: Option<f64>,
     /// On agent `tls` rows: agent handshakes/s divided by those with a
     /// software key. Above 1.0 means the agent is faster.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -139,6 +144,7 @@ impl Measurement {
             "direct" => Some(&mut self.ratio_vs_direct),
             "agent" => Some(&mut self.ratio_vs_agent),
             "p11kit" => Some(&mut self.ratio_vs_p11kit),
+            "agent_inproc" => Some(&mut self.ratio_vs_agent_inproc),
             "software" => Some(&mut self.ratio_vs_software),
             _ => None,
         }
@@ -430,6 +436,7 @@ pub(crate) const SIGN: Comparison = Comparison {
     backends: &[
         ("direct", "direct"),
         ("agent", "agent"),
+        ("agent_inproc", "agent, module in-process"),
         ("module", "module"),
         ("p11kit", "p11-kit"),
         ("floor", "floor"),
@@ -437,11 +444,16 @@ pub(crate) const SIGN: Comparison = Comparison {
     cpu: true,
     ratios: &[
         ("agent/direct", "agent", "direct"),
+        ("agent/in-process", "agent", "agent_inproc"),
         ("agent/p11-kit", "agent", "p11kit"),
         ("module/agent", "module", "agent"),
         ("module/p11-kit", "module", "p11kit"),
     ],
-    own: &[("agent own µs", "agent"), ("module own µs", "module")],
+    own: &[
+        ("agent own µs", "agent"),
+        ("in-process own µs", "agent_inproc"),
+        ("module own µs", "module"),
+    ],
 };
 
 /// Handshakes: the key through cryptoki in the client, through the

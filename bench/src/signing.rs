@@ -153,6 +153,19 @@ pub(crate) fn measure(bed: &Bed, plan: &Plan, report: &mut Report) -> Result<(),
                         Vec::new(),
                     ),
                 ),
+                (
+                    "agent_inproc",
+                    (
+                        sign(
+                            Signer::Agent {
+                                socket: bed.daemon_inproc.socket().to_path_buf(),
+                                id: key.agent_id(),
+                            },
+                            Some(bed.daemon_inproc.pid()),
+                        ),
+                        Vec::new(),
+                    ),
+                ),
             ];
             for (backend, (module, env), hashing, pid) in &modules {
                 let signer = Signer::Cryptoki {
@@ -179,7 +192,7 @@ pub(crate) fn measure(bed: &Bed, plan: &Plan, report: &mut Report) -> Result<(),
                 .and_then(|r| r.p50_us);
             let floor = floors.get(&clients).copied().flatten();
             for row in &mut rows {
-                if matches!(row.backend, Some("agent" | "module")) {
+                if matches!(row.backend, Some("agent" | "agent_inproc" | "module")) {
                     row.own_us = report::own_us(row.p50_us, &[direct, floor]);
                 }
             }

@@ -47,7 +47,14 @@ pub(crate) fn measure(
     let pin_file = dir.join("pin");
     fixture::write_pin_file(&pin_file, PIN)?;
 
-    let mut daemon = Daemon::spawn(agent_bin, dir, hsm.module_path(), &hsm.env(), &pin_file)?;
+    let mut daemon = Daemon::spawn(
+        agent_bin,
+        dir,
+        hsm.module_path(),
+        &hsm.env(),
+        &pin_file,
+        &[],
+    )?;
     let mut agent = daemon.connect(POLL, Duration::from_secs(120))?;
     let answers = daemon.started().elapsed();
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -120,6 +120,25 @@ fn a_smoke_run_measures_every_group() {
             "{row}"
         );
     }
+    // What module isolation costs: every signing row of the agent (its
+    // module in a helper process) is compared with the same agent with
+    // the module in-process.
+    for agent in rows.iter().filter(|r| {
+        r["group"] == "sign" && r["backend"] == "agent" && r["name"] != "hello_round_trip"
+    }) {
+        assert!(
+            agent["ratio_vs_agent_inproc"]
+                .as_f64()
+                .is_some_and(|v| v > 0.0),
+            "{agent}"
+        );
+        assert!(
+            rows.iter().any(|r| r["backend"] == "agent_inproc"
+                && r["name"] == agent["name"]
+                && r["clients"] == agent["clients"]),
+            "no in-process row for {agent}:\n{stderr}"
+        );
+    }
     // The signing group's CPU per operation, its headline: the worker's
     // on every row, the serving process's (daemon, p11-kit server, echo
     // server) on every row that has one. Present, not judged.
@@ -202,6 +221,8 @@ fn a_smoke_run_measures_every_group() {
         "floor CPU µs/op",
         "floor p50 / p99",
         "agent own µs",
+        "in-process own µs",
+        "agent/in-process",
         "module own µs",
         "| p256_size_echo |",
     ] {
