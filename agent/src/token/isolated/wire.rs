@@ -143,9 +143,10 @@ impl From<WirePinError> for PinError {
     }
 }
 
-/// Writes `message` as one frame.
+/// Writes `message` as one frame, with one write.
 pub(crate) fn write_frame(to: &mut impl Write, message: &impl Serialize) -> io::Result<()> {
-    let mut frame = Zeroizing::new(vec![0u8; 4]);
+    let mut frame = Zeroizing::new(Vec::with_capacity(FIRST_READ));
+    frame.extend_from_slice(&[0; 4]);
     postcard::to_io(message, &mut *frame).map_err(invalid)?;
     let len = u32::try_from(frame.len() - 4)
         .ok()
@@ -155,21 +156,44 @@ pub(crate) fn write_frame(to: &mut impl Write, message: &impl Serialize) -> io::
     to.write_all(&frame)
 }
 
-/// Reads one frame. End of input before its first byte is
-/// `UnexpectedEof`, as anywhere else: the other end is gone.
+/// How much the first read of a frame asks for: a signature's request
+/// or reply, PINs and errors fit, so they take one read.
+const FIRST_READ: usize = 4096;
+
+/// Reads one frame, in one read when it is short. The two ends take
+/// turns (a frame, then the answer to it), so a read never takes bytes
+/// of the next frame; any that come are a broken peer. End of input
+/// before the frame is `UnexpectedEof`, as anywhere else: the other end
+/// is gone.
 pub(crate) fn read_frame<T: DeserializeOwned>(from: &mut impl Read) -> io::Result<T> {
-    let mut len = [0u8; 4];
-    from.read_exact(&mut len)?;
-    let len = u32::from_le_bytes(len) as usize;
+    let mut frame = Zeroizing::new(vec![0u8; FIRST_READ]);
+    let mut got = 0;
+    while got < 4 {
+        match from.read(&mut frame[got..]) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
     if len > MAX_FRAME {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("frame of {len} bytes"),
         ));
     }
-    let mut body = Zeroizing::new(vec![0u8; len]);
-    from.read_exact(&mut body)?;
-    postcard::from_bytes(&body).map_err(invalid)
+    if got > 4 + len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "bytes after the frame, out of turn",
+        ));
+    }
+    if frame.len() < 4 + len {
+        frame.resize(4 + len, 0);
+    }
+    from.read_exact(&mut frame[got..4 + len])?;
+    postcard::from_bytes(&frame[4..4 + len]).map_err(invalid)
 }
 
 fn invalid(error: postcard::Error) -> io::Error {
@@ -403,6 +427,42 @@ mod tests {
             read_frame::<Request>(&mut buf.as_slice()),
             Ok(Request::ScanSlot(7))
         ));
+    }
+
+    /// A reader that hands out one byte per read, as a slow socket may.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let Some((&first, rest)) = self.0.split_first() else {
+                return Ok(0);
+            };
+            buf[0] = first;
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn a_frame_longer_than_the_first_read_or_in_pieces_arrives_whole() {
+        let big = vec![7u8; 3 * FIRST_READ];
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &Reply::Signature(big.clone())).expect("write");
+        for decoded in [
+            read_frame::<Reply>(&mut buf.as_slice()),
+            read_frame::<Reply>(&mut Trickle(&buf)),
+        ] {
+            assert!(matches!(decoded, Ok(Reply::Signature(s)) if s == big));
+        }
+    }
+
+    #[test]
+    fn a_second_frame_out_of_turn_is_refused() {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &Request::Scan).expect("write");
+        write_frame(&mut buf, &Request::Scan).expect("write");
+        let err = read_frame::<Request>(&mut buf.as_slice()).expect_err("two frames");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 
     #[test]
