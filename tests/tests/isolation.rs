@@ -58,10 +58,7 @@ fn a_module_that_aborts_in_c_sign_costs_only_its_own_request() {
         server.client_module().into(),
     ));
     env.push(("P11AGENT_SLOWCARD_PROFILE".into(), "none".into()));
-    env.push((
-        "P11AGENT_SLOWCARD_ABORT_SIGN".into(),
-        abort_file.clone().into(),
-    ));
+    env.push(("P11AGENT_SLOWCARD_ABORT".into(), abort_file.clone().into()));
     let pins = pin_file(dir.path(), PIN);
     let daemon = Daemon::start_with_args(
         &[
@@ -99,13 +96,16 @@ fn a_module_that_aborts_in_c_sign_costs_only_its_own_request() {
         })
     };
 
-    std::fs::write(&abort_file, b"").expect("abort file");
+    std::fs::write(&abort_file, "C_Sign").expect("abort file");
     match sign(&mut client, &crashy_id, b"crash") {
         Err(ClientError::Agent { code, message }) => {
             assert_eq!(code, ErrorCode::ModuleUnavailable, "{message}");
             assert!(message.contains("crashed"), "{message}");
         }
-        other => panic!("the crashing module's client got {other:?}"),
+        other => panic!(
+            "the crashing module's client got {other:?}\n{}",
+            daemon.log()
+        ),
     }
     std::fs::remove_file(&abort_file).expect("remove abort file");
 
@@ -135,4 +135,63 @@ fn a_module_that_aborts_in_c_sign_costs_only_its_own_request() {
     let log = daemon.log();
     assert!(log.contains("SIGABRT"), "the crash is not logged:\n{log}");
     assert!(log.contains("module answers again"), "{log}");
+}
+
+#[test]
+fn a_module_that_keeps_crashing_is_restarted_less_and_less_often() {
+    let hsm = SoftHsm::new().expect("softhsm");
+    let pki = Pki::new("Crash Loop Root").expect("pki");
+    let identity = hsm
+        .create_token("looping", PIN, SO_PIN)
+        .expect("token")
+        .add_identity(&pki, &LeafSpec::new("looping user").key(KeyAlg::EcP256))
+        .expect("identity");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let abort_file = dir.path().join("abort");
+    let mut env = hsm.env();
+    env.push(("P11AGENT_SLOWCARD_MODULE".into(), hsm.module_path().into()));
+    env.push(("P11AGENT_SLOWCARD_PROFILE".into(), "none".into()));
+    env.push(("P11AGENT_SLOWCARD_ABORT".into(), abort_file.clone().into()));
+    let pins = pin_file(dir.path(), PIN);
+    let daemon = Daemon::start_with_args(
+        &[
+            "--module".as_ref(),
+            slowcard_module().as_os_str(),
+            "--pin-file".as_ref(),
+            pins.as_os_str(),
+            "--poll-interval".as_ref(),
+            "100".as_ref(),
+        ],
+        env,
+    );
+    let id = identity.fingerprint_hex();
+    let mut client = daemon.client();
+
+    // Every poll crashes the helper for 4 s: 40 polls.
+    std::fs::write(&abort_file, "C_GetSlotList").expect("abort file");
+    std::thread::sleep(Duration::from_secs(4));
+    std::fs::remove_file(&abort_file).expect("remove abort file");
+    let crashes = daemon.log().matches("module helper ended").count();
+    assert!(
+        (2..=6).contains(&crashes),
+        "{crashes} crashes in 4 s of polls every 100 ms, expected a few with backing off:\n{}",
+        daemon.log()
+    );
+
+    // Once the module stops crashing, it serves again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let signature = loop {
+        match sign(&mut client, &id, b"after the loop") {
+            Ok(signature) => break signature,
+            Err(ClientError::Agent {
+                code: ErrorCode::ModuleUnavailable,
+                ..
+            }) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!(
+                "no signature after the crashes stopped: {e}\n{}",
+                daemon.log()
+            ),
+        }
+    };
+    assert!(verifies(&identity, b"after the loop", &signature));
 }

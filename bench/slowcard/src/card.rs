@@ -23,10 +23,11 @@ const LOCK_ENV: &str = "P11AGENT_SLOWCARD_LOCK";
 /// without it the card is always in.
 const PRESENT_ENV: &str = "P11AGENT_SLOWCARD_PRESENT";
 
-/// Names a file whose existence makes a signature crash the process
-/// (`abort()` in `C_Sign`), as crashing vendor middleware does: the
-/// agent's module isolation is tested with it.
-const ABORT_SIGN_ENV: &str = "P11AGENT_SLOWCARD_ABORT_SIGN";
+/// Names a file which, while it exists, makes the function it names
+/// (`C_Sign` or `C_GetSlotList`) crash the process with `abort()`, as
+/// crashing vendor middleware does: the agent's module isolation is
+/// tested with it.
+const ABORT_ENV: &str = "P11AGENT_SLOWCARD_ABORT";
 
 /// One card, as this process sees it.
 #[derive(Debug)]
@@ -36,7 +37,7 @@ pub(crate) struct Card {
     /// How long each kind of call takes.
     pub(crate) profile: Profile,
     present: Option<PathBuf>,
-    abort_sign: Option<PathBuf>,
+    abort: Option<PathBuf>,
     lock_file: Option<PathBuf>,
     /// Held while the card works, so that this process's threads queue
     /// as a reader makes them (the lock file does it between processes,
@@ -59,7 +60,7 @@ impl Card {
             module,
             profile,
             present: var(PRESENT_ENV).map(PathBuf::from),
-            abort_sign: var(ABORT_SIGN_ENV).map(PathBuf::from),
+            abort: var(ABORT_ENV).map(PathBuf::from),
             lock_file: var(LOCK_ENV).map(PathBuf::from),
             busy: Mutex::new(()),
             signing: Mutex::new(HashMap::new()),
@@ -71,10 +72,12 @@ impl Card {
         self.present.as_ref().is_none_or(|file| file.exists())
     }
 
-    /// Crashes the process when the abort file exists.
-    pub(crate) fn crash_if_asked(&self) {
-        if self.abort_sign.as_ref().is_some_and(|file| file.exists()) {
-            eprintln!("p11agent-bench-slowcard: aborting in C_Sign, as asked");
+    /// Crashes the process when the abort file exists and names
+    /// `function`.
+    pub(crate) fn crash_if_asked(&self, function: &str) {
+        let Some(file) = &self.abort else { return };
+        if std::fs::read_to_string(file).is_ok_and(|named| named.trim() == function) {
+            eprintln!("p11agent-bench-slowcard: aborting in {function}, as asked");
             std::process::abort();
         }
     }
@@ -162,7 +165,7 @@ mod tests {
             module: PathBuf::from("/nonexistent"),
             profile: Profile::from_env(|_| None).expect("piv"),
             present,
-            abort_sign: None,
+            abort: None,
             lock_file,
             busy: Mutex::new(()),
             signing: Mutex::new(HashMap::new()),

@@ -161,6 +161,7 @@ extern "C" fn C_GetSlotList(
         let Some((card, real)) = state() else {
             return CKR_CRYPTOKI_NOT_INITIALIZED;
         };
+        card.crash_if_asked("C_GetSlotList");
         if token_present != CK_FALSE && !card.present() {
             // SAFETY: PKCS#11 passes NULL or a count to write.
             return match unsafe { count.as_mut() } {
@@ -259,7 +260,7 @@ extern "C" fn C_Sign(
             return CKR_FUNCTION_NOT_SUPPORTED;
         };
         if !signature.is_null() {
-            card.crash_if_asked();
+            card.crash_if_asked("C_Sign");
         }
         let delay = signing_delay(card, session, signature);
         // SAFETY: the caller's arguments, passed on unchanged.

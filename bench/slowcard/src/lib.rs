@@ -24,9 +24,10 @@
 //! - `P11AGENT_SLOWCARD_PRESENT`: a file; the card is in the reader while
 //!   it exists (no slot shows a token, and the token's calls fail, while
 //!   it does not). Creating it is inserting the card.
-//! - `P11AGENT_SLOWCARD_ABORT_SIGN`: a file; while it exists, `C_Sign`
-//!   (with an output buffer) calls `abort()`, as crashing vendor
-//!   middleware does. The agent's module isolation test uses it.
+//! - `P11AGENT_SLOWCARD_ABORT`: a file; while it exists and holds
+//!   `C_Sign` (a signature, not a length query) or `C_GetSlotList`, that
+//!   function calls `abort()`, as crashing vendor middleware does. The
+//!   agent's module isolation tests use it.
 //!
 //! # What costs what
 //!
