@@ -19,7 +19,7 @@ pub enum DaemonError {
 }
 
 /// Loads the modules and fills the store, then serves the socket until
-/// SIGINT or SIGTERM.
+/// SIGINT or SIGTERM (SIGHUP is ignored).
 ///
 /// The socket appears only once every token has been scanned, so a
 /// client that can connect sees the complete store.
@@ -29,24 +29,35 @@ pub(crate) async fn run(settings: Settings) -> Result<(), DaemonError> {
         agent,
         server,
     } = settings;
+    // Before anything slow: a signal during the modules' loading must
+    // not find the default action (death, a stale socket).
+    let shutdown = shutdown_signal().map_err(DaemonError::Signals)?;
     let agent = Agent::start(agent).await;
     let socket = server::bind(&socket)?;
     tracing::info!(socket = %socket.path().display(), "listening");
     let background = agent.spawn_background();
-    let shutdown = shutdown_signal().map_err(DaemonError::Signals)?;
     server::serve(socket, agent, server, shutdown).await;
     background.stop();
     tracing::info!("stopped");
     Ok(())
 }
 
+/// Resolves at SIGTERM or SIGINT. SIGHUP, which a closed terminal sends
+/// to the daemon started from it, is logged and otherwise ignored: the
+/// agent keeps serving (a changed configuration takes a restart).
 fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
     Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = int.recv() => {},
+        loop {
+            tokio::select! {
+                _ = term.recv() => return,
+                _ = int.recv() => return,
+                _ = hup.recv() => tracing::info!(
+                    "SIGHUP: still serving (a changed configuration takes a restart; stop the agent with SIGTERM)"
+                ),
+            }
         }
     })
 }

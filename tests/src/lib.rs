@@ -204,6 +204,26 @@ impl Daemon {
         let _ = self.child.wait();
     }
 
+    /// Stops the daemon with SIGTERM, as a service manager would, and
+    /// returns how it exited and everything it logged.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                break self.child.wait().expect("reap the daemon");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (status, self.log())
+    }
+
     /// Runs `p11agent ARGS` against this daemon.
     pub fn cli(&self, args: &[&str]) -> Output {
         run_cli(args, &self.socket, &self.env)

@@ -52,7 +52,8 @@ pub(crate) enum Command {
     /// Loads the PKCS#11 modules given with --module (or in the config
     /// file); with none given, the modules registered with p11-kit. Log
     /// detail follows RUST_LOG (default: info). Stop it with Ctrl-C or
-    /// SIGTERM.
+    /// SIGTERM; SIGHUP (a closed terminal) is ignored, and a changed
+    /// configuration takes a restart.
     ///
     /// Digests (sign_digest, as PKCS#11 modules ask) are signed only for
     /// the programs the digest policy lists: [[allow_digest]] tables
