@@ -6,11 +6,22 @@ use p11agent_proto::{ErrorCode, FrameError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// Nothing listens on the socket.
-    #[error("the agent is not running (no socket at {path})")]
+    /// Nothing listens on the socket: there is none, or the one there is
+    /// stale (left by an agent that stopped without removing it, e.g.
+    /// killed).
+    #[error(
+        "the agent is not running ({})",
+        if *stale {
+            format!("{} is a stale socket, left by an agent that stopped without removing it", path.display())
+        } else {
+            format!("no socket at {}", path.display())
+        }
+    )]
     NotRunning {
         /// The socket path tried.
         path: PathBuf,
+        /// Whether a socket file is there, with nobody listening.
+        stale: bool,
     },
     /// The socket exists but could not be connected to.
     #[error("cannot connect to the agent at {path}: {source}")]
@@ -48,7 +59,8 @@ impl ClientError {
     pub(crate) fn connect(path: PathBuf, source: std::io::Error) -> Self {
         use std::io::ErrorKind::{ConnectionRefused, NotFound};
         match source.kind() {
-            NotFound | ConnectionRefused => ClientError::NotRunning { path },
+            NotFound => ClientError::NotRunning { path, stale: false },
+            ConnectionRefused => ClientError::NotRunning { path, stale: true },
             _ => ClientError::Connect { path, source },
         }
     }
@@ -64,10 +76,20 @@ mod tests {
     fn not_running_says_what_happened() {
         let error = ClientError::NotRunning {
             path: PathBuf::from("/tmp/p11agent-1000/agent.sock"),
+            stale: false,
         };
         assert_eq!(
             error.to_string(),
             "the agent is not running (no socket at /tmp/p11agent-1000/agent.sock)"
+        );
+        let error = ClientError::NotRunning {
+            path: PathBuf::from("/tmp/p11agent-1000/agent.sock"),
+            stale: true,
+        };
+        assert_eq!(
+            error.to_string(),
+            "the agent is not running (/tmp/p11agent-1000/agent.sock is a stale socket, \
+             left by an agent that stopped without removing it)"
         );
     }
 }

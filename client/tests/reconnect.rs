@@ -215,7 +215,7 @@ fn no_agent_behind_the_socket_any_more_is_not_running() {
     fake.wait_closed();
     for _ in 0..2 {
         match client.status() {
-            Err(ClientError::NotRunning { path }) => assert_eq!(path, fake.path),
+            Err(ClientError::NotRunning { path, .. }) => assert_eq!(path, fake.path),
             other => panic!("expected NotRunning, got {other:?}"),
         }
     }

@@ -149,6 +149,7 @@ mod tests {
         assert_eq!(agent(ErrorCode::UnknownRequest), CKR_FUNCTION_FAILED);
         let gone = Error::Agent(ClientError::NotRunning {
             path: "/nowhere".into(),
+            stale: false,
         });
         assert_eq!(gone.rv(), CKR_DEVICE_ERROR);
     }

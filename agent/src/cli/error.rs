@@ -70,9 +70,13 @@ impl CliError {
 /// library's account of it.
 fn next_step(error: &ClientError) -> &'static str {
     match error {
-        ClientError::NotRunning { .. } => {
+        ClientError::NotRunning { stale: false, .. } => {
             "; start it with `p11agent daemon` or point P11AGENT_SOCK or --socket at a running \
              agent's socket"
+        }
+        ClientError::NotRunning { stale: true, .. } => {
+            "; start it again with `p11agent daemon`, which replaces the stale socket, and see \
+             the old agent's log for why it stopped"
         }
         _ => "",
     }
@@ -179,6 +183,7 @@ mod tests {
     fn a_missing_agent_is_reported_with_the_way_to_start_one() {
         let error = CliError::from(ClientError::NotRunning {
             path: PathBuf::from("/run/user/1000/p11agent/agent.sock"),
+            stale: false,
         });
         assert_eq!(
             error.to_string(),
