@@ -291,6 +291,9 @@ pub(crate) struct IdentitySettings {
 /// Why the configuration could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The PIN file is missing or not private.
+    #[error(transparent)]
+    PinFile(#[from] crate::pin::PinFileError),
     /// The file could not be read.
     #[error("cannot read config file {path}: {source}")]
     Read {
@@ -451,7 +454,7 @@ impl Settings {
                         file.isolate_module
                     },
                 },
-                pins: crate::pin::source(flags.pin_file.or(file.pin_file), pinentry.clone()),
+                pins: crate::pin::source(flags.pin_file.or(file.pin_file), pinentry.clone())?,
                 ca_folder,
                 selector,
                 watch,

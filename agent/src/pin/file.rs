@@ -1,6 +1,6 @@
 //! A PIN read from a file, for automation.
 
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{ErrorKind, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -28,6 +28,47 @@ impl PinFile {
     pub(crate) fn new(path: impl Into<PathBuf>) -> Self {
         Self { path: path.into() }
     }
+
+    /// Checks, when the agent starts, what would otherwise be found at
+    /// the first login: that the file is there, a regular file, and
+    /// private. The PIN itself is not read until a login needs it (the
+    /// file may be rotated meanwhile).
+    pub(crate) fn check(&self) -> Result<(), PinFileError> {
+        let path = &self.path;
+        let refuse = |problem: String| PinFileError {
+            path: path.clone(),
+            problem,
+        };
+        let meta = match fs::metadata(path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(refuse(format!(
+                    "does not exist; write the PIN to it on one line, then `chmod 600 {}`",
+                    path.display()
+                )))
+            }
+            Err(e) => return Err(refuse(format!("cannot be read: {e}"))),
+        };
+        if !meta.is_file() {
+            return Err(refuse("is not a regular file".to_owned()));
+        }
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o044 != 0 {
+            return Err(refuse(format!(
+                "is readable by other users (mode {mode:04o}); `chmod 600 {}`",
+                path.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A PIN file the agent will not start with.
+#[derive(Debug, thiserror::Error)]
+#[error("PIN file {}: {problem}", path.display())]
+pub struct PinFileError {
+    path: PathBuf,
+    problem: String,
 }
 
 impl PinSource for PinFile {
@@ -145,6 +186,31 @@ mod tests {
             warning: None,
         };
         PinFile::new(&path).pin(&request)
+    }
+
+    #[test]
+    fn the_start_check_refuses_a_missing_or_shared_file_and_says_what_to_do() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("pin");
+        let missing = PinFile::new(&path)
+            .check()
+            .expect_err("missing")
+            .to_string();
+        assert!(
+            missing.contains("does not exist") && missing.contains("chmod 600"),
+            "{missing}"
+        );
+        fs::write(&path, "1234\n").expect("write");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
+        let shared = PinFile::new(&path).check().expect_err("shared").to_string();
+        assert!(
+            shared.contains("mode 0644") && shared.contains("chmod 600"),
+            "{shared}"
+        );
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+        PinFile::new(&path).check().expect("private file");
+        let not_file = PinFile::new(dir.path()).check().expect_err("a directory");
+        assert!(not_file.to_string().contains("not a regular file"));
     }
 
     #[test]
