@@ -568,6 +568,7 @@ fn choices_are_remembered_per_origin_listed_and_forgotten() {
 
     // `decisions` lists both; the file is private and survives a restart.
     let listed = daemon.cli_json(&["decisions", "--json"]);
+    let listed = &listed["decisions"];
     let origins: Vec<&str> = listed
         .as_array()
         .expect("list")

@@ -26,7 +26,9 @@ pub(crate) struct ForgetArgs {
 pub(super) fn decisions(agent: &mut Client, args: JsonArg) -> Result<(), CliError> {
     let decisions = agent.decisions()?;
     if args.json {
-        return print_json(&decisions);
+        // An object, as every other --json prints, so that fields can be
+        // added beside the list.
+        return print_json(&serde_json::json!({ "decisions": decisions }));
     }
     if decisions.is_empty() {
         println!("no choices remembered");

@@ -337,6 +337,12 @@ fn load(path: &Path) -> Result<BTreeMap<String, Decision>, DecisionsError> {
     }
     let mut json = Vec::new();
     file.read_to_end(&mut json).map_err(read_error)?;
+    // An empty file (made by `touch`, or a write cut short before its
+    // first byte) holds no decisions: nothing is lost by starting empty,
+    // and the next choice remembered writes a whole file.
+    if json.iter().all(u8::is_ascii_whitespace) {
+        return Ok(BTreeMap::new());
+    }
 
     let corrupt = |source| DecisionsError::Corrupt {
         path: path.to_path_buf(),
@@ -623,6 +629,25 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_file_holds_no_decisions_and_takes_the_next_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for content in [&b""[..], b" \n"] {
+            let path = dir.path().join("decisions.json");
+            fs::write(&path, content).expect("write");
+            let mut d = Decisions::persistent(&path).expect("an empty file opens");
+            assert!(d.list().is_empty());
+            d.remember(ALICE, Choice::Identity(id(1)))
+                .expect("remember");
+            let reopened = Decisions::persistent(&path).expect("reopen");
+            assert_eq!(
+                reopened.get(ALICE).expect("kept").choice,
+                Choice::Identity(id(1))
+            );
+            fs::remove_file(&path).expect("remove");
+        }
+    }
+
+    #[test]
     fn corrupt_file_is_an_error_naming_it_and_is_kept() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("decisions.json");
@@ -642,7 +667,6 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("decisions.json");
         for text in [
-            "",
             "[]",
             r#"{"version": 1}"#,
             r#"{"version": 1, "decisions": [{"origin": "o", "choice": "maybe", "decided_at": "2025-01-01T00:00:00Z"}]}"#,
