@@ -97,6 +97,29 @@ impl Scheme {
         }
     }
 
+    /// Whether an RSA key of `bits` bits is large enough for this
+    /// scheme (true for the others, and when the size is unknown, 0):
+    /// RSA-PSS, with the salt as long as the hash that TLS 1.3 requires,
+    /// needs an encoded message of twice the hash plus 2 bytes (RFC 8017
+    /// §9.1.1: RSA-1024 cannot make `rsa_pss_rsae_sha512`); PKCS#1 v1.5
+    /// needs the DigestInfo plus 11 bytes (§9.2).
+    pub fn fits_rsa_bits(self, bits: u32) -> bool {
+        if bits == 0 {
+            return true;
+        }
+        let em_len = bits.saturating_sub(1).div_ceil(8);
+        let k = bits.div_ceil(8);
+        match self {
+            Scheme::RsaPssRsaeSha256 => em_len >= 2 * 32 + 2,
+            Scheme::RsaPssRsaeSha384 => em_len >= 2 * 48 + 2,
+            Scheme::RsaPssRsaeSha512 => em_len >= 2 * 64 + 2,
+            Scheme::RsaPkcs1Sha256 => k >= 19 + 32 + 11,
+            Scheme::RsaPkcs1Sha384 => k >= 19 + 48 + 11,
+            Scheme::RsaPkcs1Sha512 => k >= 19 + 64 + 11,
+            _ => true,
+        }
+    }
+
     /// The scheme with this code point, if the agent knows it.
     pub fn from_code(code: u16) -> Option<Scheme> {
         Scheme::ALL.into_iter().find(|s| s.code() == code)
@@ -117,6 +140,23 @@ impl std::fmt::Display for Scheme {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rsa_schemes_follow_the_key_size() {
+        // RSA-1024: PSS with SHA-512 needs 1034 bits at least.
+        assert!(!Scheme::RsaPssRsaeSha512.fits_rsa_bits(1024));
+        assert!(Scheme::RsaPssRsaeSha512.fits_rsa_bits(1034));
+        assert!(!Scheme::RsaPssRsaeSha512.fits_rsa_bits(1033));
+        assert!(Scheme::RsaPssRsaeSha384.fits_rsa_bits(1024));
+        assert!(Scheme::RsaPkcs1Sha512.fits_rsa_bits(1024));
+        assert!(!Scheme::RsaPkcs1Sha512.fits_rsa_bits(512));
+        assert!(!Scheme::RsaPssRsaeSha256.fits_rsa_bits(512));
+        for scheme in Scheme::ALL {
+            assert!(scheme.fits_rsa_bits(2048), "{scheme:?}");
+            assert!(scheme.fits_rsa_bits(0), "{scheme:?}");
+        }
+        assert!(Scheme::EcdsaSecp256r1Sha256.fits_rsa_bits(1024));
+    }
 
     #[test]
     fn ecdsa_schemes_are_bound_to_their_curve() {

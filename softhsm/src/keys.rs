@@ -22,6 +22,10 @@ use crate::error::{Error, Pkcs11Context, Result};
 /// Serialised (JSON) and parsed by its [`name`](KeyAlgorithm::name).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum KeyAlgorithm {
+    /// RSA, 1024-bit modulus: too small for `rsa_pss_rsae_sha512`, as
+    /// old cards' keys are; for tests of what such a key can make.
+    #[serde(rename = "rsa1024")]
+    Rsa1024,
     /// RSA, 2048-bit modulus, public exponent 65537.
     #[serde(rename = "rsa2048")]
     Rsa2048,
@@ -53,7 +57,8 @@ pub type KeyAlg = KeyAlgorithm;
 
 impl KeyAlgorithm {
     /// All algorithms, in a stable order.
-    pub const ALL: [KeyAlgorithm; 7] = [
+    pub const ALL: [KeyAlgorithm; 8] = [
+        KeyAlgorithm::Rsa1024,
         KeyAlgorithm::Rsa2048,
         KeyAlgorithm::Rsa3072,
         KeyAlgorithm::EcP256,
@@ -67,6 +72,7 @@ impl KeyAlgorithm {
     /// `rsa3072`, `p256`, `p384`, `p521`, `ed25519`, `ed25519-named-curve`.
     pub fn name(self) -> &'static str {
         match self {
+            KeyAlgorithm::Rsa1024 => "rsa1024",
             KeyAlgorithm::Rsa2048 => "rsa2048",
             KeyAlgorithm::Rsa3072 => "rsa3072",
             KeyAlgorithm::EcP256 => "p256",
@@ -79,7 +85,10 @@ impl KeyAlgorithm {
 
     /// Whether this is an RSA algorithm.
     pub fn is_rsa(self) -> bool {
-        matches!(self, KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072)
+        matches!(
+            self,
+            KeyAlgorithm::Rsa1024 | KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072
+        )
     }
 
     /// Whether this is Ed25519 (either parameter form).
@@ -93,7 +102,7 @@ impl KeyAlgorithm {
     /// The `CKA_EC_PARAMS` value used at generation (EC and Ed25519 only).
     pub fn ec_params(self) -> Option<Vec<u8>> {
         let oid = match self {
-            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => return None,
+            KeyAlgorithm::Rsa1024 | KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => return None,
             KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 | KeyAlgorithm::EcP521 => self.curve()?,
             KeyAlgorithm::Ed25519 => OID_SIG_ED25519,
             KeyAlgorithm::Ed25519NamedCurve => {
@@ -122,12 +131,13 @@ impl KeyAlgorithm {
             KeyAlgorithm::EcP384 => Some(97),
             KeyAlgorithm::EcP521 => Some(133),
             KeyAlgorithm::Ed25519 | KeyAlgorithm::Ed25519NamedCurve => Some(32),
-            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => None,
+            KeyAlgorithm::Rsa1024 | KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => None,
         }
     }
 
     fn modulus_bits(self) -> Option<u64> {
         match self {
+            KeyAlgorithm::Rsa1024 => Some(1024),
             KeyAlgorithm::Rsa2048 => Some(2048),
             KeyAlgorithm::Rsa3072 => Some(3072),
             _ => None,
@@ -136,7 +146,9 @@ impl KeyAlgorithm {
 
     fn mechanism(self) -> Mechanism<'static> {
         match self {
-            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => Mechanism::RsaPkcsKeyPairGen,
+            KeyAlgorithm::Rsa1024 | KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => {
+                Mechanism::RsaPkcsKeyPairGen
+            }
             KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 | KeyAlgorithm::EcP521 => {
                 Mechanism::EccKeyPairGen
             }
@@ -159,6 +171,7 @@ impl FromStr for KeyAlgorithm {
     fn from_str(s: &str) -> Result<Self> {
         let norm = s.to_ascii_lowercase().replace(['_', ' '], "-");
         Ok(match norm.as_str() {
+            "rsa1024" | "rsa-1024" => KeyAlgorithm::Rsa1024,
             "rsa2048" | "rsa-2048" | "rsa" => KeyAlgorithm::Rsa2048,
             "rsa3072" | "rsa-3072" => KeyAlgorithm::Rsa3072,
             "p256" | "p-256" | "ec" | "ecdsa" | "secp256r1" | "prime256v1" => KeyAlgorithm::EcP256,
@@ -263,6 +276,7 @@ impl PublicKey {
         let key = match parsed {
             Parsed::RSA(rsa) => {
                 let algorithm = match rsa.key_size() {
+                    1024 => KeyAlgorithm::Rsa1024,
                     2048 => KeyAlgorithm::Rsa2048,
                     3072 => KeyAlgorithm::Rsa3072,
                     n => return Err(Error::PublicKey(format!("unsupported RSA size {n}"))),
@@ -408,7 +422,9 @@ impl rcgen::PublicKeyData for RcgenPublicKey<'_> {
 
     fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
         match self.key.algorithm {
-            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => &rcgen::PKCS_RSA_SHA256,
+            KeyAlgorithm::Rsa1024 | KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => {
+                &rcgen::PKCS_RSA_SHA256
+            }
             KeyAlgorithm::EcP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
             // The stand-in: see the type's documentation.
             KeyAlgorithm::EcP384 | KeyAlgorithm::EcP521 => &rcgen::PKCS_ECDSA_P384_SHA384,
@@ -529,6 +545,7 @@ mod tests {
     #[test]
     fn ec_params_encodings() {
         let params = |algorithm: KeyAlgorithm| algorithm.ec_params().map(hex::encode);
+        assert_eq!(params(KeyAlgorithm::Rsa1024), None);
         assert_eq!(params(KeyAlgorithm::Rsa2048), None);
         assert_eq!(params(KeyAlgorithm::Rsa3072), None);
         assert_eq!(

@@ -249,6 +249,7 @@ fn usages<A: Copy, P, U: From<Vec<P>>>(
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum KeyArg {
+    Rsa1024,
     Rsa2048,
     Rsa3072,
     P256,
@@ -261,6 +262,7 @@ enum KeyArg {
 impl From<KeyArg> for KeyAlgorithm {
     fn from(k: KeyArg) -> Self {
         match k {
+            KeyArg::Rsa1024 => KeyAlgorithm::Rsa1024,
             KeyArg::Rsa2048 => KeyAlgorithm::Rsa2048,
             KeyArg::Rsa3072 => KeyAlgorithm::Rsa3072,
             KeyArg::P256 => KeyAlgorithm::EcP256,

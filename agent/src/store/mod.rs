@@ -295,7 +295,9 @@ impl Store {
                 Some(_) => schemes
                     .iter()
                     .copied()
-                    .filter(|s| s.fits(parsed.key_type, parsed.curve))
+                    .filter(|s| {
+                        s.fits(parsed.key_type, parsed.curve) && s.fits_rsa_bits(parsed.key_bits)
+                    })
                     .collect(),
                 None => Vec::new(),
             };
