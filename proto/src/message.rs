@@ -375,7 +375,7 @@ pub enum ErrorCode {
     /// The token was removed while the request used it.
     TokenRemoved,
     /// The token's PKCS#11 module does not answer in time (hung or
-    /// failing); other modules are not affected.
+    /// failing) or crashed; other modules are not affected.
     ModuleUnavailable,
     /// A PIN is needed and no PIN source is configured or able to give one.
     PinRequired,
@@ -517,6 +517,67 @@ mod op_tests {
         assert_eq!(every.len(), Request::OPS.len());
         for request in &every {
             assert!(Request::OPS.contains(&request.op()), "{}", request.op());
+        }
+    }
+}
+
+#[cfg(test)]
+mod error_code_tests {
+    use super::ErrorCode;
+
+    /// Every code the agent sends is in the README's table, where client
+    /// authors in other languages look them up.
+    #[test]
+    fn every_error_code_is_in_the_readme_table() {
+        let readme = include_str!("../README.md");
+        let table = readme
+            .split("### Error codes")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("the README has an error code table");
+        use ErrorCode::*;
+        let all = [
+            Malformed,
+            UnknownRequest,
+            FrameTooLarge,
+            HandshakeRequired,
+            UnsupportedVersion,
+            NotFound,
+            Ambiguous,
+            UnsupportedScheme,
+            NoPrivateKey,
+            TokenNotFound,
+            TokenAbsent,
+            TokenRemoved,
+            ModuleUnavailable,
+            PinRequired,
+            PinIncorrect,
+            PinLocked,
+            Cancelled,
+            SigningFailed,
+            PurposeRefused,
+            DigestNotAllowed,
+            InvalidOrigin,
+            DecisionsFailed,
+            Internal,
+        ];
+        for code in all {
+            // A new code fails to compile here until it is listed above.
+            match code {
+                Malformed | UnknownRequest | FrameTooLarge | HandshakeRequired
+                | UnsupportedVersion | NotFound | Ambiguous | UnsupportedScheme | NoPrivateKey
+                | TokenNotFound | TokenAbsent | TokenRemoved | ModuleUnavailable | PinRequired
+                | PinIncorrect | PinLocked | Cancelled | SigningFailed | PurposeRefused
+                | DigestNotAllowed | InvalidOrigin | DecisionsFailed | Internal => {}
+                // Never sent: what a client makes of a code it does not know.
+                Unknown => continue,
+            }
+            let name = serde_json::to_string(&code).expect("a code serialises");
+            let name = name.trim_matches('"');
+            assert!(
+                table.contains(&format!("| `{name}`")) || table.contains(&format!(", `{name}`")),
+                "`{name}` is missing from proto/README.md's error code table"
+            );
         }
     }
 }

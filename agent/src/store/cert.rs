@@ -9,8 +9,9 @@
 //! * **serial**: lower-case hex of the serial number as an integer, an
 //!   even number of digits: the DER sign byte (`00` before a first byte
 //!   with its top bit set) is dropped, so the string matches what
-//!   `openssl x509 -serial` and browsers show, up to case. Non-conforming
-//!   negative serials come out as their two's complement bytes.
+//!   `openssl x509 -serial` and browsers show, up to case. A negative
+//!   serial (which RFC 5280 forbids, and some CAs made) is its magnitude
+//!   with a minus sign, as openssl prints it: `-05` for −5.
 //! * **validity**: RFC 3339 in UTC with a `Z` suffix
 //!   (`2024-01-01T00:00:00Z`); the parsed times are kept as
 //!   [`OffsetDateTime`] for usability checks.
@@ -365,14 +366,39 @@ fn extended_key_usage(cert: &X509Certificate<'_>) -> Result<Option<Vec<Oid<'stat
     Ok(Some(out))
 }
 
-/// The serial's integer value in hex: DER's leading sign byte (and any
-/// other leading zero bytes) dropped, one byte kept for zero.
+/// The serial's integer value in hex, from its DER two's complement
+/// bytes: leading zero bytes (the sign byte) dropped, one kept for zero;
+/// a negative value as `-` and its magnitude.
 fn serial_hex(raw: &[u8]) -> String {
-    let start = raw
+    let negative = raw.first().is_some_and(|&b| b & 0x80 != 0);
+    let magnitude = if negative {
+        // Two's complement: invert, then add one from the right.
+        let mut bytes: Vec<u8> = raw.iter().map(|b| !b).collect();
+        for byte in bytes.iter_mut().rev() {
+            let (sum, carry) = byte.overflowing_add(1);
+            *byte = sum;
+            if !carry {
+                break;
+            }
+        }
+        bytes
+    } else {
+        raw.to_vec()
+    };
+    let start = magnitude
         .iter()
         .position(|&b| b != 0)
-        .unwrap_or(raw.len().saturating_sub(1));
-    hex::encode(&raw[start..])
+        .unwrap_or(magnitude.len().saturating_sub(1));
+    let digits = if magnitude.is_empty() {
+        "00".to_owned()
+    } else {
+        hex::encode(&magnitude[start..])
+    };
+    if negative {
+        format!("-{digits}")
+    } else {
+        digits
+    }
 }
 
 #[cfg(test)]
@@ -409,12 +435,25 @@ mod tests {
     }
 
     #[test]
+    fn negative_serials_print_as_openssl_prints_them() {
+        assert_eq!(serial_hex(&[0xfb]), "-05");
+        assert_eq!(serial_hex(&[0xff]), "-01");
+        assert_eq!(serial_hex(&[0x80]), "-80");
+        assert_eq!(serial_hex(&[0xff, 0x7f]), "-81");
+        assert_eq!(serial_hex(&[0xff, 0x00]), "-0100");
+        assert_eq!(serial_hex(&[0x80, 0x00, 0x00]), "-800000");
+    }
+
+    #[test]
     fn serial_drops_sign_byte() {
         let mut p = params("Alice");
         p.serial_number = Some(SerialNumber::from_slice(&[0x8f, 0x00, 0x01]));
         let cert = parse(self_signed(&p));
         assert_eq!(cert.serial, "8f0001");
         assert_eq!(serial_hex(&[0x00]), "00");
+        assert_eq!(serial_hex(&[]), "00");
+        assert_eq!(serial_hex(&[0x7f]), "7f");
+        assert_eq!(serial_hex(&[0x00, 0x80]), "80");
         assert_eq!(serial_hex(&[0x00, 0x00, 0x7f]), "7f");
     }
 
