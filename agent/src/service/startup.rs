@@ -110,11 +110,12 @@ async fn load_all(
                 loaded.push(loaded_module);
             }
             Err(e) => {
-                tracing::warn!(module, error = %e, "module unusable");
-                errors.push(ModuleError {
-                    module,
-                    error: crate::token::isolated::wire::with_causes(&e),
-                });
+                // With its causes: "cannot load ...: libloading error
+                // (...: cannot open shared object file: No such file or
+                // directory)", "... C_Initialize ...: CKR_...".
+                let error = crate::token::isolated::wire::with_causes(&e);
+                tracing::warn!(module, %error, "module unusable");
+                errors.push(ModuleError { module, error });
             }
         }
     }
