@@ -176,7 +176,7 @@ fn check_signature(
     let msg = b"p11agent signing test";
     let spki = cert.public_key();
     match alg {
-        KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => {
+        KeyAlgorithm::Rsa1024 | KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => {
             let sig = session
                 .sign(&Mechanism::Sha256RsaPkcs, private, msg)
                 .expect("RSA sign");
@@ -654,7 +654,7 @@ fn invalid_arguments_are_refused() {
         .is_err());
     assert!(hsm.create_token("short-pin", "123", "12345678").is_err());
     assert!(hsm.tokens().expect("tokens").is_empty());
-    assert!("rsa1024".parse::<KeyAlgorithm>().is_err());
+    assert!("rsa512".parse::<KeyAlgorithm>().is_err());
     let pki = Pki::root_only("Only Root").expect("pki");
     let token = hsm.create_token("t", "1234", "12345678").expect("token");
     assert!(matches!(
