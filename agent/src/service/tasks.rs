@@ -1,14 +1,29 @@
 //! The service's background tasks: one watcher per module, which sees
-//! tokens come and go and modules stop answering and reports it to the
-//! service (`presence.rs`), and the idle logout.
+//! tokens come and go, their objects change, and modules stop answering,
+//! and reports it to the service (`presence.rs`); and the idle logout.
 //!
 //! One watcher task per module polls it (every [`WatchOptions::interval`],
 //! 500 ms by default): `C_GetSlotList` with tokens present and
 //! `C_GetTokenInfo`, which are cheap, compared with what the store holds.
-//! A new token is scanned and stored; a removed one is marked absent in
-//! the store (its identities stay listed, unless the agent is told to
-//! forget absent tokens) and its sessions and login are dropped, so a card
-//! put back asks for its PIN again.
+//! A new token is scanned and stored. A token missing from two polls in
+//! a row, or at once when the module answers `CKR_TOKEN_NOT_PRESENT` or
+//! `CKR_DEVICE_REMOVED` for it, is marked absent in the store (its
+//! identities stay listed, unless the agent is told to forget absent
+//! tokens) and its sessions and login are dropped, so a card put back
+//! asks for its PIN again. One poll is not enough: a reader busy with
+//! another program, or SoftHSM rewriting a token's files for another
+//! process, can leave a token unreadable for a moment, and a false
+//! removal costs the login (a PIN prompt out of nowhere).
+//!
+//! Objects that change on a token that stays in (a certificate renewed,
+//! an identity enrolled) are seen without re-insertion: each poll takes
+//! a fingerprint of the token's object handles (`Tokens::object_fingerprint`,
+//! in a session kept open, since handles are only stable within one);
+//! when it moves, the token is scanned again and `store_scan` announces
+//! the identities added and removed. SoftHSM is watched through its files
+//! instead (below): it does not show one process the objects another
+//! process created or deleted until it is re-initialised, and
+//! fingerprinting its objects would cost ~12 µs per object per poll.
 //!
 //! Why polling: SoftHSM answers a blocking `C_WaitForSlotEvent` with
 //! `CKR_FUNCTION_NOT_SUPPORTED` and a non-blocking one with
@@ -17,14 +32,19 @@
 //! module. Polling `C_GetSlotList` works on every module, and costs
 //! microseconds.
 //!
-//! SoftHSM, and modules like it, only see tokens created or deleted by
-//! another process after `C_Finalize` + `C_Initialize`. For SoftHSM the
-//! watcher also looks at its token directory (from `SOFTHSM2_CONF`): when
-//! the set of token directories changes, the module is re-initialised —
-//! after the operations in flight on it finish, holding new ones back, and
-//! without touching other modules (`Tokens::reinitialize`). That ends
-//! the logins of its other tokens too; the next signature logs in again
-//! through the PIN source.
+//! SoftHSM, and modules like it, only see tokens and objects created or
+//! deleted by another process after `C_Finalize` + `C_Initialize`. For
+//! SoftHSM the watcher also lists its token directory (from
+//! `SOFTHSM2_CONF`) and each token's `*.object` files: when a name comes
+//! or goes, the module is re-initialised — after the operations in
+//! flight on it finish, holding new ones back, and without touching other
+//! modules (`Tokens::reinitialize`) — and every token scanned again. A
+//! login by another process rewrites `token.object` in place and changes
+//! no name. Re-initialising ends the logins of all the module's tokens:
+//! SoftHSM drops them at `C_Finalize`, and no PKCS#11 call keeps them.
+//! The next signature logs in again through the PIN source: silently
+//! with a PIN file, with a prompt with pinentry (never before a
+//! signature asks).
 //!
 //! Every poll runs on a blocking thread with a deadline
 //! ([`WatchOptions::deadline`]). A module that misses it, or fails, is
@@ -33,7 +53,7 @@
 //! are not affected. The watcher waits for the late call to come back
 //! (a hung call cannot be cancelled) and then carries on.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -41,7 +61,8 @@ use p11agent_proto::Token;
 use tokio::sync::broadcast;
 
 use super::agent::Agent;
-use crate::token::TokenError;
+use crate::token::found::Presence;
+use crate::token::{TokenError, Tokens};
 
 /// The running background tasks; [`Background::stop`] ends them.
 #[derive(Debug)]
@@ -87,6 +108,25 @@ async fn idle_logout(agent: Agent, idle: Duration, mut stop: broadcast::Receiver
     }
 }
 
+/// What a watcher remembers of its module's tokens between polls, by
+/// slot and serial.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Known tokens missing from the last polls, and from how many in a
+    /// row.
+    missing: HashMap<(u64, String), u32>,
+    /// Each present token's object fingerprint, as last stored.
+    fingerprints: HashMap<(u64, String), u64>,
+}
+
+/// A token missing from this many polls in a row is removed (unless its
+/// module said it is gone, which removes it at once).
+const MISSING_POLLS: u32 = 2;
+
+fn key(token: &Token) -> (u64, String) {
+    (token.slot, token.serial.clone())
+}
+
 /// Watches module `index` until `stop` fires.
 async fn watch_module(agent: Agent, index: usize, mut stop: broadcast::Receiver<()>) {
     let options = agent.inner.watch;
@@ -96,6 +136,12 @@ async fn watch_module(agent: Agent, index: usize, mut stop: broadcast::Receiver<
     };
     let store_dir = SoftHsmTokenDir::for_module(Path::new(&name));
     let mut seen_dirs = store_dir.as_ref().map(SoftHsmTokenDir::snapshot);
+    // SoftHSM's own files say when objects change, and it does not show
+    // another process's changes to a process that has it loaded until it
+    // is re-initialised: its objects are not fingerprinted (which would
+    // cost it ~12 µs per object per poll, see docs/BENCHMARKS.md).
+    let fingerprint = store_dir.is_none();
+    let mut seen = Seen::default();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(options.interval) => {}
@@ -105,17 +151,14 @@ async fn watch_module(agent: Agent, index: usize, mut stop: broadcast::Receiver<
         let reinit = now_dirs != seen_dirs;
         let poll_tokens = tokens.clone();
         let mut poll = tokio::task::spawn_blocking(move || {
-            if reinit {
-                poll_tokens.reinitialize(index)?;
-            }
-            poll_tokens.present_tokens(index)
+            poll_module(&poll_tokens, index, reinit, fingerprint)
         });
         let outcome = tokio::select! {
             joined = tokio::time::timeout(options.deadline, &mut poll) => joined,
             _ = stop.recv() => return,
         };
-        let present = match outcome {
-            Ok(Ok(Ok(present))) => present,
+        let polled = match outcome {
+            Ok(Ok(Ok(polled))) => polled,
             Ok(Ok(Err(e))) => {
                 agent.module_unavailable(index, with_causes(&e));
                 continue;
@@ -137,7 +180,7 @@ async fn watch_module(agent: Agent, index: usize, mut stop: broadcast::Receiver<
                     _ = stop.recv() => return,
                 };
                 match late {
-                    Ok(Ok(present)) => present,
+                    Ok(Ok(polled)) => polled,
                     _ => continue,
                 }
             }
@@ -147,56 +190,145 @@ async fn watch_module(agent: Agent, index: usize, mut stop: broadcast::Receiver<
             tracing::info!(module = %name, "module re-initialised: its token set changed");
         }
         agent.module_available(index);
-        reconcile(&agent, index, &name, present).await;
+        if reinit {
+            // Everything the module showed before may have changed.
+            seen.fingerprints.clear();
+        }
+        reconcile(&agent, index, &name, polled, &mut seen, reinit).await;
     }
+}
+
+/// One poll's findings: which tokens are there, and the fingerprint of
+/// each one's objects (`None` when it could not be read this time).
+struct Polled {
+    presence: Presence,
+    fingerprints: Vec<Option<u64>>,
+}
+
+/// Polls module `index` (re-initialising it first when `reinit`), with
+/// the fingerprint of each token's objects when `fingerprint`.
+fn poll_module(
+    tokens: &Tokens,
+    index: usize,
+    reinit: bool,
+    fingerprint: bool,
+) -> Result<Polled, TokenError> {
+    if reinit {
+        tokens.reinitialize(index)?;
+    }
+    let presence = tokens.present_tokens(index)?;
+    let fingerprints = presence
+        .tokens
+        .iter()
+        .map(|token| {
+            if !fingerprint {
+                return None;
+            }
+            tokens
+                .object_fingerprint(index, token.slot)
+                .inspect_err(|e| tracing::debug!(token = %token.label, error = %e, "objects not listed in this poll"))
+                .ok()
+        })
+        .collect();
+    Ok(Polled {
+        presence,
+        fingerprints,
+    })
 }
 
 /// `error` and what caused it: "cannot list the slots of ...: CKR_...".
 fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    text
+    crate::token::isolated::wire::with_causes(error)
 }
 
-/// Brings the store in line with the tokens `present` in module `index`:
-/// removals first, then each new token scanned under the deadline.
-async fn reconcile(agent: &Agent, index: usize, name: &str, present: Vec<Token>) {
-    let deadline = agent.inner.watch.deadline;
+/// Brings the store in line with what a poll of module `index` found:
+/// removals first (a token missing from [`MISSING_POLLS`] polls in a
+/// row, or gone by its module's word), then each new token scanned, then
+/// each token whose objects changed scanned again, under the deadline.
+async fn reconcile(
+    agent: &Agent,
+    index: usize,
+    name: &str,
+    polled: Polled,
+    seen: &mut Seen,
+    rescan_all: bool,
+) {
+    let Polled {
+        presence,
+        fingerprints,
+    } = polled;
     let known = agent.present_tokens(name);
     let same = |a: &Token, b: &Token| a.slot == b.slot && a.serial == b.serial;
-    for token in known.iter().filter(|k| !present.iter().any(|p| same(k, p))) {
+    for token in known
+        .iter()
+        .filter(|k| !presence.tokens.iter().any(|p| same(k, p)))
+    {
+        let gone = presence.gone.contains(&token.slot);
+        let missing = seen.missing.entry(key(token)).or_default();
+        *missing += 1;
+        if !gone && *missing < MISSING_POLLS {
+            tracing::debug!(token = %token.label, "token missing from this poll; removed if the next one misses it too");
+            continue;
+        }
+        seen.missing.remove(&key(token));
+        seen.fingerprints.remove(&key(token));
         agent.token_removed(token);
         let tokens = agent.inner.tokens.clone();
         let gone = token.clone();
         // Drops sessions and login; quick, but it may call into the module.
         let _ = tokio::time::timeout(
-            deadline,
+            agent.inner.watch.deadline,
             tokio::task::spawn_blocking(move || tokens.forget(&gone)),
         )
         .await;
     }
-    for token in present.iter().filter(|p| !known.iter().any(|k| same(k, p))) {
-        let tokens = agent.inner.tokens.clone();
-        let slot = token.slot;
-        let scan = tokio::task::spawn_blocking(move || tokens.scan_slot(index, slot));
-        match tokio::time::timeout(deadline, scan).await {
-            Ok(Ok(Ok(found))) => agent.store_scan(found),
-            Ok(Ok(Err(TokenError::TokenNotInitialized { .. }))) => {}
-            Ok(Ok(Err(e))) => {
-                tracing::warn!(token = %token.label, error = %e, "new token could not be scanned; retrying at the next poll");
+    for (token, fingerprint) in presence.tokens.iter().zip(fingerprints) {
+        seen.missing.remove(&key(token));
+        let is_new = !known.iter().any(|k| same(k, token));
+        let changed = rescan_all
+            || match (fingerprint, seen.fingerprints.get(&key(token))) {
+                (Some(now), Some(&before)) => now != before,
+                _ => false,
+            };
+        if !is_new && !changed {
+            if let Some(now) = fingerprint {
+                seen.fingerprints.insert(key(token), now);
             }
-            Ok(Err(e)) => tracing::warn!(token = %token.label, error = %e, "scan task failed"),
-            Err(_) => agent.module_unavailable(
-                index,
-                format!("scanning token {} took too long", token.label),
-            ),
+            continue;
+        }
+        if changed && !rescan_all {
+            tracing::info!(token = %token.label, "objects changed on the token; scanning it again");
+        }
+        if scan(agent, index, token).await {
+            if let Some(now) = fingerprint {
+                seen.fingerprints.insert(key(token), now);
+            }
         }
     }
+}
+
+/// Scans `token` of module `index` into the store, under the deadline;
+/// whether it was stored.
+async fn scan(agent: &Agent, index: usize, token: &Token) -> bool {
+    let tokens = agent.inner.tokens.clone();
+    let slot = token.slot;
+    let scan = tokio::task::spawn_blocking(move || tokens.scan_slot(index, slot));
+    match tokio::time::timeout(agent.inner.watch.deadline, scan).await {
+        Ok(Ok(Ok(found))) => {
+            agent.store_scan(found);
+            return true;
+        }
+        Ok(Ok(Err(TokenError::TokenNotInitialized { .. }))) => {}
+        Ok(Ok(Err(e))) => {
+            tracing::warn!(token = %token.label, error = %e, "token could not be scanned; retrying at the next poll");
+        }
+        Ok(Err(e)) => tracing::warn!(token = %token.label, error = %e, "scan task failed"),
+        Err(_) => agent.module_unavailable(
+            index,
+            format!("scanning token {} took too long", token.label),
+        ),
+    }
+    false
 }
 
 /// SoftHSM's token directory, whose entries are its tokens.
@@ -222,15 +354,33 @@ impl SoftHsmTokenDir {
         Some(SoftHsmTokenDir { dir })
     }
 
-    /// The names in the directory (empty when it cannot be read).
-    fn snapshot(&self) -> BTreeSet<std::ffi::OsString> {
-        std::fs::read_dir(&self.dir)
-            .map(|entries| {
-                entries
-                    .filter_map(|e| e.ok().map(|e| e.file_name()))
-                    .collect()
-            })
-            .unwrap_or_default()
+    /// The tokens (the directory's entries) and their objects (each
+    /// token directory's `*.object` files), by name; empty when the
+    /// directory cannot be read. A login rewrites `token.object` in
+    /// place, which changes no name.
+    fn snapshot(&self) -> BTreeSet<PathBuf> {
+        let names = |dir: &Path| -> Vec<std::ffi::OsString> {
+            std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .filter_map(|e| e.ok().map(|e| e.file_name()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut seen = BTreeSet::new();
+        for token in names(&self.dir) {
+            for object in names(&self.dir.join(&token)) {
+                if Path::new(&object)
+                    .extension()
+                    .is_some_and(|e| e == "object")
+                {
+                    seen.insert(Path::new(&token).join(object));
+                }
+            }
+            seen.insert(PathBuf::from(token));
+        }
+        seen
     }
 }
 

@@ -21,6 +21,19 @@ pub(crate) struct FoundToken {
     pub schemes: Vec<Scheme>,
 }
 
+/// What one poll of a module found: the tokens present, and the slots
+/// whose token the module said is gone (`CKR_TOKEN_NOT_PRESENT`,
+/// `CKR_DEVICE_REMOVED`, ...), as opposed to a token merely missing from
+/// this poll, which may be back at the next (another process rewriting
+/// its files, a reader busy).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Presence {
+    /// The initialised tokens present.
+    pub tokens: Vec<Token>,
+    /// Slots whose token is definitely gone.
+    pub gone: Vec<u64>,
+}
+
 /// One certificate object and, when paired, its private key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct FoundCertificate {

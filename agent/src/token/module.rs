@@ -1,8 +1,11 @@
 //! A loaded and initialised PKCS#11 module.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+
+use parking_lot::Mutex;
 
 use super::error::TokenError;
 use super::raw::RawAttributes;
@@ -26,6 +29,11 @@ pub(crate) struct Module {
     /// The module's own `C_GetAttributeValue`, loaded on the first scan;
     /// `None` when it cannot be had, and scans read through cryptoki.
     raw_attributes: OnceLock<Option<RawAttributes>>,
+    /// One read-only session per slot, kept open for the watcher's
+    /// object fingerprints: object handles are only stable while a
+    /// session lasts (SoftHSM renumbers them when the last one closes).
+    /// Closed before the module is finalised.
+    pub(super) poll_sessions: Mutex<HashMap<u64, Session>>,
 }
 
 impl Module {
@@ -51,6 +59,7 @@ impl Module {
             path,
             finalize_on_drop,
             raw_attributes: OnceLock::new(),
+            poll_sessions: Mutex::new(HashMap::new()),
         })
     }
 
@@ -67,6 +76,7 @@ impl Module {
     /// process has with the module's tokens: call it only while no other
     /// thread uses the module.
     pub(crate) fn reinitialize(&mut self) -> Result<(), TokenError> {
+        self.poll_sessions.get_mut().clear();
         match self.pkcs11.clone().finalize() {
             Ok(()) => {}
             Err(err) if Meaning::of_error(&err) == Meaning::NotInitialized => {}
@@ -88,6 +98,7 @@ impl Module {
     /// The daemon leaves it to `drop`; tests check the outcome.
     #[cfg(test)]
     pub(crate) fn finalize(mut self) -> Result<(), TokenError> {
+        self.poll_sessions.get_mut().clear();
         if !self.finalize_on_drop {
             return Ok(());
         }
@@ -143,6 +154,8 @@ fn initialize(pkcs11: &Pkcs11, path: &Path) -> Result<bool, TokenError> {
 
 impl Drop for Module {
     fn drop(&mut self) {
+        // While the module can still close them.
+        self.poll_sessions.get_mut().clear();
         if !self.finalize_on_drop {
             return;
         }

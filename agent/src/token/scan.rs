@@ -13,7 +13,7 @@ use cryptoki::slot::Slot;
 use p11agent_proto::Token;
 
 use super::error::{ScanObjects, TokenError};
-use super::found::{FoundCertificate, FoundToken};
+use super::found::{FoundCertificate, FoundToken, Presence};
 use super::mechanisms::{schemes, signing_mechanisms};
 use super::module::Module;
 use super::pairing::{pair, CertRecord, KeyMatch, KeyRecord};
@@ -82,27 +82,89 @@ impl Module {
 
     /// The initialised tokens present now, by slot: `C_GetSlotList` and
     /// `C_GetTokenInfo` only, cheap enough to poll for insertions and
-    /// removals. Blocking.
-    pub(crate) fn present_tokens(&self) -> Result<Vec<Token>, TokenError> {
+    /// removals; and the slots whose token the module said is gone.
+    /// Blocking.
+    pub(crate) fn present_tokens(&self) -> Result<Presence, TokenError> {
         let slots = self.slots_with_token()?;
-        let mut tokens = Vec::with_capacity(slots.len());
+        let mut presence = Presence {
+            tokens: Vec::with_capacity(slots.len()),
+            gone: Vec::new(),
+        };
         for slot in slots {
             match self.token_in(slot.id()) {
-                Ok((_, token)) => tokens.push(token),
+                Ok((_, token)) => presence.tokens.push(token),
                 Err(TokenError::TokenNotInitialized { .. }) => {}
-                // Pulled out between the two calls, a reader that cannot
-                // answer now, or a token being deleted (SoftHSM answers
-                // CKR_GENERAL_ERROR while its files go): not present in
-                // this poll, and the next one sees it again if it is
-                // back. One slot's trouble is not the module's: the
-                // module answered.
+                Err(TokenError::TokenInfo { slot, source, .. })
+                    if Meaning::of_error(&source).token_gone() =>
+                {
+                    presence.gone.push(slot);
+                }
+                // A reader that cannot answer now, or a token being
+                // deleted or rewritten (SoftHSM answers CKR_GENERAL_ERROR
+                // while its files go): not present in this poll, and
+                // removed only if the next poll does not see it either.
+                // One slot's trouble is not the module's: the module
+                // answered.
                 Err(TokenError::TokenInfo { slot, source, .. }) => {
-                    tracing::debug!(module = %self.path().display(), slot, error = %source, "token unreadable; taken as not present");
+                    tracing::debug!(module = %self.path().display(), slot, error = %source, "token unreadable in this poll");
                 }
                 Err(err) => return Err(err),
             }
         }
-        Ok(tokens)
+        Ok(presence)
+    }
+
+    /// A number that changes when the objects on the token in `slot_id`
+    /// do (one is deleted, another created: a certificate renewed, an
+    /// identity enrolled), as this process sees them: a hash of every
+    /// object handle, from one search in the slot's poll session (kept
+    /// open: handles are only stable while a session lasts). Cheap next
+    /// to a scan (no attribute is read), so the watcher asks it at every
+    /// poll. It also changes when a login makes private keys visible, or
+    /// the session had to be opened again, which costs one needless
+    /// rescan. Blocking.
+    pub(crate) fn object_fingerprint(&self, slot_id: u64) -> Result<u64, TokenError> {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut sessions = self.poll_sessions.lock();
+        let session = match sessions.entry(slot_id) {
+            std::collections::hash_map::Entry::Occupied(open) => open.into_mut(),
+            std::collections::hash_map::Entry::Vacant(vacant) => {
+                let (slot, token) = self.token_in(slot_id)?;
+                let session = self.pkcs11().open_ro_session(slot).map_err(|source| {
+                    TokenError::OpenSession {
+                        path: self.path().to_path_buf(),
+                        slot: slot_id,
+                        label: token.label.clone(),
+                        source,
+                    }
+                })?;
+                vacant.insert(session)
+            }
+        };
+        let handles = match session.find_objects(&[]) {
+            Ok(handles) => handles,
+            Err(source) => {
+                // A session that failed is not trusted again: the next
+                // poll opens another.
+                sessions.remove(&slot_id);
+                return Err(TokenError::FindObjects {
+                    objects: ScanObjects {
+                        path: self.path().to_path_buf(),
+                        slot: slot_id,
+                        label: String::new(),
+                        what: "every",
+                    },
+                    source,
+                });
+            }
+        };
+        let mut handles: Vec<_> = handles.iter().map(|h| h.handle()).collect();
+        handles.sort_unstable();
+        // SipHash with fixed keys: the same objects give the same number
+        // from one poll to the next.
+        let mut hasher = std::hash::DefaultHasher::new();
+        handles.hash(&mut hasher);
+        Ok(hasher.finish())
     }
 
     /// The slots with a token present (`C_GetSlotList`).

@@ -474,3 +474,59 @@ fn scan_of_many_certificates(n: usize) {
     eprintln!("scanned again (warm) in {:?}", started.elapsed());
     assert_eq!(again[0].certificates.len(), n + 1);
 }
+
+#[test]
+fn the_object_fingerprint_holds_still_and_moves_when_the_objects_do() {
+    let Some(hsm) = SoftHsm::new() else { return };
+    provision(&hsm);
+    let mut module = hsm.load();
+    let slot = token(&module.scan().expect("scan"), "t1").token.slot;
+    let first = module.object_fingerprint(slot).expect("fingerprint");
+    assert_eq!(module.object_fingerprint(slot).expect("again"), first);
+
+    // Private keys become visible: other objects.
+    let cryptoki_slot = module
+        .pkcs11()
+        .get_slots_with_token()
+        .expect("slots")
+        .into_iter()
+        .find(|s| s.id() == slot)
+        .expect("t1's slot");
+    let login = module
+        .pkcs11()
+        .open_ro_session(cryptoki_slot)
+        .expect("session");
+    login
+        .login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
+        .expect("login");
+    let logged_in = module.object_fingerprint(slot).expect("after login");
+    assert_ne!(logged_in, first);
+    drop(login);
+
+    // Another process writes a certificate; SoftHSM shows it here once
+    // re-initialised.
+    hsm.openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=later",
+        "-days",
+        "1",
+        "-outform",
+        "DER",
+        "-keyout",
+        "later.key",
+        "-out",
+        "later.der",
+    ]);
+    let before = module.object_fingerprint(slot).expect("before");
+    write(&hsm, "t1", "later.der", "cert", "77", "later");
+    module.reinitialize().expect("reinitialize");
+    let after = module.object_fingerprint(slot).expect("after");
+    assert_ne!(after, before);
+}

@@ -26,7 +26,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use zeroize::Zeroizing;
 
 use super::error::TokenError;
-use super::found::KeyLocation;
+use super::found::{KeyLocation, Presence};
 use super::isolated::wire::{Reply, Request, WireTokenError};
 use super::isolated::{Crash, Isolated};
 use super::mechanisms::{Checked, Plan};
@@ -182,16 +182,31 @@ impl Tokens {
         }
     }
 
-    /// The tokens present in module `index` now.
-    pub(crate) fn present_tokens(&self, index: usize) -> Result<Vec<Token>, TokenError> {
+    /// The tokens present in module `index` now, and the slots whose
+    /// token it says is gone (see [`Module::present_tokens`]).
+    pub(crate) fn present_tokens(&self, index: usize) -> Result<Presence, TokenError> {
         match self.modules.get(index) {
             Some(Entry::Isolated { helper, .. }) => {
                 match helper.call(&Request::PresentTokens, &NoPin) {
-                    Ok(Reply::Present(tokens)) => Ok(tokens),
+                    Ok(Reply::Present(presence)) => Ok(presence),
                     reply => Err(token_failure(helper.path(), reply)),
                 }
             }
             _ => self.with_module(index, Module::present_tokens),
+        }
+    }
+
+    /// The fingerprint of the objects on the token in `slot` of module
+    /// `index` (see [`Module::object_fingerprint`]).
+    pub(crate) fn object_fingerprint(&self, index: usize, slot: u64) -> Result<u64, TokenError> {
+        match self.modules.get(index) {
+            Some(Entry::Isolated { helper, .. }) => {
+                match helper.call(&Request::ObjectFingerprint(slot), &NoPin) {
+                    Ok(Reply::Fingerprint(fingerprint)) => Ok(fingerprint),
+                    reply => Err(token_failure(helper.path(), reply)),
+                }
+            }
+            _ => self.with_module(index, |module| module.object_fingerprint(slot)),
         }
     }
 

@@ -158,6 +158,9 @@ fn answer(tokens: &Tokens, request: Request) -> Reply {
         Request::PresentTokens => tokens
             .with_module(0, Module::present_tokens)
             .map_or_else(token_failed, Reply::Present),
+        Request::ObjectFingerprint(slot) => tokens
+            .with_module(0, |module| module.object_fingerprint(slot))
+            .map_or_else(token_failed, Reply::Fingerprint),
         Request::ScanSlot(slot) => tokens
             .with_module(0, |module| module.scan_slot(slot))
             .map_or_else(token_failed, Reply::ScannedSlot),

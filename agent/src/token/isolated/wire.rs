@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::pin::PinError;
-use crate::token::found::{FoundToken, KeyLocation};
+use crate::token::found::{FoundToken, KeyLocation, Presence};
 use crate::token::SignError;
 
 /// The largest frame either end accepts: a scan of 10,000 identities
@@ -30,6 +30,8 @@ pub(crate) enum Request {
     Scan,
     /// The tokens present now (`Module::present_tokens`).
     PresentTokens,
+    /// `Module::object_fingerprint` of a slot.
+    ObjectFingerprint(u64),
     /// One token's certificates and keys (`Module::scan_slot`).
     ScanSlot(u64),
     /// `Tokens::reinitialize`.
@@ -75,7 +77,9 @@ pub(crate) enum Reply {
     /// To [`Request::Scan`].
     Scanned(Vec<FoundToken>),
     /// To [`Request::PresentTokens`].
-    Present(Vec<Token>),
+    Present(Presence),
+    /// To [`Request::ObjectFingerprint`].
+    Fingerprint(u64),
     /// To [`Request::ScanSlot`].
     ScannedSlot(FoundToken),
     /// To a request that returns nothing.
