@@ -17,6 +17,9 @@ use crate::harness;
 use crate::report::{Measurement, Report};
 use crate::Plan;
 
+/// The daemon's default poll interval, which the idle row divides by.
+const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
 /// How often the daemon is asked whether it is ready; the resolution of
 /// the start-up times.
 const POLL: Duration = Duration::from_millis(5);
@@ -151,5 +154,22 @@ pub(crate) fn measure(
     let (rss, peak) = daemon.memory_kib()?;
     report.push(value("daemon_rss", rss as f64 / 1024.0, "MiB"));
     report.push(value("daemon_peak_rss", peak as f64 / 1024.0, "MiB"));
+
+    // What watching the token costs while nothing happens: the daemon's
+    // and its module helper's CPU per poll (the slot list, the token
+    // information, the objects' fingerprint, SoftHSM's files listed),
+    // every 500 ms by default, with no client.
+    drop(agent);
+    let idle = if plan.smoke {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs(10)
+    };
+    let start = crate::cpu::tree_ns(daemon.pid())?;
+    std::thread::sleep(idle);
+    let end = crate::cpu::tree_ns(daemon.pid())?;
+    let polls = idle.as_secs_f64() / WATCH_INTERVAL.as_secs_f64();
+    let per_poll_us = crate::cpu::window_ns(&start, &end) as f64 / 1000.0 / polls;
+    report.push(value("idle_cpu_per_poll", per_poll_us.round(), "µs"));
     Ok(())
 }

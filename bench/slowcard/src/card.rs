@@ -29,6 +29,12 @@ const PRESENT_ENV: &str = "P11AGENT_SLOWCARD_PRESENT";
 /// tested with it.
 const ABORT_ENV: &str = "P11AGENT_SLOWCARD_ABORT";
 
+/// Names a file which, while it exists, makes the next
+/// `C_GetTokenInfo` fail with `CKR_GENERAL_ERROR` and removes the file:
+/// one poll that cannot read the token, as a busy reader (or SoftHSM
+/// rewriting the token's files) gives.
+const FLAKY_ENV: &str = "P11AGENT_SLOWCARD_FLAKY";
+
 /// One card, as this process sees it.
 #[derive(Debug)]
 pub(crate) struct Card {
@@ -38,6 +44,7 @@ pub(crate) struct Card {
     pub(crate) profile: Profile,
     present: Option<PathBuf>,
     abort: Option<PathBuf>,
+    flaky: Option<PathBuf>,
     lock_file: Option<PathBuf>,
     /// Held while the card works, so that this process's threads queue
     /// as a reader makes them (the lock file does it between processes,
@@ -61,6 +68,7 @@ impl Card {
             profile,
             present: var(PRESENT_ENV).map(PathBuf::from),
             abort: var(ABORT_ENV).map(PathBuf::from),
+            flaky: var(FLAKY_ENV).map(PathBuf::from),
             lock_file: var(LOCK_ENV).map(PathBuf::from),
             busy: Mutex::new(()),
             signing: Mutex::new(HashMap::new()),
@@ -70,6 +78,14 @@ impl Card {
     /// Whether the card is in the reader.
     pub(crate) fn present(&self) -> bool {
         self.present.as_ref().is_none_or(|file| file.exists())
+    }
+
+    /// Whether this call is to fail once: the flaky file existed (and is
+    /// now gone).
+    pub(crate) fn flakes(&self) -> bool {
+        self.flaky
+            .as_ref()
+            .is_some_and(|file| std::fs::remove_file(file).is_ok())
     }
 
     /// Crashes the process when the abort file exists and names
@@ -166,6 +182,7 @@ mod tests {
             profile: Profile::from_env(|_| None).expect("piv"),
             present,
             abort: None,
+            flaky: None,
             lock_file,
             busy: Mutex::new(()),
             signing: Mutex::new(HashMap::new()),

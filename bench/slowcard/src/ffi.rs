@@ -180,6 +180,28 @@ extern "C" fn C_GetSlotList(
     })
 }
 
+/// With the card out of the reader, the token is not present; while the
+/// flaky file exists, one call fails as a busy reader's may, and takes
+/// the file away.
+extern "C" fn C_GetTokenInfo(slot: CK_SLOT_ID, info: *mut CK_TOKEN_INFO) -> CK_RV {
+    guard(|| {
+        let Some((card, real)) = state() else {
+            return CKR_CRYPTOKI_NOT_INITIALIZED;
+        };
+        if !card.present() {
+            return CKR_TOKEN_NOT_PRESENT;
+        }
+        if card.flakes() {
+            return CKR_GENERAL_ERROR;
+        }
+        let Some(get) = real.C_GetTokenInfo else {
+            return CKR_FUNCTION_NOT_SUPPORTED;
+        };
+        // SAFETY: the caller's arguments, passed on unchanged.
+        unsafe { get(slot, info) }
+    })
+}
+
 /// With the card out of the reader, the slot says so.
 extern "C" fn C_GetSlotInfo(slot: CK_SLOT_ID, info: *mut CK_SLOT_INFO) -> CK_RV {
     guard(|| {
@@ -345,7 +367,6 @@ macro_rules! forward {
 
 forward! {
     C_GetInfo(info: *mut CK_INFO);
-    C_GetTokenInfo(slot: CK_SLOT_ID, info: *mut CK_TOKEN_INFO), absent: CKR_TOKEN_NOT_PRESENT;
     C_GetMechanismList(slot: CK_SLOT_ID, list: *mut CK_MECHANISM_TYPE, count: *mut CK_ULONG),
         absent: CKR_TOKEN_NOT_PRESENT;
     C_GetMechanismInfo(slot: CK_SLOT_ID, kind: CK_MECHANISM_TYPE, info: *mut CK_MECHANISM_INFO),

@@ -28,6 +28,9 @@
 //!   `C_Sign` (a signature, not a length query) or `C_GetSlotList`, that
 //!   function calls `abort()`, as crashing vendor middleware does. The
 //!   agent's module isolation tests use it.
+//! - `P11AGENT_SLOWCARD_FLAKY`: a file; while it exists, the next
+//!   `C_GetTokenInfo` fails with `CKR_GENERAL_ERROR` and removes it: one
+//!   poll that cannot read the token.
 //!
 //! # What costs what
 //!
