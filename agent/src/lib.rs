@@ -27,3 +27,44 @@ mod server;
 mod service;
 mod store;
 mod token;
+
+/// Entry points for the fuzzer (`fuzz/`), which runs what the agent does
+/// with bytes a token gives it. Not an API: hidden, and free to change.
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::token::found::{FoundCertificate, FoundToken};
+
+    /// Stores `der` as a token's certificate object (`CKA_VALUE`) with a
+    /// paired key, as a scan hands it to the store, then lists, queries
+    /// and builds the chain of what was stored: the store's whole path
+    /// for a certificate a token (or an attacker behind one) supplies.
+    pub fn store_certificate(der: &[u8]) {
+        let token = p11agent_proto::Token {
+            label: "fuzz".into(),
+            serial: "1".into(),
+            manufacturer: "fuzz".into(),
+            model: "fuzz".into(),
+            slot: 0,
+            module: "/fuzz.so".into(),
+        };
+        let mut store = crate::store::Store::new();
+        store.insert_token(FoundToken {
+            token: token.clone(),
+            certificates: vec![FoundCertificate {
+                der: der.to_vec(),
+                cert_uri: "pkcs11:object=c".into(),
+                key_uri: Some("pkcs11:object=k".into()),
+                key_id: Some(vec![1]),
+            }],
+            key_count: 1,
+            schemes: p11agent_proto::Scheme::ALL.to_vec(),
+        });
+        let now = time::OffsetDateTime::now_utc();
+        for stored in store.stored() {
+            let _ = stored.identity_at(now);
+            let _ = stored.presented_chain();
+        }
+        let _ = store.query(&p11agent_proto::Filter::default(), now);
+        let _ = store.identities_of(&token);
+    }
+}

@@ -174,8 +174,13 @@ fn a_smoke_run_measures_every_group() {
     {
         assert!(row["own_us"].is_f64(), "no own_us: {row}");
     }
-    // The store group's single values: start-up times and memory.
-    for name in ["all_identities_listed_after_start", "daemon_rss"] {
+    // The store group's single values: start-up times, memory, and the
+    // watcher's CPU per poll while nothing happens.
+    for name in [
+        "all_identities_listed_after_start",
+        "daemon_rss",
+        "idle_cpu_per_poll",
+    ] {
         assert!(
             rows.iter()
                 .any(|r| r["name"] == name && r["value"].as_f64().is_some_and(|v| v > 0.0)),
