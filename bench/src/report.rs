@@ -557,19 +557,19 @@ mod tests {
         report.push_compared(vec![metered("direct", 1000.0, None, 900.0), agent], &SIGN);
         let tables = report.tables();
         assert!(
-            tables.contains("| clients | direct CPU µs/op | agent CPU µs/op | module CPU µs/op | p11-kit CPU µs/op | floor CPU µs/op | direct ops/s |"),
+            tables.contains("| clients | direct CPU µs/op | agent CPU µs/op | agent, module in-process CPU µs/op | module CPU µs/op | p11-kit CPU µs/op | floor CPU µs/op | direct ops/s |"),
             "{tables}"
         );
         assert!(
-            tables.contains("| - | p256_size_echo | 1 | - | - | - | - | 6.0 + 10.0 | - | - | - | - | - | - | - | - | 40000 | 1000 / 1500 | - | - | - | - | - | - |"),
+            tables.contains("| - | p256_size_echo | 1 | - | - | - | - | - | 6.0 + 10.0 | - | - | - | - | - | - | - | - | - | - | 40000 | 1000 / 1500 | - | - | - | - | - | - | - | - |"),
             "{tables}"
         );
         assert!(
-            tables.contains("| rsa2048 | rsa_pss_rsae_sha256 | 1 | - + 900.0 | 120.0 + 31.2 | - | - | - | 1000 |"),
+            tables.contains("| rsa2048 | rsa_pss_rsae_sha256 | 1 | - + 900.0 | 120.0 + 31.2 | - | - | - | - | 1000 |"),
             "{tables}"
         );
         assert!(
-            tables.contains("| 0.950 | - | - | - | 42 | - |"),
+            tables.contains("| 0.950 | - | - | - | - | 42 | - | - |"),
             "{tables}"
         );
         let json = report.json_lines().expect("json");
@@ -626,7 +626,7 @@ mod tests {
         assert_eq!(ratio(agent, None), None);
         let tables = report.tables();
         assert!(
-            tables.contains("| rsa2048 | rsa_pss_rsae_sha256 | 1 | - | - | - | - | - | 1000 | 1000 / 1500 | 950 | 1000 / 1500 | 912 | 1000 / 1500 | 500 | 1000 / 1500 | - | - | 0.950 | 1.900 | 0.960 | 1.824 | - | - |"),
+            tables.contains("| rsa2048 | rsa_pss_rsae_sha256 | 1 | - | - | - | - | - | - | 1000 | 1000 / 1500 | 950 | 1000 / 1500 | - | - | 912 | 1000 / 1500 | 500 | 1000 / 1500 | - | - | 0.950 | - | 1.900 | 0.960 | 1.824 | - | - | - |"),
             "{tables}"
         );
         let json = report.json_lines().expect("json");
@@ -648,7 +648,7 @@ mod tests {
         let tables = report.tables();
         assert!(
             tables.contains(
-                "| 1000 | 1000 / 1500 | 500 | 1000 / 1500 | - | - | - | - | - | - | 0.500 | - | - | - | - | - |"
+                "| 1000 | 1000 / 1500 | 500 | 1000 / 1500 | - | - | - | - | - | - | - | - | 0.500 | - | - | - | - | - | - | - |"
             ),
             "{tables}"
         );

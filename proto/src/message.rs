@@ -237,6 +237,10 @@ pub struct Status {
     pub socket: String,
     /// The PKCS#11 modules it loaded, by path.
     pub modules: Vec<String>,
+    /// Those of `modules` loaded in a helper process of their own (module
+    /// isolation); absent on the wire when none is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub isolated_modules: Vec<String>,
     /// Modules that failed to load, with the reason.
     pub module_errors: Vec<ModuleError>,
     /// Number of tokens present.

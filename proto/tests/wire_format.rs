@@ -242,6 +242,7 @@ fn every_response_on_the_wire() {
             protocol_version: 1,
             socket: "/run/a.sock".into(),
             modules: vec!["/m.so".into()],
+            isolated_modules: Vec::new(),
             module_errors: vec![ModuleError {
                 module: "/x.so".into(),
                 error: "gone".into(),

@@ -109,6 +109,11 @@ fn a_module_that_does_not_load_says_why_and_the_others_serve() {
             hsm.env(),
         );
         let status = daemon.cli_json(&["status", "--json"]);
+        let softhsm = hsm.module_path().display().to_string();
+        let isolated = status["isolated_modules"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m == &softhsm));
+        assert_eq!(isolated, isolate == "true", "{status:#}");
         let errors = status["module_errors"].as_array().expect("module_errors");
         let reason = |module: &Path| {
             errors

@@ -14,7 +14,11 @@ pub(super) fn run(client: &mut Client, json: bool) -> Result<(), CliError> {
     println!("identities: {}", status.identities);
     println!("modules:");
     for module in &status.modules {
-        println!("  {module}");
+        if status.isolated_modules.contains(module) {
+            println!("  {module} (in a helper process)");
+        } else {
+            println!("  {module} (in the agent)");
+        }
     }
     for failed in &status.module_errors {
         println!("  {} (unusable: {})", failed.module, failed.error);

@@ -174,6 +174,8 @@ pub(super) struct Inner {
 pub(crate) struct AgentStatus {
     /// The modules loaded, by path.
     pub(crate) modules: Vec<String>,
+    /// Those of them loaded in a helper process.
+    pub(crate) isolated_modules: Vec<String>,
     /// Modules that failed to load, then those unavailable now.
     pub(crate) module_errors: Vec<ModuleError>,
     /// Tokens stored, present or not.
@@ -195,8 +197,13 @@ impl Agent {
                 error: format!("unavailable: {problem}"),
             })
         });
+        let tokens = &inner.tokens;
         AgentStatus {
             modules: inner.modules.clone(),
+            isolated_modules: (0..tokens.module_count())
+                .filter(|&index| tokens.is_isolated(index))
+                .filter_map(|index| tokens.module_name(index).map(str::to_owned))
+                .collect(),
             module_errors: inner
                 .module_errors
                 .iter()

@@ -166,6 +166,11 @@ impl Tokens {
         self.modules.get(index).map(Entry::name)
     }
 
+    /// Whether module `index` runs in a helper process.
+    pub(crate) fn is_isolated(&self, index: usize) -> bool {
+        matches!(self.modules.get(index), Some(Entry::Isolated { .. }))
+    }
+
     /// Runs `f` on module `index`, loaded in this process, while no
     /// re-initialisation can run.
     pub(crate) fn with_module<T>(

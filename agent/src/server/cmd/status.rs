@@ -12,6 +12,7 @@ pub(crate) fn run(context: &Context<'_>) -> Response {
         protocol_version: PROTOCOL_VERSION,
         socket: context.socket.display().to_string(),
         modules: status.modules,
+        isolated_modules: status.isolated_modules,
         module_errors: status.module_errors,
         tokens: status.tokens,
         identities: status.identities,
