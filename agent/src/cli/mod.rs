@@ -203,6 +203,19 @@ pub(crate) enum Command {
     ///           policy for ssh and ssh-pkcs11-helper (ssh-agent's loader).
     #[command(verbatim_doc_comment)]
     Setup(setup::SetupArgs),
+    /// Print a shell's completion script for p11agent.
+    ///
+    /// bash:  p11agent completions bash > ~/.local/share/bash-completion/completions/p11agent
+    /// zsh:   p11agent completions zsh > "${fpath[1]}/_p11agent"
+    /// fish:  p11agent completions fish > ~/.config/fish/completions/p11agent.fish
+    #[command(verbatim_doc_comment)]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), as dist/man/p11agent.1 ships it.
+    #[command(hide = true)]
+    Man,
     /// Serve one PKCS#11 module for the agent that started this process,
     /// on the socket that is its standard input (`isolate = true`).
     #[command(hide = true)]
@@ -210,6 +223,14 @@ pub(crate) enum Command {
         /// The module.
         module: PathBuf,
     },
+}
+
+/// The man page, in roff, made from the command line's definitions.
+fn man_page() -> Result<Vec<u8>, CliError> {
+    let command = <Args as clap::CommandFactory>::command();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command).render(&mut page)?;
+    Ok(page)
 }
 
 /// Runs a parsed command line.
@@ -234,5 +255,45 @@ pub fn run(args: Args) -> Result<(), CliError> {
         Command::Watch(a) => watch::run(connect(socket)?, a),
         Command::Setup(a) => setup::run(a),
         Command::ModuleHelper { module } => daemon::run_module_helper(&module),
+        Command::Completions { shell } => {
+            let mut command = <Args as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "p11agent", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            std::io::Write::write_all(&mut std::io::stdout(), &man_page()?)?;
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The committed man page is the one the definitions make: a flag
+    /// added or a help text changed fails here until it is regenerated.
+    #[test]
+    fn the_shipped_man_page_is_current() {
+        let made = super::man_page().expect("render");
+        let shipped = include_bytes!("../../../dist/man/p11agent.1");
+        assert!(
+            made == shipped,
+            "dist/man/p11agent.1 is stale: run `cargo run -p p11agent -- man > dist/man/p11agent.1`"
+        );
+    }
+
+    #[test]
+    fn completions_name_the_subcommands() {
+        let mut command = <super::Args as clap::CommandFactory>::command();
+        let mut script = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut command,
+            "p11agent",
+            &mut script,
+        );
+        let script = String::from_utf8(script).expect("utf-8");
+        for word in ["daemon", "list", "select", "--json"] {
+            assert!(script.contains(word), "{word} missing");
+        }
     }
 }
