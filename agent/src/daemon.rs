@@ -32,14 +32,38 @@ pub(crate) async fn run(settings: Settings) -> Result<(), DaemonError> {
     // Before anything slow: a signal during the modules' loading must
     // not find the default action (death, a stale socket).
     let shutdown = shutdown_signal().map_err(DaemonError::Signals)?;
+    // Under systemd's socket activation the socket is the unit's. Taken
+    // before the module helpers start, so that they inherit neither it
+    // nor LISTEN_FDS; accepted only once the store is complete (clients
+    // queue on it meanwhile), so the first request sees every token.
+    let passed = server::inherited()?;
     let agent = Agent::start(agent).await;
-    let socket = server::bind(&socket)?;
-    tracing::info!(socket = %socket.path().display(), "listening");
+    let socket = match passed {
+        Some(passed) => {
+            tracing::info!(socket = %passed.path().display(), "listening on the socket systemd passed");
+            passed
+        }
+        None => {
+            let bound = server::bind(&socket)?;
+            tracing::info!(socket = %bound.path().display(), "listening");
+            bound
+        }
+    };
+    notify(sd_notify::NotifyState::Ready);
     let background = agent.spawn_background();
     server::serve(socket, agent, server, shutdown).await;
+    notify(sd_notify::NotifyState::Stopping);
     background.stop();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Tells systemd (a `Type=notify` service) how the agent is; nothing
+/// without `NOTIFY_SOCKET`.
+fn notify(state: sd_notify::NotifyState<'_>) {
+    if let Err(error) = sd_notify::notify(&[state]) {
+        tracing::warn!(%error, "cannot notify systemd");
+    }
 }
 
 /// Resolves at SIGTERM or SIGINT. SIGHUP, which a closed terminal sends

@@ -24,4 +24,4 @@ mod socket;
 pub(crate) use errors::code as error_code;
 pub(crate) use limits::Timeouts;
 pub(crate) use listener::{serve, ServerOptions};
-pub(crate) use socket::{bind, SocketError};
+pub(crate) use socket::{bind, inherited, SocketError};

@@ -56,12 +56,14 @@ pub enum SocketError {
     },
 }
 
-/// A listening socket that removes its file when dropped.
+/// A listening socket that removes its file when dropped, unless it was
+/// handed over by systemd, whose socket unit owns the file.
 #[derive(Debug)]
 pub(crate) struct BoundSocket {
     /// The listener.
     pub listener: UnixListener,
     path: PathBuf,
+    ours: bool,
 }
 
 impl BoundSocket {
@@ -73,8 +75,40 @@ impl BoundSocket {
 
 impl Drop for BoundSocket {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        if self.ours {
+            let _ = fs::remove_file(&self.path);
+        }
     }
+}
+
+/// The listening socket systemd passed (socket activation: `LISTEN_FDS`
+/// and `LISTEN_PID` naming this process), if any. Connections on it go
+/// through the same peer checks as on a socket the agent binds; the unit
+/// (dist/systemd/p11agent.socket) makes it 0600 in a 0700 directory.
+/// Must be called inside a tokio runtime.
+pub(crate) fn inherited() -> Result<Option<BoundSocket>, SocketError> {
+    let passed = |source| SocketError::Bind {
+        path: PathBuf::from("the socket systemd passed (LISTEN_FDS)"),
+        source,
+    };
+    let Some(listener) = listenfd::ListenFd::from_env()
+        .take_unix_listener(0)
+        .map_err(passed)?
+    else {
+        return Ok(None);
+    };
+    let path = listener
+        .local_addr()
+        .ok()
+        .and_then(|addr| addr.as_pathname().map(Path::to_path_buf))
+        .unwrap_or_default();
+    listener.set_nonblocking(true).map_err(passed)?;
+    let listener = UnixListener::from_std(listener).map_err(passed)?;
+    Ok(Some(BoundSocket {
+        listener,
+        path,
+        ours: false,
+    }))
 }
 
 /// Binds the agent's socket at `path`.
@@ -108,6 +142,7 @@ pub(crate) fn bind(path: &Path) -> Result<BoundSocket, SocketError> {
     let bound = BoundSocket {
         listener,
         path: path.to_path_buf(),
+        ours: true,
     };
     fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
     Ok(bound)
