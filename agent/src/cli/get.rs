@@ -29,28 +29,14 @@ pub(crate) struct GetArgs {
 }
 
 /// How long the TCP connection may take to open.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(super) fn run(socket: Option<PathBuf>, args: GetArgs) -> Result<(), CliError> {
     let url = HttpsUrl::parse(&args.url)?;
     // Connecting first gives the usual "agent not running" error (exit 3).
     let socket = super::connect::connect(socket)?.socket().to_owned();
 
-    let roots = match &args.ca_file {
-        Some(path) => {
-            let certs = tls::load_pem_certificates(path)?;
-            let mut roots = rustls::RootCertStore::empty();
-            let (added, _) = roots.add_parsable_certificates(certs);
-            if added == 0 {
-                return Err(CliError::Get(format!(
-                    "{} holds no usable CA certificate",
-                    path.display()
-                )));
-            }
-            roots
-        }
-        None => tls::system_roots()?,
-    };
+    let roots = roots(args.ca_file.as_deref())?;
     let mut builder = AgentResolver::builder(url.origin()).socket(&socket);
     if let Some(id) = &args.id {
         builder = builder.identity(id.clone());
@@ -82,16 +68,38 @@ pub(super) fn run(socket: Option<PathBuf>, args: GetArgs) -> Result<(), CliError
     Ok(())
 }
 
+/// The CAs whose servers are trusted: those in the PEM file `ca_file`,
+/// or the system's.
+pub(super) fn roots(ca_file: Option<&std::path::Path>) -> Result<rustls::RootCertStore, CliError> {
+    let Some(path) = ca_file else {
+        return Ok(tls::system_roots()?);
+    };
+    let certs = tls::load_pem_certificates(path)?;
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(CliError::Get(format!(
+            "{} holds no usable CA certificate",
+            path.display()
+        )));
+    }
+    Ok(roots)
+}
+
 /// Where a request failed.
-enum Failure {
+pub(super) enum Failure {
+    /// Opening the TCP connection.
     Connect(std::io::Error),
+    /// The TLS handshake.
     Handshake(std::io::Error),
+    /// Afterwards: the request and its answer (or, in a tunnel, the
+    /// traffic), where a TLS 1.3 server refuses a client certificate.
     Exchange(std::io::Error),
 }
 
 impl Failure {
     /// A message for the user, explaining a refused client certificate.
-    fn explain(&self, url: &HttpsUrl, resolver: &AgentResolver) -> String {
+    pub(super) fn explain(&self, url: &HttpsUrl, resolver: &AgentResolver) -> String {
         let target = format!("{}:{}", url.host_for_header(), url.port);
         let (stage, err) = match self {
             Failure::Connect(e) => return format!("cannot connect to {target}: {e}"),

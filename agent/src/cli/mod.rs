@@ -17,6 +17,7 @@ mod show;
 mod sign;
 mod status;
 mod tokens;
+mod tunnel;
 mod watch;
 
 use std::path::PathBuf;
@@ -87,6 +88,16 @@ pub(crate) enum Command {
     /// headers); an HTTP error status is reported on stderr and, as with
     /// curl, does not fail the command.
     Get(get::GetArgs),
+    /// Forward a local port to a TLS server over mutual TLS, with the
+    /// agent's client certificate: any TCP client becomes an mTLS client.
+    ///
+    /// e.g. `p11agent tunnel --listen 127.0.0.1:8080 intranet.example:443`
+    /// then `curl http://127.0.0.1:8080/`. The certificate is chosen as
+    /// for `get` (the server's CA list, your auto-select rules), or pinned
+    /// with --id; each connection's failure (the server refused the
+    /// certificate, or its own is not trusted) is reported on stderr and
+    /// closes that connection. Runs until interrupted.
+    Tunnel(tunnel::TunnelArgs),
     /// Log in to a token ahead of the first signature.
     ///
     /// Without --pin-stdin the agent asks through its own PIN source
@@ -244,6 +255,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         Command::Show(a) => show::run(&mut connect(socket)?, a),
         Command::Sign(a) => sign::run(&mut connect(socket)?, a),
         Command::Get(a) => get::run(socket, a),
+        Command::Tunnel(a) => tunnel::run(socket, a),
         Command::Login(a) => login::login(&mut connect(socket)?, a),
         Command::Logout(a) => login::logout(&mut connect(socket)?, a),
         Command::Select(a) => select::select(&mut connect(socket)?, a),
