@@ -69,6 +69,9 @@
 //! # Append one JSON line per signature, selection, login, logout and
 //! # refusal here (created 0600); --audit-log overrides it.
 //! audit_log = "/home/me/.local/state/p11agent/audit.log"
+//! # A restricted socket for remote shells (forwarded with `ssh -R`);
+//! # --extra-socket overrides it.
+//! extra_socket = "/run/user/1000/p11agent/extra.sock"
 //!
 //! # Log out of a token after this long without a signature (seconds).
 //! login_idle_timeout_secs = 600
@@ -182,6 +185,16 @@ pub(crate) struct DaemonFlags {
     /// selection, login, logout and refusal to FILE (created 0600).
     #[arg(long, value_name = "FILE")]
     audit_log: Option<PathBuf>,
+
+    /// Also listen on PATH, a restricted socket meant to be forwarded to
+    /// a remote shell (`ssh -R /run/user/UID/p11agent/agent.sock:PATH
+    /// host`, as gpg-agent's extra socket): there only hello, status,
+    /// tokens, list, show, select and sign are served (signatures under
+    /// the same purpose binding and confirmation), every request is
+    /// audited as remote, and logins, logouts, remembered choices and
+    /// events are refused.
+    #[arg(long, value_name = "PATH")]
+    extra_socket: Option<PathBuf>,
 }
 
 /// Everything the daemon runs with, resolved.
@@ -189,6 +202,8 @@ pub(crate) struct DaemonFlags {
 pub(crate) struct Settings {
     /// The socket to listen on.
     pub(crate) socket: PathBuf,
+    /// The restricted socket for remote shells, if any.
+    pub(crate) extra_socket: Option<PathBuf>,
     /// What the service is made of.
     pub(crate) agent: AgentOptions,
     /// How the server runs.
@@ -243,6 +258,8 @@ pub(crate) struct Config {
     pub allowed_uids: Vec<u32>,
     /// The audit log file.
     pub audit_log: Option<PathBuf>,
+    /// The restricted socket for remote shells.
+    pub extra_socket: Option<PathBuf>,
     /// Log out of a token after this many seconds without a signature
     /// (as `ssh-add -t`); none: logins last until logout or removal.
     pub login_idle_timeout_secs: Option<u64>,
@@ -441,6 +458,7 @@ impl Settings {
                 .unwrap_or(defaults.remember_absent),
         };
         Ok(Settings {
+            extra_socket: flags.extra_socket.or(file.extra_socket),
             socket: socket
                 .or(file.socket)
                 .unwrap_or_else(p11agent_proto::paths::default_socket),
@@ -762,6 +780,7 @@ mod tests {
             uid: 1000,
             pid: Some(7),
             exe: Some(exe.display().to_string()),
+            remote: false,
         }
     }
 

@@ -26,6 +26,7 @@ pub enum DaemonError {
 pub(crate) async fn run(settings: Settings) -> Result<(), DaemonError> {
     let Settings {
         socket,
+        extra_socket,
         agent,
         server,
     } = settings;
@@ -49,9 +50,17 @@ pub(crate) async fn run(settings: Settings) -> Result<(), DaemonError> {
             bound
         }
     };
+    let extra = match extra_socket {
+        Some(path) => {
+            let bound = server::bind(&path)?;
+            tracing::info!(socket = %bound.path().display(), "listening for remote shells (restricted)");
+            Some(bound)
+        }
+        None => None,
+    };
     notify(sd_notify::NotifyState::Ready);
     let background = agent.spawn_background();
-    server::serve(socket, agent, server, shutdown).await;
+    server::serve(socket, extra, agent, server, shutdown).await;
     notify(sd_notify::NotifyState::Stopping);
     background.stop();
     tracing::info!("stopped");

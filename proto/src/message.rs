@@ -403,6 +403,9 @@ pub enum ErrorCode {
     InvalidOrigin,
     /// The remembered choices could not be saved or changed.
     DecisionsFailed,
+    /// The request is not served on the extra socket (the one a remote
+    /// shell reaches through `ssh -R`): only reading and signing are.
+    RemoteRefused,
     /// The agent failed internally.
     Internal,
     /// A code this version of the crate does not know (from a newer agent).
@@ -444,6 +447,7 @@ impl ErrorCode {
             ErrorCode::DigestNotAllowed => "digest_not_allowed",
             ErrorCode::InvalidOrigin => "invalid_origin",
             ErrorCode::DecisionsFailed => "decisions_failed",
+            ErrorCode::RemoteRefused => "remote_refused",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
         }
@@ -563,6 +567,7 @@ mod error_code_tests {
             DigestNotAllowed,
             InvalidOrigin,
             DecisionsFailed,
+            RemoteRefused,
             Internal,
         ];
         for code in all {
@@ -572,7 +577,8 @@ mod error_code_tests {
                 | UnsupportedVersion | NotFound | Ambiguous | UnsupportedScheme | NoPrivateKey
                 | TokenNotFound | TokenAbsent | TokenRemoved | ModuleUnavailable | PinRequired
                 | PinIncorrect | PinLocked | Cancelled | SigningFailed | PurposeRefused
-                | DigestNotAllowed | InvalidOrigin | DecisionsFailed | Internal => {}
+                | DigestNotAllowed | InvalidOrigin | DecisionsFailed | RemoteRefused | Internal => {
+                }
                 // Never sent: what a client makes of a code it does not know.
                 Unknown => continue,
             }

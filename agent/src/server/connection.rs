@@ -312,18 +312,44 @@ impl Connection {
                 ),
                 Next::Continue,
             ),
+            request if self.peer.remote && !cmd::served_remotely(&request) => {
+                let op = request.op();
+                shared
+                    .agent
+                    .remote_request(&self.peer, op, ErrorCode::RemoteRefused.as_str());
+                (
+                    Response::error(
+                        ErrorCode::RemoteRefused,
+                        format!(
+                            "{op} is not served on the agent's extra socket, which remote \
+                             shells reach: only hello, status, tokens, list, show, select and \
+                             sign are; run it on the machine where the agent runs"
+                        ),
+                    ),
+                    Next::Continue,
+                )
+            }
             Request::Watch => {
                 let (response, events) = cmd::watch::start(&shared.agent);
                 (response, Next::Watch(events))
             }
             request => {
+                let op = request.op();
                 let context = Context {
                     agent: &shared.agent,
                     peer: &self.peer,
                     reply: &self.reply,
                     socket: &shared.socket,
                 };
-                (cmd::dispatch(&context, request), Next::Continue)
+                let response = cmd::dispatch(&context, request);
+                if self.peer.remote {
+                    let result = match &response {
+                        Response::Error { code, .. } => code.as_str(),
+                        _ => "ok",
+                    };
+                    shared.agent.remote_request(&self.peer, op, result);
+                }
+                (response, Next::Continue)
             }
         }
     }

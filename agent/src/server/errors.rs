@@ -163,6 +163,7 @@ mod tests {
             uid: 1000,
             pid: Some(1),
             exe: Some("/usr/bin/x".into()),
+            remote: false,
         };
         let refused = DigestPolicy::default()
             .admits(&peer, "3f2a9c1b", "CN=A")

@@ -43,6 +43,7 @@ pub(crate) struct ServerOptions {
 /// waits for the connections in progress to finish their current request.
 pub(crate) async fn serve(
     socket: BoundSocket,
+    extra: Option<BoundSocket>,
     agent: Agent,
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
@@ -65,10 +66,27 @@ pub(crate) async fn serve(
     tokio::pin!(shutdown);
 
     loop {
-        let stream = tokio::select! {
+        let extra_accept = async {
+            match &extra {
+                Some(extra) => extra.listener.accept().await,
+                None => std::future::pending().await,
+            }
+        };
+        let (stream, remote) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = socket.listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, _)) => (stream, false),
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::select! {
+                        _ = &mut shutdown => break,
+                        _ = tokio::time::sleep(ACCEPT_RETRY_PAUSE) => {}
+                    }
+                    continue;
+                }
+            },
+            accepted = extra_accept => match accepted {
+                Ok((stream, _)) => (stream, true),
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     tokio::select! {
@@ -80,7 +98,7 @@ pub(crate) async fn serve(
             },
         };
         let peer = match peer::credentials(&stream) {
-            Ok(peer) => peer,
+            Ok(peer) => crate::service::Peer { remote, ..peer },
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read peer credentials; refusing");
                 continue;

@@ -16,6 +16,7 @@ pub(crate) fn credentials(stream: &tokio::net::UnixStream) -> std::io::Result<Pe
                 .ok()
                 .map(|p| p.display().to_string())
         }),
+        remote: false,
     })
 }
 
@@ -38,6 +39,7 @@ mod tests {
             uid,
             pid: None,
             exe: None,
+            remote: false,
         };
         let stranger = me.wrapping_add(4242);
         assert!(allowed(&peer(me), &[]));

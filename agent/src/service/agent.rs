@@ -265,6 +265,14 @@ impl Agent {
             .record(audit::Record::new(audit::Action::Connect, peer, "refused").detail(detail));
     }
 
+    /// Records a request that came on the extra socket (a remote
+    /// shell's): the operation and its outcome (`ok` or the error code).
+    pub(crate) fn remote_request(&self, peer: &Peer, op: &str, result: &str) {
+        self.inner.audit.record(
+            audit::Record::new(audit::Action::RemoteRequest, peer, result).detail(op.to_owned()),
+        );
+    }
+
     /// Why `token`'s module is unavailable, or `None` when it answers.
     pub(super) fn module_problem(&self, token: &Token) -> Option<String> {
         self.inner.health.problem(&token.module)

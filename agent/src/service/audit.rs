@@ -38,6 +38,11 @@ pub(crate) struct Peer {
     /// Its executable (`/proc/PID/exe`), when readable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exe: Option<String>,
+    /// It came through the extra socket, which a remote shell reaches
+    /// over `ssh -R`: the process seen is the forwarding one, and the
+    /// requester is elsewhere.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub remote: bool,
 }
 
 impl Peer {
@@ -48,6 +53,7 @@ impl Peer {
             uid: nix::unistd::getuid().as_raw(),
             pid: i32::try_from(std::process::id()).ok(),
             exe: None,
+            remote: false,
         }
     }
 }
@@ -68,6 +74,9 @@ pub(crate) enum Action {
     Logout,
     /// A connection refused before any request (another user).
     Connect,
+    /// A request on the extra socket (a remote shell's), whatever it was;
+    /// its `detail` is the operation.
+    RemoteRequest,
 }
 
 impl Action {
@@ -295,6 +304,7 @@ mod tests {
             uid: 1000,
             pid: Some(42),
             exe: Some("/usr/bin/curl".into()),
+            remote: false,
         };
         audit.record(
             Record::new(Action::Sign, &peer, "ok")

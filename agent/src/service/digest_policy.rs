@@ -274,6 +274,7 @@ mod tests {
             uid: 1000,
             pid: Some(4242),
             exe: exe.map(str::to_owned),
+            remote: false,
         }
     }
 

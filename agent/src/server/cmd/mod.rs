@@ -23,6 +23,24 @@ use p11agent_proto::{ErrorCode, Request, Response};
 
 pub(crate) use shared::Context;
 
+/// Whether `request` is served on the extra socket, which a remote shell
+/// reaches through `ssh -R`: what reads the store and what signs (under
+/// purpose binding and confirmation, as anywhere), never what changes
+/// the agent's state (logins, remembered choices), signs a bare digest
+/// (its policy names local programs), or streams events.
+pub(crate) fn served_remotely(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Hello { .. }
+            | Request::Status
+            | Request::Tokens
+            | Request::List { .. }
+            | Request::Show { .. }
+            | Request::Select { .. }
+            | Request::Sign { .. }
+    )
+}
+
 /// Runs a request that follows the handshake. `watch` is served by the
 /// connection itself, which it turns into an event stream.
 pub(crate) fn dispatch(context: &Context<'_>, request: Request) -> Response {

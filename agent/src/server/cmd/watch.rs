@@ -50,7 +50,7 @@ mod tests {
             timeouts: Timeouts::default(),
             allowed_uids: Vec::new(),
         };
-        tokio::spawn(crate::server::serve(socket, agent, options, async {
+        tokio::spawn(crate::server::serve(socket, None, agent, options, async {
             let _ = stopped.await;
         }))
     }
