@@ -967,6 +967,11 @@ mod tests {
             .take_while(|line| *line != "//! ```")
             .map(|line| format!("{}\n", line.trim_start_matches("//!").trim_start()))
             .collect();
+        // The package ships it as the example configuration.
+        assert!(
+            include_str!("../../dist/config.toml.example") == text,
+            "dist/config.toml.example is not this module's example; copy it there"
+        );
         let config: Config = toml::from_str(&text).expect("the example parses");
         assert_eq!(config.allow_digest.len(), 2);
         assert_eq!(

@@ -289,8 +289,37 @@ mod tests {
         let shipped = include_bytes!("../../../dist/man/p11agent.1");
         assert!(
             made == shipped,
-            "dist/man/p11agent.1 is stale: run `cargo run -p p11agent -- man > dist/man/p11agent.1`"
+            "dist/man/p11agent.1 is stale: run scripts/dist-files"
         );
+    }
+
+    /// The completion scripts the package ships are the ones the
+    /// definitions make.
+    #[test]
+    fn the_shipped_completions_are_current() {
+        use clap_complete::Shell;
+        for (shell, shipped) in [
+            (
+                Shell::Bash,
+                &include_bytes!("../../../dist/completions/p11agent.bash")[..],
+            ),
+            (
+                Shell::Zsh,
+                &include_bytes!("../../../dist/completions/_p11agent")[..],
+            ),
+            (
+                Shell::Fish,
+                &include_bytes!("../../../dist/completions/p11agent.fish")[..],
+            ),
+        ] {
+            let mut command = <super::Args as clap::CommandFactory>::command();
+            let mut made = Vec::new();
+            clap_complete::generate(shell, &mut command, "p11agent", &mut made);
+            assert!(
+                made == shipped,
+                "dist/completions for {shell} are stale: run scripts/dist-files"
+            );
+        }
     }
 
     #[test]

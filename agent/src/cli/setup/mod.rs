@@ -85,15 +85,24 @@ pub(super) fn run(args: SetupArgs) -> Result<(), CliError> {
 }
 
 /// The module to configure: as given, or beside the running binary, where
-/// `cargo build --release` puts both. Canonical, since the files written
-/// must name it from anywhere.
+/// `cargo build --release` puts both, or in `../lib/p11agent/` from it,
+/// where the Debian package puts it (`/usr/lib/p11agent/` for
+/// `/usr/bin/p11agent`). Canonical, since the files written must name it
+/// from anywhere.
 fn module_path(given: Option<PathBuf>) -> Result<PathBuf, SetupError> {
     let (path, default) = match given {
         Some(path) => (path, false),
         None => {
             let exe = std::env::current_exe().map_err(SetupError::CurrentExe)?;
             let dir = exe.parent().unwrap_or(Path::new("/"));
-            (dir.join(MODULE_FILE), true)
+            let beside = dir.join(MODULE_FILE);
+            let packaged = dir.join("../lib/p11agent").join(MODULE_FILE);
+            let found = if !beside.is_file() && packaged.is_file() {
+                packaged
+            } else {
+                beside
+            };
+            (found, true)
         }
     };
     match path.canonicalize() {
