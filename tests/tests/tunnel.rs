@@ -1,6 +1,6 @@
 //! `p11agent tunnel`: curl speaking plain HTTP to a local port reaches
-//! `openssl s_server`, which requires a client certificate, through the
-//! agent's mutual TLS; a server that refuses the certificate is reported
+//! `openssl s_server` and nginx, which require a client certificate,
+//! through the agent's mutual TLS; a server that refuses the certificate is reported
 //! on the tunnel's stderr and the local connection closed.
 
 use std::io::Read as _;
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use p11agent_client::proto::{Pin, Request, Response};
 use p11agent_softhsm::{KeyAlg, LeafSpec, Pki, SoftHsm};
+use p11agent_tests::browser::Nginx;
 use p11agent_tests::{describe, free_port, p11agent_bin, Daemon, OpensslServer};
 
 const PIN: &str = "1234";
@@ -129,6 +130,36 @@ fn curl_over_plain_http_reaches_a_server_that_requires_our_certificate() {
             "s_server did not see our certificate:\n{page}"
         );
     }
+
+    // nginx with ssl_verify_client on answers with the subject it
+    // verified.
+    let nginx_dir = dir.path().join("nginx");
+    std::fs::create_dir(&nginx_dir).expect("nginx dir");
+    let nginx = Nginx::start(
+        &nginx_dir,
+        &server_cert.chain_pem,
+        &server_cert.key_pem,
+        &pki.root_pem(),
+    );
+    let tunnel_to_nginx = Tunnel::start(
+        &daemon,
+        dir.path(),
+        nginx.port(),
+        &["--ca-file", ca, "--id", &id],
+    );
+    let out = tunnel_to_nginx.curl();
+    assert!(
+        out.status.success(),
+        "{}\n--- tunnel\n{}\n--- nginx\n{}",
+        describe(&out),
+        tunnel_to_nginx.log(),
+        nginx.log()
+    );
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        page.contains("CN=Tunnel User"),
+        "nginx did not verify us: {page}"
+    );
 
     // A server that only takes another CA's certificates refuses ours:
     // the local connection closes, and the tunnel says why.
