@@ -76,6 +76,12 @@ fn an_agent_started_by_socket_activation_answers_with_the_complete_store() {
     let socket = run.join("agent.sock");
     let pins = pin_file(dir.path(), PIN);
     let log = dir.path().join("daemon.log");
+    // systemd's readiness socket, as a Type=notify service has it.
+    let notify_path = dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
     let mut activate = Command::new("systemd-socket-activate");
     activate.arg("--listen").arg(&socket);
     for (name, value) in hsm.env() {
@@ -87,6 +93,7 @@ fn an_agent_started_by_socket_activation_answers_with_the_complete_store() {
             dir.path().join("config").display()
         ))
         .arg("--setenv=RUST_LOG=info")
+        .arg(format!("--setenv=NOTIFY_SOCKET={}", notify_path.display()))
         .arg(p11agent_bin())
         .args(["daemon", "--module"])
         .arg(hsm.module_path())
