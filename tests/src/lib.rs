@@ -44,6 +44,28 @@ pub fn slowcard_module() -> &'static Path {
     })
 }
 
+/// The environment that makes [`slowcard_module`] forward to `module`
+/// without a card's delays; a test adds its switch (abort, flaky).
+pub fn slowcard_env(module: &Path) -> Vec<(String, OsString)> {
+    vec![
+        ("P11AGENT_SLOWCARD_MODULE".into(), module.into()),
+        ("P11AGENT_SLOWCARD_PROFILE".into(), "none".into()),
+    ]
+}
+
+/// Whether `signature` (DER) is an ECDSA P-256 signature over
+/// [`tls13_input`] of `label` by the key whose SubjectPublicKeyInfo is
+/// `spki` (its uncompressed point ends it).
+pub fn p256_verifies(spki: &[u8], label: &[u8], signature: &[u8]) -> bool {
+    spki.len() >= 65
+        && ring::signature::UnparsedPublicKey::new(
+            &ring::signature::ECDSA_P256_SHA256_ASN1,
+            &spki[spki.len() - 65..],
+        )
+        .verify(&tls13_input(label), signature)
+        .is_ok()
+}
+
 /// Runs `cargo build ARGS` in the profile the tests were built with;
 /// returns `target/<profile>`.
 fn build(args: &[&str]) -> PathBuf {

@@ -10,20 +10,13 @@ use std::time::{Duration, Instant};
 use p11agent_client::proto::{ErrorCode, Scheme};
 use p11agent_client::{Client, ClientError};
 use p11agent_softhsm::{KeyAlg, LeafSpec, P11KitServer, Pki, Provisioned, SoftHsm};
-use p11agent_tests::{pin_file, slowcard_module, tls13_input, Daemon};
+use p11agent_tests::{p256_verifies, pin_file, slowcard_env, slowcard_module, tls13_input, Daemon};
 
 const PIN: &str = "1234";
 const SO_PIN: &str = "12345678";
 
-/// Verifies an ECDSA P-256 signature over [`tls13_input`] of `label` with
-/// the certificate's public key.
 fn verifies(identity: &Provisioned, label: &[u8], signature: &[u8]) -> bool {
-    let message = tls13_input(label);
-    let spki = &identity.public_key_spki;
-    let point = &spki[spki.len() - 65..];
-    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, point)
-        .verify(&message, signature)
-        .is_ok()
+    p256_verifies(&identity.public_key_spki, label, signature)
 }
 
 fn sign(client: &mut Client, id: &str, label: &[u8]) -> Result<Vec<u8>, ClientError> {
@@ -53,11 +46,7 @@ fn a_module_that_aborts_in_c_sign_costs_only_its_own_request() {
     let abort_file = dir.path().join("abort");
     let mut env = steady_hsm.env();
     env.extend(server.client_env());
-    env.push((
-        "P11AGENT_SLOWCARD_MODULE".into(),
-        server.client_module().into(),
-    ));
-    env.push(("P11AGENT_SLOWCARD_PROFILE".into(), "none".into()));
+    env.extend(slowcard_env(server.client_module()));
     env.push(("P11AGENT_SLOWCARD_ABORT".into(), abort_file.clone().into()));
     let pins = pin_file(dir.path(), PIN);
     let daemon = Daemon::start_with_args(
@@ -149,8 +138,7 @@ fn a_module_that_keeps_crashing_is_restarted_less_and_less_often() {
     let dir = tempfile::tempdir().expect("tempdir");
     let abort_file = dir.path().join("abort");
     let mut env = hsm.env();
-    env.push(("P11AGENT_SLOWCARD_MODULE".into(), hsm.module_path().into()));
-    env.push(("P11AGENT_SLOWCARD_PROFILE".into(), "none".into()));
+    env.extend(slowcard_env(hsm.module_path()));
     env.push(("P11AGENT_SLOWCARD_ABORT".into(), abort_file.clone().into()));
     let pins = pin_file(dir.path(), PIN);
     let daemon = Daemon::start_with_args(

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use p11agent_client::proto::Scheme;
 use p11agent_softhsm::{KeyAlg, LeafSpec, Pki, PublicKey, SoftHsm};
-use p11agent_tests::{describe, p11agent_bin, pin_file, slowcard_module, tls13_input, Daemon};
+use p11agent_tests::{
+    describe, p11agent_bin, pin_file, slowcard_env, slowcard_module, tls13_input, Daemon,
+};
 use serde_json::Value;
 
 const PIN: &str = "1234";
@@ -273,8 +275,7 @@ fn one_poll_that_cannot_read_the_token_is_not_a_removal() {
     let dir = tempfile::tempdir().expect("tempdir");
     let flaky = dir.path().join("flaky");
     let mut env = hsm.env();
-    env.push(("P11AGENT_SLOWCARD_MODULE".into(), hsm.module_path().into()));
-    env.push(("P11AGENT_SLOWCARD_PROFILE".into(), "none".into()));
+    env.extend(slowcard_env(hsm.module_path()));
     env.push(("P11AGENT_SLOWCARD_FLAKY".into(), flaky.clone().into()));
     let pins = pin_file(dir.path(), PIN);
     let daemon = Daemon::start_with_args(

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use p11agent_client::proto::Scheme;
 use p11agent_client::{Client, ClientError};
 use p11agent_softhsm::{KeyAlg, LeafSpec, Pki, SoftHsm};
-use p11agent_tests::{describe, p11agent_bin, pin_file, tls13_input};
+use p11agent_tests::{describe, p11agent_bin, p256_verifies, pin_file, tls13_input};
 
 const PIN: &str = "1234";
 const SO_PIN: &str = "12345678";
@@ -145,13 +145,10 @@ fn an_agent_started_by_socket_activation_answers_with_the_complete_store() {
             &tls13_input(b"activated"),
         )
         .expect("sign through the activated agent");
-    let spki = &identity.public_key_spki;
-    ring::signature::UnparsedPublicKey::new(
-        &ring::signature::ECDSA_P256_SHA256_ASN1,
-        &spki[spki.len() - 65..],
-    )
-    .verify(&tls13_input(b"activated"), &signature)
-    .expect("the signature verifies with the certificate's key");
+    assert!(
+        p256_verifies(&identity.public_key_spki, b"activated", &signature),
+        "the signature does not verify with the certificate's key"
+    );
     let text = log_text();
     assert!(
         text.contains("listening on the socket systemd passed"),

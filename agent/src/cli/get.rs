@@ -29,7 +29,7 @@ pub(crate) struct GetArgs {
 }
 
 /// How long the TCP connection may take to open.
-pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(super) fn run(socket: Option<PathBuf>, args: GetArgs) -> Result<(), CliError> {
     let url = HttpsUrl::parse(&args.url)?;
@@ -172,12 +172,11 @@ fn is_client_cert_alert(alert: AlertDescription) -> bool {
     )
 }
 
-/// Sends `GET path` over TLS and reads the whole response (the request
-/// asks the server to close the connection after it).
-async fn fetch(url: &HttpsUrl, config: Arc<rustls::ClientConfig>) -> Result<Vec<u8>, Failure> {
-    let tcp = tokio::time::timeout(
+/// Opens a TCP connection to `host:port`, within [`CONNECT_TIMEOUT`].
+pub(super) async fn connect_tcp(host: &str, port: u16) -> Result<tokio::net::TcpStream, Failure> {
+    tokio::time::timeout(
         CONNECT_TIMEOUT,
-        tokio::net::TcpStream::connect((url.host.as_str(), url.port)),
+        tokio::net::TcpStream::connect((host, port)),
     )
     .await
     .map_err(|_| {
@@ -186,7 +185,13 @@ async fn fetch(url: &HttpsUrl, config: Arc<rustls::ClientConfig>) -> Result<Vec<
             "timed out",
         ))
     })?
-    .map_err(Failure::Connect)?;
+    .map_err(Failure::Connect)
+}
+
+/// Sends `GET path` over TLS and reads the whole response (the request
+/// asks the server to close the connection after it).
+async fn fetch(url: &HttpsUrl, config: Arc<rustls::ClientConfig>) -> Result<Vec<u8>, Failure> {
+    let tcp = connect_tcp(&url.host, url.port).await?;
     let name = ServerName::try_from(url.host.clone())
         .map_err(|e| Failure::Connect(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
     let mut stream = tokio_rustls::TlsConnector::from(config)

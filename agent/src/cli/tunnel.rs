@@ -13,7 +13,7 @@ use p11agent_client::tls::{self, tokio_rustls, AgentResolver, HttpsUrl};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::error::CliError;
-use super::get::{roots, Failure, CONNECT_TIMEOUT};
+use super::get::{connect_tcp, roots, Failure};
 
 /// Arguments of `p11agent tunnel`.
 #[derive(Debug, clap::Args)]
@@ -166,19 +166,7 @@ impl Tunnel {
         &self,
         local: &mut S,
     ) -> Result<(), Failure> {
-        let (host, port) = (&self.target.0, self.target.1);
-        let tcp = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            tokio::net::TcpStream::connect((host.as_str(), port)),
-        )
-        .await
-        .map_err(|_| {
-            Failure::Connect(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "timed out",
-            ))
-        })?
-        .map_err(Failure::Connect)?;
+        let tcp = connect_tcp(&self.target.0, self.target.1).await?;
         let mut remote = tokio_rustls::TlsConnector::from(Arc::clone(&self.config))
             .connect(self.server_name.clone(), tcp)
             .await

@@ -72,30 +72,21 @@ pub(crate) async fn serve(
                 None => std::future::pending().await,
             }
         };
-        let (stream, remote) = tokio::select! {
+        let (accepted, remote) = tokio::select! {
             _ = &mut shutdown => break,
-            accepted = socket.listener.accept() => match accepted {
-                Ok((stream, _)) => (stream, false),
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::select! {
-                        _ = &mut shutdown => break,
-                        _ = tokio::time::sleep(ACCEPT_RETRY_PAUSE) => {}
-                    }
-                    continue;
+            accepted = socket.listener.accept() => (accepted, false),
+            accepted = extra_accept => (accepted, true),
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, remote, "accept failed");
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = tokio::time::sleep(ACCEPT_RETRY_PAUSE) => {}
                 }
-            },
-            accepted = extra_accept => match accepted {
-                Ok((stream, _)) => (stream, true),
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::select! {
-                        _ = &mut shutdown => break,
-                        _ = tokio::time::sleep(ACCEPT_RETRY_PAUSE) => {}
-                    }
-                    continue;
-                }
-            },
+                continue;
+            }
         };
         let peer = match peer::credentials(&stream) {
             Ok(peer) => crate::service::Peer { remote, ..peer },
