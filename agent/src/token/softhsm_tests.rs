@@ -178,6 +178,26 @@ fn provision(hsm: &SoftHsm) {
     write(hsm, "t1", "c6.der", "cert", "16", "c6");
 }
 
+/// A session logged in as the user on the token in `slot`: login is per
+/// process, so every session of `module` then sees the private keys.
+fn logged_in_session(module: &super::Module, slot: u64) -> cryptoki::session::Session {
+    let cryptoki_slot = module
+        .pkcs11()
+        .get_slots_with_token()
+        .expect("slots")
+        .into_iter()
+        .find(|s| s.id() == slot)
+        .expect("the token's slot");
+    let session = module
+        .pkcs11()
+        .open_ro_session(cryptoki_slot)
+        .expect("session");
+    session
+        .login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
+        .expect("login");
+    session
+}
+
 fn token<'a>(found: &'a [FoundToken], label: &str) -> &'a FoundToken {
     found
         .iter()
@@ -270,20 +290,7 @@ fn scan_pairs_certificates_with_keys_before_and_after_login() {
     // After login: the private keys themselves. Login is per process, so
     // a session logged in here makes the scan's session see them too.
     let slot = t1.token.slot;
-    let cryptoki_slot = module
-        .pkcs11()
-        .get_slots_with_token()
-        .expect("slots")
-        .into_iter()
-        .find(|s| s.id() == slot)
-        .expect("t1's slot");
-    let login = module
-        .pkcs11()
-        .open_ro_session(cryptoki_slot)
-        .expect("session");
-    login
-        .login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
-        .expect("login");
+    let login = logged_in_session(&module, slot);
     let t1 = module.scan_slot(slot).expect("scan after login");
     assert_eq!(t1.certificates.len(), 6);
     assert_eq!(
@@ -485,20 +492,7 @@ fn the_object_fingerprint_holds_still_and_moves_when_the_objects_do() {
     assert_eq!(module.object_fingerprint(slot).expect("again"), first);
 
     // Private keys become visible: other objects.
-    let cryptoki_slot = module
-        .pkcs11()
-        .get_slots_with_token()
-        .expect("slots")
-        .into_iter()
-        .find(|s| s.id() == slot)
-        .expect("t1's slot");
-    let login = module
-        .pkcs11()
-        .open_ro_session(cryptoki_slot)
-        .expect("session");
-    login
-        .login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
-        .expect("login");
+    let login = logged_in_session(&module, slot);
     let logged_in = module.object_fingerprint(slot).expect("after login");
     assert_ne!(logged_in, first);
     drop(login);
